@@ -1,0 +1,135 @@
+"""Typed errors that users see.
+
+Every operating error a user can cause (bad input, not enough money, a cooldown) is one of
+these, carrying the fields its message needs. ``code`` is a stable machine-readable name
+(used by ``console --json`` and tests); ``str(error)`` is written for the user: what was
+wrong and what to do. Bugs are assertions, not these.
+"""
+
+from __future__ import annotations
+
+
+class CroupierError(Exception):
+    """Base of every user-facing error."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(CroupierError):
+    """An option's value is not acceptable; ``field`` names the option."""
+
+    code = "invalid_input"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class InvalidAmount(InvalidInput):
+    code = "invalid_amount"
+
+    def __init__(self, amount: object, *, field: str = "amount", maximum: int | None = None):
+        bound = f" and at most {maximum}" if maximum is not None else ""
+        super().__init__(field, f"{amount!r} is not a valid amount; use a whole number above 0{bound}")
+        self.amount = amount
+        self.maximum = maximum
+
+
+class InsufficientFunds(CroupierError):
+    code = "insufficient_funds"
+
+    def __init__(self, balance: int, amount: int) -> None:
+        super().__init__(
+            f"you have {balance} but this needs {amount}; earn more with /daily or /work"
+        )
+        self.balance = balance
+        self.amount = amount
+
+
+class BalanceTooHigh(CroupierError):
+    code = "balance_too_high"
+
+    def __init__(self, balance: int, amount: int, max_balance: int) -> None:
+        super().__init__(
+            f"that would take the balance from {balance} past the maximum of {max_balance}"
+        )
+        self.balance = balance
+        self.amount = amount
+        self.max_balance = max_balance
+
+
+class OnCooldown(CroupierError):
+    code = "on_cooldown"
+
+    def __init__(self, action: str, ready_at: float, now: float) -> None:
+        wait = max(1, int(ready_at - now + 0.999))
+        super().__init__(f"{action} is on cooldown; try again in {_duration(wait)}")
+        self.action = action
+        self.ready_at = ready_at
+        self.wait_seconds = wait
+
+
+class SelfTransfer(CroupierError):
+    code = "self_transfer"
+
+    def __init__(self) -> None:
+        super().__init__("you cannot pay yourself; pick another member")
+
+
+class BotRecipient(CroupierError):
+    code = "bot_recipient"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} is a bot and cannot hold money; pick a member")
+        self.user_id = user_id
+
+
+class NotPermitted(CroupierError):
+    code = "not_permitted"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} needs the Manage Server permission")
+        self.what = what
+
+
+class NotFound(CroupierError):
+    code = "not_found"
+
+    def __init__(self, what: str, key: object) -> None:
+        super().__init__(f"no {what} {key!r}; check the name and try again")
+        self.what = what
+        self.key = key
+
+
+class RateLimited(CroupierError):
+    code = "rate_limited"
+
+    def __init__(self, wait_seconds: float) -> None:
+        wait = max(1, int(wait_seconds + 0.999))
+        super().__init__(f"you are going too fast; try again in {wait} s")
+        self.wait_seconds = wait
+
+
+class Busy(CroupierError):
+    """The server could not get an answer in time; the outcome is unknown, so the user
+    should repeat the same interaction (its idempotency key makes that safe)."""
+
+    code = "busy"
+
+    def __init__(self) -> None:
+        super().__init__("the server is busy and did not confirm in time; try again")
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h"] if hours else []
+    if minutes:
+        parts.append(f"{minutes} min")
+    if secs and not hours:
+        parts.append(f"{secs} s")
+    return " ".join(parts) or "0 s"

@@ -1,0 +1,271 @@
+"""Every metric Croupier exports, defined once.
+
+Names follow ``croupier_<subsystem>_<name>_<unit>``; counters end in ``_total``. Labels
+have bounded value sets: command names, actor and game kinds, outcomes, reasons. A user
+id is never a label. The ``scope`` label of the money supply is bounded by the
+``metrics_scopes_max`` limit: the largest scopes by supply are listed, the rest summed
+into ``other``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+_LATENCY_BUCKETS_SECONDS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+_BATCH_BUCKETS_WRITES = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
+class Metrics:
+    """The metric objects, bound to one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        r = registry
+
+        # Commands and transports.
+        self.commands = Counter(
+            "croupier_commands_total",
+            "Commands handled, by command name and outcome (ok, error, failed).",
+            ["command", "outcome"],
+            registry=r,
+        )
+        self.command_duration = Histogram(
+            "croupier_command_duration_seconds",
+            "Time from receiving a command to having its reply, by command name.",
+            ["command"],
+            buckets=_LATENCY_BUCKETS_SECONDS,
+            registry=r,
+        )
+        self.ratelimit_rejections = Counter(
+            "croupier_ratelimit_rejections_total",
+            "Commands refused by the per-user rate limit, by command name.",
+            ["command"],
+            registry=r,
+        )
+        self.discord_connected = Gauge(
+            "croupier_discord_connected",
+            "1 while the Discord gateway is connected and ready, else 0.",
+            registry=r,
+        )
+        self.discord_latency = Gauge(
+            "croupier_discord_gateway_latency_seconds",
+            "Last measured Discord gateway heartbeat latency.",
+            registry=r,
+        )
+        self.discord_interactions = Counter(
+            "croupier_discord_interactions_total",
+            "Discord interactions received, by type (command, button).",
+            ["type"],
+            registry=r,
+        )
+        self.asyncio_task_errors = Counter(
+            "croupier_asyncio_task_errors_total",
+            "Stray asyncio task errors caught by the loop exception handler.",
+            registry=r,
+        )
+
+        # Actor runtime.
+        self.actors_resident = Gauge(
+            "croupier_actors_resident",
+            "Actors currently activated, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.actor_activations = Counter(
+            "croupier_actor_activations_total",
+            "Actor activations (state loaded from the store), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.actor_passivations = Counter(
+            "croupier_actor_passivations_total",
+            "Actor passivations (idle or evicted), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.mailbox_messages = Gauge(
+            "croupier_actor_mailbox_messages",
+            "Messages waiting in mailboxes, summed over the resident actors of a kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.mailbox_full = Counter(
+            "croupier_actor_mailbox_full_total",
+            "Messages refused because a mailbox was full, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.ask_timeouts = Counter(
+            "croupier_actor_ask_timeouts_total",
+            "Asks that passed their deadline without a reply, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.supervisor_restarts = Counter(
+            "croupier_supervisor_restarts_total",
+            "Crashed actors restarted from durable state, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.supervisor_escalations = Counter(
+            "croupier_supervisor_escalations_total",
+            "Actors stopped for passing their restart intensity, by kind.",
+            ["kind"],
+            registry=r,
+        )
+
+        # Storage.
+        self.writer_batch_size = Histogram(
+            "croupier_writer_batch_writes",
+            "Requests committed together in one LMDB write transaction.",
+            buckets=_BATCH_BUCKETS_WRITES,
+            registry=r,
+        )
+        self.writer_commit_duration = Histogram(
+            "croupier_writer_commit_duration_seconds",
+            "Time to apply and fsync one group commit.",
+            buckets=_LATENCY_BUCKETS_SECONDS,
+            registry=r,
+        )
+        self.writer_requests = Counter(
+            "croupier_writer_requests_total",
+            "Write requests by outcome (ok, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.writer_map_growths = Counter(
+            "croupier_writer_map_growths_total",
+            "Times the LMDB map was grown after MapFullError.",
+            registry=r,
+        )
+        self.lmdb_map_size = Gauge(
+            "croupier_lmdb_map_size_bytes",
+            "Configured size of the LMDB memory map.",
+            registry=r,
+        )
+        self.lmdb_map_used = Gauge(
+            "croupier_lmdb_map_used_ratio",
+            "Fraction of the LMDB map in use (last page over map size).",
+            registry=r,
+        )
+
+        # Economy.
+        self.transfers = Counter(
+            "croupier_economy_transfers_total",
+            "Money transfers committed, by reason (pay, daily, work, admin, shop, game).",
+            ["reason"],
+            registry=r,
+        )
+        self.money_supply = Gauge(
+            "croupier_economy_money_supply_coins",
+            "Coins held by users of a scope (largest scopes; the rest as 'other').",
+            ["scope"],
+            registry=r,
+        )
+
+        # Games.
+        self.games_started = Counter(
+            "croupier_games_started_total", "Games started, by kind.", ["kind"], registry=r
+        )
+        self.games_settled = Counter(
+            "croupier_games_settled_total",
+            "Games settled, by kind and outcome (win, loss, push).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.games_refunded = Counter(
+            "croupier_games_refunded_total",
+            "Games refunded in full, by kind and reason (expired, escalated).",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.games_wagered = Counter(
+            "croupier_games_wagered_coins_total",
+            "Coins staked on settled games, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.games_paid_out = Counter(
+            "croupier_games_paid_out_coins_total",
+            "Coins paid back to players on settled games, stake included, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.games_theoretical_rtp = Gauge(
+            "croupier_games_theoretical_rtp_ratio",
+            "Theoretical return to player of each game kind, from its rules.",
+            ["kind"],
+            registry=r,
+        )
+
+        # Integrity, backups, readiness.
+        self.integrity_ok = Gauge(
+            "croupier_integrity_ok",
+            "1 if the last integrity check found no violation, else 0.",
+            registry=r,
+        )
+        self.integrity_violations = Gauge(
+            "croupier_integrity_violations",
+            "Violations found by the last integrity check, by check.",
+            ["check"],
+            registry=r,
+        )
+        self.integrity_last_run = Gauge(
+            "croupier_integrity_last_run_timestamp_seconds",
+            "Unix time the last integrity check finished.",
+            registry=r,
+        )
+        self.backup_last_success = Gauge(
+            "croupier_backup_last_success_timestamp_seconds",
+            "Unix time of the newest verified backup (0 if none).",
+            registry=r,
+        )
+        self.backup_age = Gauge(
+            "croupier_backup_age_seconds",
+            "Seconds since the newest good backup (+Inf if there is none).",
+            registry=r,
+        )
+        self.backup_age.set_function(self._backup_age_seconds)
+        self.ready = Gauge(
+            "croupier_ready",
+            "1 when the server is ready to serve (see /readyz), else 0.",
+            registry=r,
+        )
+
+    def _backup_age_seconds(self) -> float:
+        last = self.backup_last_success._value.get()
+        if last <= 0:
+            return float("inf")
+        return max(0.0, time.time() - last)
+
+
+def new_metrics(*, process_collectors: bool = False) -> Metrics:
+    """A fresh registry with every Croupier metric, for a server or a test."""
+    registry = CollectorRegistry()
+    if process_collectors:
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+    return Metrics(registry)

@@ -1,0 +1,49 @@
+"""Every limit of the server in one place, with its unit last in its name.
+
+The limits live in the bottom layer (``storage``) so that every layer above can read them
+without an upward import. Tests build a ``Limits`` with smaller values instead of patching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# A balance is stored as a signed 64-bit figure in places (leaderboard keys), so every
+# per-scope ceiling must stay below this.
+balance_coins_ceiling = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds for the runtime; the defaults suit one busy server on a 2-core machine."""
+
+    # Actor runtime.
+    mailbox_messages_max: int = 1_024
+    actor_batch_messages_max: int = 256
+    actors_resident_max: int = 50_000
+    actor_idle_seconds_max: float = 300.0
+    ask_seconds_default: float = 10.0
+    restarts_max: int = 5
+    restart_window_seconds: float = 60.0
+
+    # Group-commit writer.
+    batch_writes_max: int = 4_096
+    batch_linger_seconds_max: float = 0.0
+    writer_queue_requests_max: int = 65_536
+    map_bytes_initial: int = 1 << 30
+    map_bytes_growth_factor: int = 2
+
+    # Economy and games.
+    idempotency_key_bytes_max: int = 128
+    reason_chars_max: int = 200
+    history_page_entries_max: int = 25
+    leaderboard_page_entries_max: int = 25
+    shop_items_per_scope_max: int = 200
+    item_name_chars_max: int = 64
+    inventory_item_count_max: int = 1_000_000
+    game_idle_seconds_max: float = 300.0
+    game_recovery_seconds: float = 2 * 3600.0
+    metrics_scopes_max: int = 20
+
+
+DEFAULT_LIMITS = Limits()
