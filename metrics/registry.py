@@ -254,6 +254,12 @@ class Metrics:
             "1 when the server is ready to serve (see /readyz), else 0.",
             registry=r,
         )
+        self.ready_conditions = Gauge(
+            "croupier_ready_condition",
+            "1 while the named readiness condition holds, else 0 (see /readyz).",
+            ["condition"],
+            registry=r,
+        )
 
     def _backup_age_seconds(self) -> float:
         last = self.backup_last_success._value.get()
