@@ -34,7 +34,9 @@ class InvalidAmount(InvalidInput):
 
     def __init__(self, amount: object, *, field: str = "amount", maximum: int | None = None):
         bound = f" and at most {maximum}" if maximum is not None else ""
-        super().__init__(field, f"{amount!r} is not a valid amount; use a whole number above 0{bound}")
+        super().__init__(
+            field, f"{amount!r} is not a valid amount; use a whole number above 0{bound}"
+        )
         self.amount = amount
         self.maximum = maximum
 

@@ -1,0 +1,39 @@
+"""Durable state: one LMDB environment, msgpack records, one group-commit writer."""
+
+from storage.codec import RecordCodec, packb, unpackb
+from storage.errors import (
+    InstanceLockedError,
+    RecordDecodeError,
+    RecordVersionError,
+    SchemaTooNewError,
+    StorageError,
+    WriterClosedError,
+)
+from storage.limits import DEFAULT_LIMITS, Limits
+from storage.lock import InstanceLock, is_locked
+from storage.migrations import MIGRATIONS, SCHEMA_VERSION, Migration, migrate
+from storage.store import Store, env_path, open_store, open_store_readonly
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "InstanceLock",
+    "InstanceLockedError",
+    "Limits",
+    "Migration",
+    "RecordCodec",
+    "RecordDecodeError",
+    "RecordVersionError",
+    "SchemaTooNewError",
+    "StorageError",
+    "Store",
+    "WriterClosedError",
+    "env_path",
+    "is_locked",
+    "migrate",
+    "open_store",
+    "open_store_readonly",
+    "packb",
+    "unpackb",
+]

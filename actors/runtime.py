@@ -1,0 +1,410 @@
+"""The actor runtime: mailboxes, refs, activation, passivation and supervision.
+
+An actor is a trio task that owns its state and handles the messages of one bounded
+mailbox, a batch at a time. The ``ActorSystem`` activates an actor on its first message
+(loading its state from the store), passivates it when idle, bounds how many are resident,
+and supervises each one for one: a crashed actor fails its pending asks at once, is
+restarted from durable state, and past its restart intensity is stopped and handed to its
+kind's escalation hook. A crash never reaches sibling actors or the server.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import outcome
+import trio
+
+from actors.errors import Busy, CroupierError
+from metrics import Metrics
+from storage.limits import Limits
+
+log = logging.getLogger("croupier.actors")
+
+K = TypeVar("K", bound=Hashable)
+
+# How many of the least recently used actors an activation looks at for an idle one to
+# evict; past it the activation waits for a slot rather than scanning every resident actor.
+_EVICTION_SCAN_CELLS_MAX = 256
+
+
+class AskTimeout(Busy):
+    """No reply before the deadline. The outcome is unknown: repeat with the same key."""
+
+    code = "busy"
+
+    def __init__(self, kind: str, timeout: float) -> None:
+        super().__init__()
+        self.kind = kind
+        self.timeout = timeout
+
+
+class MailboxFull(Busy):
+    """The actor's mailbox is full; the message was not queued."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+
+class ActorStopped(Busy):
+    """The actor stopped (crashed past its restart intensity, or the system is closing)
+    before it took the message."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+
+class ActorCrashed(Busy):
+    """The actor crashed while the message was pending; it was restarted from durable
+    state, and whatever the message changed is exactly what is durable."""
+
+    def __init__(self, kind: str, cause: BaseException) -> None:
+        super().__init__()
+        self.kind = kind
+        self.cause = cause
+
+
+class Actor:
+    """Base class of an actor's behaviour. One instance per activation."""
+
+    async def activate(self) -> None:
+        """Load state from the store. Called on activation and after every restart."""
+
+    async def handle(self, message: Any) -> Any:
+        """Handle one message and return the reply (ignored for ``tell``)."""
+        raise NotImplementedError
+
+    async def handle_batch(self, messages: Sequence[Any]) -> list[outcome.Outcome[Any]]:
+        """Handle every message taken from the mailbox together.
+
+        The default handles them one by one. Actors that write override this to stage
+        all their changes and make them durable in one commit. A raised exception is a
+        crash (all of the batch fails); an ``outcome.Error`` in the list fails only its
+        message, which is how typed user errors are answered.
+        """
+        results: list[outcome.Outcome[Any]] = []
+        for message in messages:
+            try:
+                results.append(outcome.Value(await self.handle(message)))
+            except CroupierError as exc:
+                results.append(outcome.Error(exc))
+        return results
+
+
+EscalationHook = Callable[[Any, BaseException], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ActorKind(Generic[K]):
+    """A kind of actor: how to build one for a key, and what to do when it gives up."""
+
+    name: str
+    factory: Callable[[K], Actor]
+    on_escalate: EscalationHook | None = None
+    idle_seconds: float | None = None
+
+
+class _Envelope:
+    __slots__ = ("done", "message", "result")
+
+    def __init__(self, message: Any, wants_reply: bool) -> None:
+        self.message = message
+        self.done: trio.Event | None = trio.Event() if wants_reply else None
+        self.result: outcome.Outcome[Any] | None = None
+
+    def resolve(self, result: outcome.Outcome[Any]) -> None:
+        if self.done is not None and self.result is None:
+            self.result = result
+            self.done.set()
+
+
+class _Cell:
+    """One activation of one actor: its mailbox and supervising loop."""
+
+    def __init__(self, system: ActorSystem, kind: ActorKind[Any], key: Any) -> None:
+        self.system = system
+        self.kind = kind
+        self.key = key
+        size = system.limits.mailbox_messages_max
+        self.send, self.receive = trio.open_memory_channel[_Envelope](size)
+        self.busy = True
+        self.closed = False
+        self.restarts: deque[float] = deque()
+
+    @property
+    def idle(self) -> bool:
+        return not self.busy and self.send.statistics().current_buffer_used == 0
+
+    async def run(self) -> None:
+        system = self.system
+        metrics = system.metrics
+        kind = self.kind.name
+        carried: list[_Envelope] = []
+        escalated = False
+        try:
+            actor = await self._start(None)
+            escalated = actor is None
+            while actor is not None:
+                batch = carried or await self._next_batch()
+                carried = []
+                if batch is None:
+                    return
+                self.busy = True
+                try:
+                    results = await actor.handle_batch([e.message for e in batch])
+                except Exception as exc:
+                    log.exception("actor %s %r crashed", kind, self.key)
+                    carried = self._fail_pending(batch, exc)
+                    actor = await self._start(exc)
+                    escalated = actor is None
+                    continue
+                assert len(results) == len(batch), (kind, len(results), len(batch))
+                for envelope, result in zip(batch, results, strict=True):
+                    envelope.resolve(result)
+                self.busy = False
+        finally:
+            self._close()
+            if not escalated:
+                metrics.actor_passivations.labels(kind).inc()
+
+    async def _next_batch(self) -> list[_Envelope] | None:
+        """Wait for messages; None when idle too long or evicted (passivate)."""
+        self.busy = False
+        idle = self.kind.idle_seconds or self.system.limits.actor_idle_seconds_max
+        with trio.move_on_after(idle):
+            try:
+                first = await self.receive.receive()
+            except trio.EndOfChannel:
+                return None
+            batch = [first]
+            while len(batch) < self.system.limits.actor_batch_messages_max:
+                try:
+                    batch.append(self.receive.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            self.system.metrics.mailbox_messages.labels(self.kind.name).dec(len(batch))
+            return batch
+        # Idle: the mailbox is empty and, trio being single-threaded, stays empty until
+        # this cell is out of the registry, so no message can be lost here.
+        return None
+
+    async def _start(self, crash: BaseException | None) -> Actor | None:
+        """Build and activate the actor; on a crash, count it against the intensity."""
+        metrics = self.system.metrics
+        while True:
+            if crash is not None:
+                now = trio.current_time()
+                window = self.system.limits.restart_window_seconds
+                while self.restarts and self.restarts[0] < now - window:
+                    self.restarts.popleft()
+                self.restarts.append(now)
+                if len(self.restarts) > self.system.limits.restarts_max:
+                    await self._escalate(crash)
+                    return None
+                metrics.supervisor_restarts.labels(self.kind.name).inc()
+            try:
+                actor = self.kind.factory(self.key)
+                await actor.activate()
+            except Exception as exc:
+                log.exception("actor %s %r failed to activate", self.kind.name, self.key)
+                crash = exc
+                self._fail_pending([], exc, keep_tells=False)
+                continue
+            metrics.actor_activations.labels(self.kind.name).inc()
+            return actor
+
+    async def _escalate(self, crash: BaseException) -> None:
+        metrics = self.system.metrics
+        metrics.supervisor_escalations.labels(self.kind.name).inc()
+        log.error(
+            "actor %s %r stopped after %d restarts in %.0f s",
+            self.kind.name,
+            self.key,
+            len(self.restarts) - 1,
+            self.system.limits.restart_window_seconds,
+        )
+        self._close()
+        self._fail_pending([], ActorStopped(self.kind.name), keep_tells=False)
+        if self.kind.on_escalate is not None:
+            try:
+                await self.kind.on_escalate(self.key, crash)
+            except Exception:
+                log.exception("escalation hook of %s %r failed", self.kind.name, self.key)
+
+    def _fail_pending(
+        self, batch: list[_Envelope], exc: BaseException, *, keep_tells: bool = True
+    ) -> list[_Envelope]:
+        """Fail the batch and every queued ask at once; keep queued tells for the
+        restarted actor so fire-and-forget deliveries are not dropped by a crash."""
+        error = exc if isinstance(exc, Busy) else ActorCrashed(self.kind.name, exc)
+        for envelope in batch:
+            envelope.resolve(outcome.Error(error))
+        kept: list[_Envelope] = []
+        drained = 0
+        while True:
+            try:
+                envelope = self.receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            drained += 1
+            if envelope.done is None and keep_tells:
+                kept.append(envelope)
+            else:
+                envelope.resolve(outcome.Error(error))
+        self.system.metrics.mailbox_messages.labels(self.kind.name).dec(drained)
+        return kept
+
+    def _close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.system._forget(self)
+            self.send.close()
+
+
+class ActorRef:
+    """A handle to an actor by kind and key; cheap to create, valid across activations."""
+
+    __slots__ = ("key", "kind", "system")
+
+    def __init__(self, system: ActorSystem, kind: str, key: Any) -> None:
+        self.system = system
+        self.kind = kind
+        self.key = key
+
+    async def ask(self, message: Any, *, timeout: float | None = None) -> Any:
+        return await self.system.ask(self.kind, self.key, message, timeout=timeout)
+
+    def tell(self, message: Any) -> None:
+        self.system.tell(self.kind, self.key, message)
+
+
+class ActorSystem:
+    """Registry and supervisor of every actor. Run it with ``run`` inside a nursery."""
+
+    def __init__(self, *, limits: Limits, metrics: Metrics) -> None:
+        self.limits = limits
+        self.metrics = metrics
+        self._kinds: dict[str, ActorKind[Any]] = {}
+        self._cells: OrderedDict[tuple[str, Any], _Cell] = OrderedDict()
+        self._nursery: trio.Nursery | None = None
+        self._slot_freed = trio.lowlevel.ParkingLot()
+        self._closing = False
+
+    def register(self, kind: ActorKind[Any]) -> None:
+        assert kind.name not in self._kinds, kind.name
+        self._kinds[kind.name] = kind
+        self.metrics.actors_resident.labels(kind.name).set(0)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host the actors' tasks until cancelled or ``close`` lets them drain."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    @property
+    def resident(self) -> int:
+        return len(self._cells)
+
+    def is_resident(self, kind: str, key: Any) -> bool:
+        return (kind, key) in self._cells
+
+    def ref(self, kind: str, key: Any) -> ActorRef:
+        assert kind in self._kinds, kind
+        return ActorRef(self, kind, key)
+
+    def tell(self, kind: str, key: Any, message: Any) -> None:
+        """Queue a message without waiting. Raises ``MailboxFull`` or ``ActorStopped``."""
+        cell = self._cell_now(kind, key)
+        if cell is None:
+            raise ActorStopped(kind)
+        self._put_nowait(cell, _Envelope(message, wants_reply=False))
+
+    async def ask(self, kind: str, key: Any, message: Any, *, timeout: float | None = None) -> Any:
+        """Send and wait for the reply, at most ``timeout`` seconds in all."""
+        timeout = self.limits.ask_seconds_default if timeout is None else timeout
+        envelope = _Envelope(message, wants_reply=True)
+        assert envelope.done is not None
+        with trio.move_on_after(timeout):
+            cell = await self._cell(kind, key)
+            try:
+                await cell.send.send(envelope)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise ActorStopped(kind) from None
+            self.metrics.mailbox_messages.labels(kind).inc()
+            await envelope.done.wait()
+        if envelope.result is None:
+            self.metrics.ask_timeouts.labels(kind).inc()
+            raise AskTimeout(kind, timeout)
+        return envelope.result.unwrap()
+
+    async def close(self) -> None:
+        """Stop taking messages, let every actor finish what it has, and return."""
+        self._closing = True
+        for cell in list(self._cells.values()):
+            cell.send.close()
+        while self._cells:
+            await self._slot_freed.park()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    def _put_nowait(self, cell: _Cell, envelope: _Envelope) -> None:
+        try:
+            cell.send.send_nowait(envelope)
+        except trio.WouldBlock:
+            self.metrics.mailbox_full.labels(cell.kind.name).inc()
+            raise MailboxFull(cell.kind.name) from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise ActorStopped(cell.kind.name) from None
+        self.metrics.mailbox_messages.labels(cell.kind.name).inc()
+
+    def _cell_now(self, kind: str, key: Any) -> _Cell | None:
+        """The resident cell, or a new one if a slot is free; None if none can be had."""
+        if self._closing:
+            return None
+        cell = self._cells.get((kind, key))
+        if cell is not None:
+            self._cells.move_to_end((kind, key))
+            return cell
+        if len(self._cells) >= self.limits.actors_resident_max and not self._evict_one():
+            return None
+        return self._activate(kind, key)
+
+    async def _cell(self, kind: str, key: Any) -> _Cell:
+        while True:
+            if self._closing:
+                raise ActorStopped(kind)
+            cell = self._cell_now(kind, key)
+            if cell is not None:
+                return cell
+            await self._slot_freed.park()
+
+    def _activate(self, kind: str, key: Any) -> _Cell:
+        assert self._nursery is not None, "ActorSystem.run is not running"
+        cell = _Cell(self, self._kinds[kind], key)
+        self._cells[(kind, key)] = cell
+        self.metrics.actors_resident.labels(kind).inc()
+        self._nursery.start_soon(cell.run)
+        return cell
+
+    def _evict_one(self) -> bool:
+        """Passivate the least recently used idle actor; False if none is idle."""
+        for scanned, cell in enumerate(self._cells.values()):
+            if cell.idle:
+                cell._close()
+                return True
+            if scanned >= _EVICTION_SCAN_CELLS_MAX:
+                break
+        return False
+
+    def _forget(self, cell: _Cell) -> None:
+        if self._cells.get((cell.kind.name, cell.key)) is cell:
+            del self._cells[(cell.kind.name, cell.key)]
+            self.metrics.actors_resident.labels(cell.kind.name).dec()
+            self._slot_freed.unpark_all()

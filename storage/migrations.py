@@ -1,0 +1,109 @@
+"""Ordered, named, idempotent schema migrations.
+
+The schema version is the number of migrations applied. Each migration runs in its own
+write transaction together with the record of its application, so a crash leaves it either
+fully applied or not at all, and running migrations again is a no-op. A store whose version
+is newer than this code's list refuses to open.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import lmdb
+
+from storage.codec import decode_fields, packb
+from storage.errors import SchemaTooNewError
+
+META_DB = b"meta"
+SCHEMA_VERSION_KEY = b"schema_version"
+MIGRATION_KEY_PREFIX = b"migration:"
+
+# Sub-databases of schema version 1. Keys and values are described where they are written
+# (``actors/keys.py``); this list only makes them exist.
+SUBDATABASES_V1 = (
+    "wallets",  # (scope, user) -> wallet record
+    "system",  # (scope, account name) -> system account balance
+    "leaderboard",  # (scope, inverted balance, user) -> empty: ordered top balances
+    "history",  # (scope, user, sequence) -> history entry
+    "idempotency",  # (scope, user, key) -> stored result of a mutation
+    "outbox",  # transfer id -> transfer in flight between wallets
+    "applied",  # (scope, user, transfer id) -> credit applied marker
+    "games",  # game id -> game record (holds the escrowed stake)
+    "live_games",  # (scope, user, kind) -> game id
+    "timers",  # (due time, timer id) -> timer record
+    "shop",  # (scope, item id) -> shop item
+    "inventory",  # (scope, user, item id) -> count
+    "settings",  # scope -> per-scope settings
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    apply: Callable[[lmdb.Environment, Any], None]
+
+
+def _create_subdatabases(names: Sequence[str]) -> Callable[[lmdb.Environment, Any], None]:
+    def apply(env: lmdb.Environment, txn: Any) -> None:
+        for name in names:
+            env.open_db(name.encode(), txn=txn, create=True)
+
+    return apply
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("0001_initial_subdatabases", _create_subdatabases(SUBDATABASES_V1)),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def read_schema_version(txn: Any, meta: Any) -> int:
+    raw = txn.get(SCHEMA_VERSION_KEY, db=meta)
+    if raw is None:
+        return 0
+    _, fields = decode_fields("schema", raw, 1)
+    version = fields["version"]
+    assert isinstance(version, int) and version >= 0, version
+    return version
+
+
+def migrate(env: lmdb.Environment, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+    """Apply the missing migrations in order; return the names applied now."""
+    with env.begin(write=True) as txn:
+        meta = env.open_db(META_DB, txn=txn, create=True)
+    with env.begin() as txn:
+        current = read_schema_version(txn, meta)
+    if current > len(migrations):
+        raise SchemaTooNewError(current, len(migrations))
+    applied: list[str] = []
+    for index in range(current, len(migrations)):
+        migration = migrations[index]
+        with env.begin(write=True) as txn:
+            assert read_schema_version(txn, meta) == index
+            migration.apply(env, txn)
+            txn.put(
+                MIGRATION_KEY_PREFIX + migration.name.encode(),
+                packb({"v": 1, "applied_at": time.time(), "version": index + 1}),
+                db=meta,
+            )
+            txn.put(SCHEMA_VERSION_KEY, packb({"v": 1, "version": index + 1}), db=meta)
+        applied.append(migration.name)
+    return applied
+
+
+def applied_migrations(env: lmdb.Environment) -> list[str]:
+    """Names of the migrations recorded in the store, in key order."""
+    with env.begin() as txn:
+        meta = env.open_db(META_DB, txn=txn, create=False)
+        cursor = txn.cursor(db=meta)
+        names = []
+        if cursor.set_range(MIGRATION_KEY_PREFIX):
+            for key in cursor.iternext(values=False):
+                if not key.startswith(MIGRATION_KEY_PREFIX):
+                    break
+                names.append(key[len(MIGRATION_KEY_PREFIX) :].decode())
+        return names

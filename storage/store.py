@@ -1,0 +1,190 @@
+"""The LMDB environment, its sub-databases and its single writer.
+
+``open_store`` is the one way in: it takes the instance lock, opens the environment, runs
+migrations, starts the group-commit writer and, on exit, drains the writer before closing.
+Reads are plain LMDB read transactions on the caller's thread (they never block on a
+writer); every write goes through ``Store.write``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+import trio
+
+from metrics import Metrics, new_metrics
+from storage.errors import StorageError, WriterClosedError
+from storage.limits import DEFAULT_LIMITS, Limits
+from storage.lock import InstanceLock
+from storage.migrations import (
+    META_DB,
+    MIGRATIONS,
+    SUBDATABASES_V1,
+    Migration,
+    migrate,
+    read_schema_version,
+)
+from storage.writer import WriteFn, Writer
+
+T = TypeVar("T")
+
+ENV_DIR_NAME = "lmdb"
+_MAX_DBS = 64
+
+
+class Store:
+    """An open store: sub-database handles, reads, and writes through the writer."""
+
+    def __init__(
+        self,
+        env: lmdb.Environment,
+        path: Path,
+        *,
+        limits: Limits,
+        metrics: Metrics,
+    ) -> None:
+        self.env = env
+        self.path = path
+        self.limits = limits
+        self.metrics = metrics
+        self.migrations_applied: list[str] = []
+        self.dbs: dict[str, Any] = {}
+        self._writer: Writer | None = None
+        # Threads that read for a long time (backups, integrity checks) hold this while
+        # they read; growing the map takes it, because LMDB forbids changing the map size
+        # while any transaction of this process is open.
+        self.map_gate = threading.Lock()
+        with env.begin() as txn:
+            meta = env.open_db(META_DB, txn=txn, create=False)
+            self.schema_version = read_schema_version(txn, meta)
+        self.dbs["meta"] = meta
+        for name in SUBDATABASES_V1:
+            self.dbs[name] = env.open_db(name.encode(), create=False)
+        self.update_map_metrics()
+
+    def db(self, name: str) -> Any:
+        return self.dbs[name]
+
+    @contextmanager
+    def read(self) -> Iterator[Any]:
+        """A read-only transaction; keep it short when on the trio thread."""
+        with self.env.begin(buffers=False) as txn:
+            yield txn
+
+    async def write(self, fn: WriteFn[T]) -> T:
+        """Run ``fn(txn)`` in the next group commit and return its result once durable.
+
+        ``fn`` may run more than once (a batch is retried after the map grows, or applied
+        again request by request when one request of it fails), so it must only read and
+        write through ``txn`` and compute the same writes from the same state.
+        """
+        if self._writer is None:
+            raise WriterClosedError("this store was opened read-only")
+        return await self._writer.submit(fn)
+
+    def map_usage(self) -> tuple[int, int]:
+        """(bytes in use, map size in bytes)."""
+        info = self.env.info()
+        page_size = self.env.stat()["psize"]
+        return (info["last_pgno"] + 1) * page_size, info["map_size"]
+
+    def update_map_metrics(self) -> None:
+        used, size = self.map_usage()
+        self.metrics.lmdb_map_size.set(size)
+        self.metrics.lmdb_map_used.set(used / size)
+
+    async def grow_map(self) -> None:
+        """Double the map. Waits (off the trio thread) for long threaded readers."""
+        await trio.to_thread.run_sync(self.map_gate.acquire)
+        try:
+            # On the trio thread no read transaction is open while this synchronous
+            # code runs, and the gate keeps reader threads out.
+            _, size = self.map_usage()
+            self.env.set_mapsize(size * self.limits.map_bytes_growth_factor)
+        finally:
+            self.map_gate.release()
+        self.update_map_metrics()
+
+    def attach_writer(self, writer: Writer) -> None:
+        self._writer = writer
+
+
+def env_path(data_dir: str | os.PathLike[str]) -> Path:
+    return Path(data_dir) / ENV_DIR_NAME
+
+
+def open_environment(path: Path, *, map_size: int, readonly: bool = False) -> lmdb.Environment:
+    """Open (creating when writable) the LMDB environment at ``path``."""
+    if not readonly:
+        path.mkdir(parents=True, exist_ok=True)
+    try:
+        return lmdb.open(
+            str(path),
+            map_size=map_size,
+            max_dbs=_MAX_DBS,
+            subdir=True,
+            readonly=readonly,
+            sync=True,
+            metasync=True,
+            readahead=False,
+            max_readers=256,
+            lock=True,
+        )
+    except lmdb.Error as exc:
+        raise StorageError(f"cannot open LMDB environment at {path}: {exc}") from exc
+
+
+@asynccontextmanager
+async def open_store(
+    data_dir: str | os.PathLike[str],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    metrics: Metrics | None = None,
+    migrations: tuple[Migration, ...] = MIGRATIONS,
+    lock: bool = True,
+) -> AsyncIterator[Store]:
+    """Lock ``data_dir``, open and migrate its store, and run the writer until exit."""
+    metrics = metrics if metrics is not None else new_metrics()
+    instance_lock = InstanceLock(data_dir)
+    if lock:
+        instance_lock.acquire()
+    try:
+        env = open_environment(env_path(data_dir), map_size=limits.map_bytes_initial)
+        try:
+            applied = migrate(env, migrations)
+            store = Store(env, env_path(data_dir), limits=limits, metrics=metrics)
+            store.migrations_applied = applied
+            writer = Writer(env, limits=limits, metrics=metrics, grow_map=store.grow_map)
+            store.attach_writer(writer)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(writer.run)
+                try:
+                    yield store
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await writer.close()
+        finally:
+            env.close()
+    finally:
+        instance_lock.release()
+
+
+@contextmanager
+def open_store_readonly(
+    env_dir: str | os.PathLike[str], *, metrics: Metrics | None = None
+) -> Iterator[Store]:
+    """Open an LMDB environment directory (a live store's or a backup copy) to read only."""
+    path = Path(env_dir)
+    if not (path / "data.mdb").exists():
+        raise StorageError(f"no LMDB store at {path}")
+    env = open_environment(path, map_size=DEFAULT_LIMITS.map_bytes_initial, readonly=True)
+    try:
+        yield Store(env, path, limits=DEFAULT_LIMITS, metrics=metrics or new_metrics())
+    finally:
+        env.close()

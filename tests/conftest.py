@@ -1,0 +1,33 @@
+"""Shared fixtures: a fresh metrics registry and a real LMDB store in a temp dir."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from metrics import Metrics, new_metrics
+from storage import Limits, Store, open_store
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return new_metrics()
+
+
+@pytest.fixture
+def limits() -> Limits:
+    return Limits()
+
+
+@pytest.fixture
+async def store(tmp_path: Path, metrics: Metrics, limits: Limits) -> AsyncIterator[Store]:
+    async with open_store(tmp_path / "data", limits=limits, metrics=metrics) as opened:
+        yield opened
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    """The current value of one metric sample (0 when it was never set)."""
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
