@@ -1,0 +1,293 @@
+"""The command dispatcher every transport calls.
+
+A ``CommandSet`` holds the commands and button routes of the server and turns one
+``Invocation`` or ``ButtonPress`` into one ``Reply``. Everything a transport must not do
+twice lives here: option validation against the ``Option`` specs, the admin check, the
+per-user rate limit, metrics, and the mapping of errors to replies. A handler therefore
+only ever sees well-typed options from a permitted, unthrottled user, and a transport only
+ever sees a ``Reply``: typed errors become ephemeral error replies and bugs become an
+"internal error" reply that is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from actors.errors import CroupierError, InvalidInput, NotFound, NotPermitted, RateLimited
+from bot.model import (
+    ButtonPress,
+    ButtonRoute,
+    Command,
+    Invocation,
+    Option,
+    OptionKind,
+    Reply,
+    UserRef,
+)
+from metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+ERROR_COLOR = 0xE74C3C
+
+# Discord's rules for names and descriptions; the console follows them too, so a command
+# set that runs on the console also registers on Discord.
+_NAME_PATTERN = re.compile(r"^[-_a-z0-9]{1,32}$")
+_description_chars_max = 100
+_options_per_command_max = 25
+
+# Metric label values must come from a bounded set, so names a user typed are never used
+# as labels: an unknown command or button is counted under these.
+_UNKNOWN_COMMAND_LABEL = "unknown"
+_UNKNOWN_BUTTON_LABEL = "button:unknown"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket per user: ``burst_commands`` at once, refilled at
+    ``refill_per_second``. At most ``tracked_users_max`` buckets are kept; past that the
+    least recently active user's bucket is dropped, which only forgets a user who has been
+    quiet longer than every tracked one."""
+
+    refill_per_second: float = 1.0
+    burst_commands: int = 5
+    tracked_users_max: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.refill_per_second <= 0:
+            raise ValueError("refill_per_second must be above 0")
+        if self.burst_commands < 1:
+            raise ValueError("burst_commands must be at least 1")
+        if self.tracked_users_max < 1:
+            raise ValueError("tracked_users_max must be at least 1")
+
+
+class TokenBuckets:
+    """Per-user token buckets with bounded memory (an LRU of ``tracked_users_max``)."""
+
+    def __init__(self, limit: RateLimit, clock: Callable[[], float]) -> None:
+        self._limit = limit
+        self._clock = clock
+        # user id -> (tokens, time of the last refill); ordered from least to most recent.
+        self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, user_id: int) -> float:
+        """Take one token for ``user_id``; return 0 if granted, else the seconds to wait."""
+        now = self._clock()
+        limit = self._limit
+        tokens, last = self._buckets.pop(user_id, (float(limit.burst_commands), now))
+        tokens = min(float(limit.burst_commands), tokens + (now - last) * limit.refill_per_second)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / limit.refill_per_second
+        self._buckets[user_id] = (tokens, now)
+        while len(self._buckets) > limit.tracked_users_max:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+class CommandSet:
+    """Commands and button routes, served to every transport through ``invoke`` and
+    ``press``.
+
+    ``clock`` is the time source of the rate limit and of the duration metric; it defaults
+    to ``trio.current_time`` so tests can drive it with trio's mock clock.
+    """
+
+    def __init__(
+        self,
+        commands: Iterable[Command],
+        buttons: Iterable[ButtonRoute] = (),
+        *,
+        metrics: Metrics,
+        rate_limit: RateLimit | None = None,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
+        self._commands: dict[str, Command] = {}
+        for command in commands:
+            _check_command(command)
+            if command.name in self._commands:
+                raise ValueError(f"two commands are named {command.name!r}")
+            self._commands[command.name] = command
+        self._routes: dict[str, ButtonRoute] = {}
+        for route in buttons:
+            if not route.prefix or ":" in route.prefix:
+                raise ValueError(f"button prefix {route.prefix!r} must be non-empty without ':'")
+            if route.prefix in self._routes:
+                raise ValueError(f"two button routes use the prefix {route.prefix!r}")
+            self._routes[route.prefix] = route
+        self._metrics = metrics
+        self._clock = clock
+        self._buckets = TokenBuckets(rate_limit or RateLimit(), clock)
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        """Every command, in the order they were given."""
+        return tuple(self._commands.values())
+
+    def command(self, name: str) -> Command | None:
+        return self._commands.get(name)
+
+    def tracked_users(self) -> int:
+        """How many users' rate-limit buckets are held in memory."""
+        return len(self._buckets)
+
+    async def invoke(self, inv: Invocation) -> Reply:
+        """Run one command: checks, handler, metrics; always returns a reply."""
+        command = self._commands.get(inv.command)
+        label = command.name if command is not None else _UNKNOWN_COMMAND_LABEL
+
+        async def run() -> Reply:
+            if command is None:
+                raise NotFound("command", inv.command)
+            self._throttle(inv.user_id, label)
+            if command.admin_only and not inv.can_manage_guild:
+                raise NotPermitted(f"/{command.name}")
+            validate_options(command, inv.options)
+            return await command.handler(inv)
+
+        return await self._serve(label, f"/{inv.command}", inv.interaction_id, run)
+
+    async def press(self, p: ButtonPress) -> Reply:
+        """Route one button press by the prefix of its custom id; always returns a reply."""
+        prefix = p.custom_id.split(":", 1)[0]
+        route = self._routes.get(prefix)
+        label = f"button:{route.prefix}" if route is not None else _UNKNOWN_BUTTON_LABEL
+
+        async def run() -> Reply:
+            if route is None:
+                raise NotFound("button", p.custom_id)
+            self._throttle(p.user_id, label)
+            return await route.handler(p)
+
+        return await self._serve(label, f"button {p.custom_id!r}", p.interaction_id, run)
+
+    def _throttle(self, user_id: int, label: str) -> None:
+        wait = self._buckets.take(user_id)
+        if wait > 0:
+            self._metrics.ratelimit_rejections.labels(command=label).inc()
+            raise RateLimited(wait)
+
+    async def _serve(
+        self, label: str, what: str, interaction_id: int, run: Callable[[], Awaitable[Reply]]
+    ) -> Reply:
+        started = self._clock()
+        try:
+            reply = await run()
+            outcome = "ok"
+        except CroupierError as err:
+            reply = error_reply(err)
+            outcome = "error"
+        except Exception:
+            # Only ``Exception``: trio.Cancelled and KeyboardInterrupt are BaseExceptions and
+            # must keep unwinding.
+            logger.exception("%s (interaction %d) failed", what, interaction_id)
+            reply = internal_error_reply()
+            outcome = "failed"
+        self._metrics.commands.labels(command=label, outcome=outcome).inc()
+        self._metrics.command_duration.labels(command=label).observe(self._clock() - started)
+        return reply
+
+
+def error_reply(err: CroupierError) -> Reply:
+    """The ephemeral reply that shows a typed error to the user who caused it."""
+    return Reply(
+        title="That did not work",
+        description=err.message,
+        ephemeral=True,
+        color=ERROR_COLOR,
+        error_code=err.code,
+    )
+
+
+def internal_error_reply() -> Reply:
+    return Reply(
+        title="Something went wrong",
+        description="Croupier hit an internal error and logged it; please try again later.",
+        ephemeral=True,
+        color=ERROR_COLOR,
+        error_code="internal",
+    )
+
+
+def validate_options(command: Command, options: Mapping[str, Any]) -> None:
+    """Check typed option values against the command's specs; raise ``InvalidInput``
+    naming the first offending option."""
+    specs = {option.name: option for option in command.options}
+    for name in options:
+        if name not in specs:
+            known = ", ".join(specs) or "none"
+            raise InvalidInput(name, f"/{command.name} has no such option (options: {known})")
+    for spec in command.options:
+        if spec.name not in options:
+            if spec.required:
+                raise InvalidInput(spec.name, "is required")
+            continue
+        _check_value(spec, options[spec.name])
+
+
+def _check_value(spec: Option, value: Any) -> None:
+    if spec.kind is OptionKind.INTEGER:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidInput(spec.name, f"{value!r} is not a whole number")
+        if spec.min_value is not None and value < spec.min_value:
+            raise InvalidInput(spec.name, f"must be at least {spec.min_value}")
+        if spec.max_value is not None and value > spec.max_value:
+            raise InvalidInput(spec.name, f"must be at most {spec.max_value}")
+    elif spec.kind is OptionKind.STRING:
+        if not isinstance(value, str):
+            raise InvalidInput(spec.name, f"{value!r} is not text")
+        if spec.max_length is not None and len(value) > spec.max_length:
+            raise InvalidInput(spec.name, f"must be at most {spec.max_length} characters")
+    elif spec.kind is OptionKind.USER:
+        if not isinstance(value, UserRef):
+            raise InvalidInput(spec.name, f"{value!r} is not a user; mention a member")
+    elif spec.kind is OptionKind.BOOLEAN and not isinstance(value, bool):
+        raise InvalidInput(spec.name, f"{value!r} is not true or false")
+    if spec.choices and str(value) not in spec.choices:
+        raise InvalidInput(spec.name, f"must be one of: {', '.join(spec.choices)}")
+
+
+def _check_command(command: Command) -> None:
+    """Refuse, at start-up, a command Discord would refuse to register."""
+    if not _NAME_PATTERN.match(command.name):
+        raise ValueError(f"command name {command.name!r} must match {_NAME_PATTERN.pattern}")
+    if not 1 <= len(command.description) <= _description_chars_max:
+        raise ValueError(f"/{command.name}: description must have 1 to 100 characters")
+    if len(command.options) > _options_per_command_max:
+        raise ValueError(f"/{command.name}: at most {_options_per_command_max} options")
+    seen_optional = False
+    names: set[str] = set()
+    for option in command.options:
+        where = f"/{command.name} option {option.name!r}"
+        if not _NAME_PATTERN.match(option.name) or option.name in names:
+            raise ValueError(f"{where}: names must be unique and match {_NAME_PATTERN.pattern}")
+        names.add(option.name)
+        if not 1 <= len(option.description) <= _description_chars_max:
+            raise ValueError(f"{where}: description must have 1 to 100 characters")
+        if option.required and seen_optional:
+            raise ValueError(f"{where}: required options must come before optional ones")
+        seen_optional = seen_optional or not option.required
+        ranged = option.min_value is not None or option.max_value is not None
+        if ranged and option.kind is not OptionKind.INTEGER:
+            raise ValueError(f"{where}: only integer options take min_value or max_value")
+        if option.max_length is not None and option.kind is not OptionKind.STRING:
+            raise ValueError(f"{where}: only text options take max_length")
+        if option.kind is OptionKind.INTEGER and option.choices:
+            for choice in option.choices:
+                if not re.fullmatch(r"-?[0-9]+", choice):
+                    raise ValueError(f"{where}: choice {choice!r} is not a whole number")
+        elif option.choices and option.kind is not OptionKind.STRING:
+            raise ValueError(f"{where}: only text and integer options take choices")
