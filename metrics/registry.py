@@ -262,7 +262,7 @@ class Metrics:
         )
 
     def _backup_age_seconds(self) -> float:
-        last = self.backup_last_success._value.get()
+        last = float(self.backup_last_success._value.get())
         if last <= 0:
             return float("inf")
         return max(0.0, time.time() - last)
