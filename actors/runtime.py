@@ -27,10 +27,6 @@ log = logging.getLogger("croupier.actors")
 
 K = TypeVar("K", bound=Hashable)
 
-# How many of the least recently used actors an activation looks at for an idle one to
-# evict; past it the activation waits for a slot rather than scanning every resident actor.
-_EVICTION_SCAN_CELLS_MAX = 256
-
 
 class AskTimeout(Busy):
     """No reply before the deadline. The outcome is unknown: repeat with the same key."""
@@ -110,6 +106,20 @@ class ActorKind(Generic[K]):
     idle_seconds: float | None = None
 
 
+class _KindFigures:
+    """The metric children of one actor kind, resolved once: ``labels()`` is costly."""
+
+    def __init__(self, metrics: Metrics, kind: str) -> None:
+        self.resident = metrics.actors_resident.labels(kind)
+        self.activations = metrics.actor_activations.labels(kind)
+        self.passivations = metrics.actor_passivations.labels(kind)
+        self.mailbox = metrics.mailbox_messages.labels(kind)
+        self.mailbox_full = metrics.mailbox_full.labels(kind)
+        self.ask_timeouts = metrics.ask_timeouts.labels(kind)
+        self.restarts = metrics.supervisor_restarts.labels(kind)
+        self.escalations = metrics.supervisor_escalations.labels(kind)
+
+
 class _Envelope:
     __slots__ = ("done", "message", "result")
 
@@ -136,14 +146,13 @@ class _Cell:
         self.busy = True
         self.closed = False
         self.restarts: deque[float] = deque()
+        self.figures = system._figures[kind.name]
 
     @property
     def idle(self) -> bool:
         return not self.busy and self.send.statistics().current_buffer_used == 0
 
     async def run(self) -> None:
-        system = self.system
-        metrics = system.metrics
         kind = self.kind.name
         carried: list[_Envelope] = []
         escalated = False
@@ -171,11 +180,13 @@ class _Cell:
         finally:
             self._close()
             if not escalated:
-                metrics.actor_passivations.labels(kind).inc()
+                self.figures.passivations.inc()
 
     async def _next_batch(self) -> list[_Envelope] | None:
         """Wait for messages; None when idle too long or evicted (passivate)."""
         self.busy = False
+        if self.send.statistics().current_buffer_used == 0:
+            self.system._became_idle(self)
         idle = self.kind.idle_seconds or self.system.limits.actor_idle_seconds_max
         with trio.move_on_after(idle):
             try:
@@ -188,7 +199,7 @@ class _Cell:
                     batch.append(self.receive.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
-            self.system.metrics.mailbox_messages.labels(self.kind.name).dec(len(batch))
+            self.figures.mailbox.dec(len(batch))
             return batch
         # Idle: the mailbox is empty and, trio being single-threaded, stays empty until
         # this cell is out of the registry, so no message can be lost here.
@@ -196,7 +207,6 @@ class _Cell:
 
     async def _start(self, crash: BaseException | None) -> Actor | None:
         """Build and activate the actor; on a crash, count it against the intensity."""
-        metrics = self.system.metrics
         while True:
             if crash is not None:
                 now = trio.current_time()
@@ -207,7 +217,7 @@ class _Cell:
                 if len(self.restarts) > self.system.limits.restarts_max:
                     await self._escalate(crash)
                     return None
-                metrics.supervisor_restarts.labels(self.kind.name).inc()
+                self.figures.restarts.inc()
             try:
                 actor = self.kind.factory(self.key)
                 await actor.activate()
@@ -216,12 +226,11 @@ class _Cell:
                 crash = exc
                 self._fail_pending([], exc, keep_tells=False)
                 continue
-            metrics.actor_activations.labels(self.kind.name).inc()
+            self.figures.activations.inc()
             return actor
 
     async def _escalate(self, crash: BaseException) -> None:
-        metrics = self.system.metrics
-        metrics.supervisor_escalations.labels(self.kind.name).inc()
+        self.figures.escalations.inc()
         log.error(
             "actor %s %r stopped after %d restarts in %.0f s",
             self.kind.name,
@@ -257,7 +266,7 @@ class _Cell:
                 kept.append(envelope)
             else:
                 envelope.resolve(outcome.Error(error))
-        self.system.metrics.mailbox_messages.labels(self.kind.name).dec(drained)
+        self.figures.mailbox.dec(drained)
         return kept
 
     def _close(self) -> None:
@@ -291,7 +300,10 @@ class ActorSystem:
         self.limits = limits
         self.metrics = metrics
         self._kinds: dict[str, ActorKind[Any]] = {}
+        self._figures: dict[str, _KindFigures] = {}
         self._cells: OrderedDict[tuple[str, Any], _Cell] = OrderedDict()
+        # Actors waiting on an empty mailbox, oldest first: the eviction candidates.
+        self._idle: OrderedDict[tuple[str, Any], _Cell] = OrderedDict()
         self._nursery: trio.Nursery | None = None
         self._slot_freed = trio.lowlevel.ParkingLot()
         self._closing = False
@@ -299,7 +311,7 @@ class ActorSystem:
     def register(self, kind: ActorKind[Any]) -> None:
         assert kind.name not in self._kinds, kind.name
         self._kinds[kind.name] = kind
-        self.metrics.actors_resident.labels(kind.name).set(0)
+        self._figures[kind.name] = _KindFigures(self.metrics, kind.name)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the actors' tasks until cancelled or ``close`` lets them drain."""
@@ -337,16 +349,17 @@ class ActorSystem:
                 await cell.send.send(envelope)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 raise ActorStopped(kind) from None
-            self.metrics.mailbox_messages.labels(kind).inc()
+            cell.figures.mailbox.inc()
             await envelope.done.wait()
         if envelope.result is None:
-            self.metrics.ask_timeouts.labels(kind).inc()
+            self._figures[kind].ask_timeouts.inc()
             raise AskTimeout(kind, timeout)
         return envelope.result.unwrap()
 
     async def close(self) -> None:
         """Stop taking messages, let every actor finish what it has, and return."""
         self._closing = True
+        self._slot_freed.unpark_all()
         for cell in list(self._cells.values()):
             cell.send.close()
         while self._cells:
@@ -358,11 +371,11 @@ class ActorSystem:
         try:
             cell.send.send_nowait(envelope)
         except trio.WouldBlock:
-            self.metrics.mailbox_full.labels(cell.kind.name).inc()
+            cell.figures.mailbox_full.inc()
             raise MailboxFull(cell.kind.name) from None
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise ActorStopped(cell.kind.name) from None
-        self.metrics.mailbox_messages.labels(cell.kind.name).inc()
+        cell.figures.mailbox.inc()
 
     def _cell_now(self, kind: str, key: Any) -> _Cell | None:
         """The resident cell, or a new one if a slot is free; None if none can be had."""
@@ -371,6 +384,7 @@ class ActorSystem:
         cell = self._cells.get((kind, key))
         if cell is not None:
             self._cells.move_to_end((kind, key))
+            self._idle.pop((kind, key), None)
             return cell
         if len(self._cells) >= self.limits.actors_resident_max and not self._evict_one():
             return None
@@ -389,22 +403,32 @@ class ActorSystem:
         assert self._nursery is not None, "ActorSystem.run is not running"
         cell = _Cell(self, self._kinds[kind], key)
         self._cells[(kind, key)] = cell
-        self.metrics.actors_resident.labels(kind).inc()
+        cell.figures.resident.inc()
         self._nursery.start_soon(cell.run)
         return cell
 
     def _evict_one(self) -> bool:
         """Passivate the least recently used idle actor; False if none is idle."""
-        for scanned, cell in enumerate(self._cells.values()):
-            if cell.idle:
+        while self._idle:
+            _, cell = self._idle.popitem(last=False)
+            if cell.idle and not cell.closed:
                 cell._close()
                 return True
-            if scanned >= _EVICTION_SCAN_CELLS_MAX:
-                break
         return False
 
+    def _became_idle(self, cell: _Cell) -> None:
+        self._idle[(cell.kind.name, cell.key)] = cell
+        # An activation waiting for a slot can now evict this actor.
+        if self._slot_freed.statistics().tasks_waiting:
+            self._slot_freed.unpark(count=1)
+
     def _forget(self, cell: _Cell) -> None:
+        if self._idle.get((cell.kind.name, cell.key)) is cell:
+            del self._idle[(cell.kind.name, cell.key)]
         if self._cells.get((cell.kind.name, cell.key)) is cell:
             del self._cells[(cell.kind.name, cell.key)]
-            self.metrics.actors_resident.labels(cell.kind.name).dec()
-            self._slot_freed.unpark_all()
+            cell.figures.resident.dec()
+            if self._closing:
+                self._slot_freed.unpark_all()
+            else:
+                self._slot_freed.unpark(count=1)

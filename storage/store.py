@@ -148,8 +148,14 @@ async def open_store(
     metrics: Metrics | None = None,
     migrations: tuple[Migration, ...] = MIGRATIONS,
     lock: bool = True,
+    commit_in_thread: bool = True,
 ) -> AsyncIterator[Store]:
-    """Lock ``data_dir``, open and migrate its store, and run the writer until exit."""
+    """Lock ``data_dir``, open and migrate its store, and run the writer until exit.
+
+    ``commit_in_thread=False`` commits on the trio thread. It exists for tests on trio's
+    autojump mock clock, which would otherwise see a task waiting on the writer thread
+    as blocked and jump time forward under it.
+    """
     metrics = metrics if metrics is not None else new_metrics()
     instance_lock = InstanceLock(data_dir)
     if lock:
@@ -160,7 +166,13 @@ async def open_store(
             applied = migrate(env, migrations)
             store = Store(env, env_path(data_dir), limits=limits, metrics=metrics)
             store.migrations_applied = applied
-            writer = Writer(env, limits=limits, metrics=metrics, grow_map=store.grow_map)
+            writer = Writer(
+                env,
+                limits=limits,
+                metrics=metrics,
+                grow_map=store.grow_map,
+                commit_in_thread=commit_in_thread,
+            )
             store.attach_writer(writer)
             async with trio.open_nursery() as nursery:
                 await nursery.start(writer.run)

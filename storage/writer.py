@@ -56,8 +56,10 @@ class Writer:
         limits: Limits,
         metrics: Metrics,
         grow_map: Callable[[], Awaitable[None]],
+        commit_in_thread: bool = True,
     ) -> None:
         self._env = env
+        self._commit_in_thread = commit_in_thread
         self._limits = limits
         self._metrics = metrics
         self._grow_map = grow_map
@@ -126,7 +128,11 @@ class Writer:
         started = time.perf_counter()
         while True:
             try:
-                await trio.to_thread.run_sync(self._apply, batch)
+                if self._commit_in_thread:
+                    await trio.to_thread.run_sync(self._apply, batch)
+                else:
+                    self._apply(batch)
+                    await trio.lowlevel.checkpoint()
                 break
             except _MapFull:
                 await self._grow_map()
