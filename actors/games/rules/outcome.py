@@ -1,0 +1,73 @@
+"""What every game returns when it ends, and the stake bound every game shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from actors.errors import InvalidAmount
+
+# A record is the msgpack-friendly form of a rules object: only int, str, bool, None,
+# lists and dicts with str keys inside.
+Record = dict[str, Any]
+
+Result = Literal["win", "loss", "push"]
+
+# The largest payout of any game is below 1000 times the total stake (the slots top prize
+# and a doubled split blackjack are far below it), so with this bound every payout stays
+# below 2**63: it fits a msgpack signed integer and the balance ceiling.
+stake_coins_max = 10**15
+payout_multiple_max = 1_000
+
+
+def check_stake(stake: object) -> int:
+    """Return ``stake`` if it is a whole number of coins a game accepts, else raise."""
+    if isinstance(stake, bool) or not isinstance(stake, int) or not 0 < stake <= stake_coins_max:
+        raise InvalidAmount(stake, field="stake", maximum=stake_coins_max)
+    return stake
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The settled result of one game.
+
+    ``payout`` is every coin returned to the player, stake included (0 on a loss).
+    ``outcome`` compares it with the coins staked: more is a win, the same a push.
+    """
+
+    outcome: Result
+    payout: int
+    detail: Record
+    text: str
+
+    @classmethod
+    def of(cls, staked: int, payout: int, detail: Record, summary: str) -> Outcome:
+        """Build the outcome of a game that staked ``staked`` and pays back ``payout``."""
+        assert staked > 0 and 0 <= payout <= staked * payout_multiple_max
+        if payout > staked:
+            return cls(
+                "win", payout, detail, f"{summary} — you win {payout - staked} (paid {payout})."
+            )
+        if payout == staked:
+            return cls("push", payout, detail, f"{summary} — push, your {staked} is returned.")
+        return cls("loss", payout, detail, f"{summary} — you lose {staked - payout}.")
+
+    def to_record(self) -> Record:
+        return {
+            "outcome": self.outcome,
+            "payout": self.payout,
+            "detail": self.detail,
+            "text": self.text,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Outcome:
+        outcome = record["outcome"]
+        assert outcome in ("win", "loss", "push"), outcome
+        return cls(
+            cast(Result, outcome),
+            int(record["payout"]),
+            dict(record["detail"]),
+            str(record["text"]),
+        )
