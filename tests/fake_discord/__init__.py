@@ -1,0 +1,21 @@
+"""A fake Discord (REST + gateway on 127.0.0.1) for end-to-end tests of the real client."""
+
+from tests.fake_discord.server import (
+    APP_ID,
+    BOT_USER_ID,
+    CHANNEL_ID,
+    GUILD_ID,
+    Callback,
+    FakeDiscord,
+    RecordedRequest,
+)
+
+__all__ = [
+    "APP_ID",
+    "BOT_USER_ID",
+    "CHANNEL_ID",
+    "GUILD_ID",
+    "Callback",
+    "FakeDiscord",
+    "RecordedRequest",
+]

@@ -1,0 +1,329 @@
+"""The real interactions.py client, through ``run_discord``, against the fake Discord."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import pytest
+import trio
+from interactions.api.http.route import Route
+
+from bot.discord_client import run_discord
+from bot.dispatch import CommandSet
+from metrics import Metrics
+from tests.conftest import sample
+from tests.fake_discord import GUILD_ID, FakeDiscord
+from tests.toy_commands import VIP_ROLE_ID, ToyBank
+
+_EPHEMERAL = 1 << 6
+_MANAGE_GUILD = 1 << 5
+_ADMINISTRATOR = 1 << 3
+
+
+@dataclass
+class Serving:
+    scope: trio.CancelScope
+    connections: list[bool] = field(default_factory=list)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeDiscord]:
+    with FakeDiscord() as running:
+        yield running
+
+
+@pytest.fixture
+def bank() -> ToyBank:
+    return ToyBank()
+
+
+@pytest.fixture
+def commands(bank: ToyBank, metrics: Metrics) -> CommandSet:
+    return bank.command_set(metrics)
+
+
+@asynccontextmanager
+async def serving(
+    fake: FakeDiscord, commands: CommandSet, metrics: Metrics, **kwargs: Any
+) -> AsyncIterator[Serving]:
+    """Run the transport against ``fake`` until the block ends, connected and synced."""
+    connected = trio.Event()
+    with trio.CancelScope() as scope:
+        serving = Serving(scope)
+
+        def on_connected(flag: bool) -> None:
+            serving.connections.append(flag)
+            if flag:
+                connected.set()
+
+        run = partial(
+            run_discord,
+            commands,
+            token="fake-token",
+            api_url=fake.api_url,
+            metrics=metrics,
+            on_connected=on_connected,
+            **kwargs,
+        )
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(run)
+                await connected.wait()
+                yield serving
+                scope.cancel()
+
+
+def embed(fake_callback_data: dict[str, Any]) -> dict[str, Any]:
+    [only] = fake_callback_data["embeds"]
+    return dict(only)
+
+
+async def test_commands_sync_with_their_option_types(
+    fake: FakeDiscord, commands: CommandSet, metrics: Metrics
+) -> None:
+    """Every command is registered as a guild-only slash command with typed options."""
+    async with serving(fake, commands, metrics) as running:
+        synced = {c["name"]: c for c in await fake.wait_commands_synced()}
+        assert running.connections == [True]
+        assert sample(metrics, "croupier_discord_connected") == 1
+    assert set(synced) == {c.name for c in commands.commands}
+    pay = {o["name"]: o for o in synced["pay"]["options"]}
+    assert (pay["user"]["type"], pay["user"]["required"]) == (6, True)
+    assert (pay["amount"]["type"], pay["amount"]["min_value"], pay["amount"]["max_value"]) == (
+        4,
+        1,
+        10_000,
+    )
+    assert (pay["reason"]["type"], pay["reason"]["max_length"], pay["reason"]["required"]) == (
+        3,
+        20,
+        False,
+    )
+    bet = {o["name"]: o for o in synced["bet"]["options"]}
+    assert [c["value"] for c in bet["colour"]["choices"]] == ["red", "black"]
+    assert [c["value"] for c in bet["stake"]["choices"]] == [5, 10]
+    assert bet["double"]["type"] == 5
+    assert synced["mint"]["default_member_permissions"] == str(_MANAGE_GUILD)
+    assert synced["pay"]["default_member_permissions"] is None
+    assert synced["pay"]["contexts"] == [0]
+    assert fake.unknown_routes == []
+
+
+async def test_slash_command_round_trip(
+    fake: FakeDiscord, commands: CommandSet, bank: ToyBank, metrics: Metrics
+) -> None:
+    """A slash command runs with typed options and answers with its embed."""
+    async with serving(fake, commands, metrics):
+        await fake.wait_commands_synced()
+        pay = fake.send_interaction(
+            fake.slash_command("pay", {"user": 43, "amount": 30, "reason": "drinks"})
+        )
+        [callback] = await fake.wait_callbacks(pay)
+    assert callback.type == 4
+    assert callback.data["flags"] == 0
+    assert callback.data["components"] == []
+    assert embed(callback.data) == {
+        "title": "Paid",
+        "description": "Sent 30 coins to <@43>.",
+        "color": 0xD4AF37,
+        "fields": [{"name": "Reason", "value": "drinks", "inline": False}],
+    }
+    assert (bank.balance(42), bank.balance(43)) == (70, 130)
+    assert bank.seen == [pay]
+    assert sample(metrics, "croupier_discord_interactions_total", type="command") == 1
+    assert sample(metrics, "croupier_commands_total", command="pay", outcome="ok") == 1
+
+
+async def test_errors_are_ephemeral(
+    fake: FakeDiscord, commands: CommandSet, bank: ToyBank, metrics: Metrics
+) -> None:
+    """Typed errors, refusals and bugs answer ephemerally; permissions come from the member."""
+    async with serving(fake, commands, metrics):
+        await fake.wait_commands_synced()
+        to_bot = fake.send_interaction(
+            fake.slash_command("pay", {"user": 99, "amount": 5}, bots=[99])
+        )
+        refused = fake.send_interaction(fake.slash_command("mint", {"amount": 5}))
+        manager = fake.send_interaction(
+            fake.slash_command("mint", {"amount": 5}, permissions=_MANAGE_GUILD)
+        )
+        admin = fake.send_interaction(
+            fake.slash_command("mint", {"amount": 5}, user_id=7, permissions=_ADMINISTRATOR)
+        )
+        boom = fake.send_interaction(fake.slash_command("boom"))
+        answers = {
+            i: (await fake.wait_callbacks(i))[0] for i in (to_bot, refused, manager, admin, boom)
+        }
+    assert embed(answers[to_bot].data)["description"] == (
+        "user 99 is a bot and cannot hold money; pick a member"
+    )
+    assert embed(answers[refused].data)["description"] == "/mint needs the Manage Server permission"
+    assert embed(answers[boom].data)["title"] == "Something went wrong"
+    for interaction in (to_bot, refused, boom):
+        assert answers[interaction].data["flags"] == _EPHEMERAL
+    for interaction in (manager, admin):
+        assert answers[interaction].data["flags"] == 0
+        assert embed(answers[interaction].data)["title"] == "Minted"
+    assert (bank.balance(42), bank.balance(7)) == (105, 105)
+
+
+async def test_button_press_edits_its_message(
+    fake: FakeDiscord, commands: CommandSet, metrics: Metrics
+) -> None:
+    """Buttons come in rows of five; a press updates the message, another user's press
+    gets an ephemeral answer and leaves the message alone."""
+    async with serving(fake, commands, metrics):
+        await fake.wait_commands_synced()
+        game = fake.send_interaction(fake.slash_command("game"))
+        await fake.wait_callbacks(game)
+        message = fake.original_message(game)
+        assert message is not None
+        rows = message["components"]
+        assert [len(row["components"]) for row in rows] == [5, 1]
+        stand = rows[0]["components"][1]
+        assert {k: stand[k] for k in ("type", "style", "label", "custom_id", "disabled")} == {
+            "type": 2,
+            "style": 1,
+            "label": "Stand",
+            "custom_id": "game:42:stand",
+            "disabled": False,
+        }
+        intruder = fake.send_interaction(
+            fake.button_press("game:42:stand", message=message, user_id=43)
+        )
+        [refusal] = await fake.wait_callbacks(intruder)
+        owner = fake.send_interaction(fake.button_press("game:42:stand", message=message))
+        [update] = await fake.wait_callbacks(owner)
+    assert refusal.type == 4 and refusal.data["flags"] == _EPHEMERAL
+    assert embed(refusal.data)["title"] == "Not your game"
+    assert update.type == 7
+    edited = fake.message(message["id"])
+    assert embed(edited)["description"] == "You chose stand."
+    assert edited["components"][0]["components"][0]["disabled"] is True
+    assert sample(metrics, "croupier_discord_interactions_total", type="button") == 2
+
+
+async def test_duplicated_interaction_reaches_the_handler_with_one_id(
+    fake: FakeDiscord, commands: CommandSet, bank: ToyBank, metrics: Metrics
+) -> None:
+    """A redelivered INTERACTION_CREATE carries the same interaction id to the handler,
+    so the domain applies it once; Discord's refusal of the second answer is survived."""
+    async with serving(fake, commands, metrics):
+        await fake.wait_commands_synced()
+        payload = fake.slash_command("pay", {"user": 43, "amount": 10})
+        pay = fake.send_interaction(payload)
+        fake.send_interaction(payload)
+        first, second = await fake.wait_callbacks(pay, count=2)
+        after = fake.send_interaction(fake.slash_command("balance"))
+        [balance] = await fake.wait_callbacks(after)
+    assert bank.seen == [pay, pay, after]
+    assert len(set(bank.seen[:2])) == 1
+    assert (bank.balance(42), bank.balance(43)) == (90, 110)
+    assert first.accepted and not second.accepted
+    assert embed(balance.data)["description"] == "<@42> has 90 coins."
+
+
+async def test_reply_grants_roles_through_rest(
+    fake: FakeDiscord, commands: CommandSet, metrics: Metrics
+) -> None:
+    """Role ids in a reply are added to the invoking member with a REST call."""
+    async with serving(fake, commands, metrics):
+        await fake.wait_commands_synced()
+        vip = fake.send_interaction(fake.slash_command("vip", user_id=51))
+        await fake.wait_callbacks(vip)
+        grants = await fake.wait_for(lambda: fake.role_grants or None, "role grant")
+    assert grants == [(GUILD_ID, 51, VIP_ROLE_ID)]
+
+
+async def test_stray_asyncio_error_is_counted_and_survived(
+    fake: FakeDiscord, commands: CommandSet, metrics: Metrics
+) -> None:
+    """An asyncio task that dies inside the library is logged and counted, and the
+    transport keeps serving."""
+    async with serving(fake, commands, metrics):
+        await fake.wait_commands_synced()
+        fake.send_dispatch("MESSAGE_CREATE", {"id": "1"})
+        await fake.wait_for(
+            lambda: sample(metrics, "croupier_asyncio_task_errors_total") or None, "stray error"
+        )
+        balance = fake.send_interaction(fake.slash_command("balance"))
+        await fake.wait_callbacks(balance)
+
+
+async def test_gateway_latency_is_measured(
+    fake: FakeDiscord, commands: CommandSet, metrics: Metrics
+) -> None:
+    """Heartbeats are acknowledged and their latency lands in the gauge."""
+    async with serving(fake, commands, metrics):
+        latency = await fake.wait_for(
+            lambda: sample(metrics, "croupier_discord_gateway_latency_seconds") or None,
+            "latency measurement",
+        )
+    assert fake.heartbeats >= 1
+    assert 0 < latency < 1
+
+
+async def test_cancelling_lets_in_flight_interactions_answer(
+    fake: FakeDiscord,
+    commands: CommandSet,
+    bank: ToyBank,
+    metrics: Metrics,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Cancelling the transport waits for a running handler to answer, then stops."""
+    caplog.set_level(logging.INFO, logger="bot.discord_client")
+    base = Route.BASE
+
+    async def release_once_draining() -> None:
+        await fake.wait_for(
+            lambda: any("waiting up to" in r.getMessage() for r in caplog.records) or None,
+            "drain",
+        )
+        bank.slow_release.set()
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as outside, serving(fake, commands, metrics) as running:
+            await fake.wait_commands_synced()
+            slow = fake.send_interaction(fake.slash_command("slow"))
+            await bank.slow_started.wait()
+            # The release comes from outside the cancelled scope, once the transport is
+            # draining, so the handler only answers if the drain kept it alive.
+            outside.start_soon(release_once_draining)
+            running.scope.cancel()
+    [callback] = fake.callbacks(slow)
+    assert embed(callback.data)["title"] == "Done"
+    assert running.connections == [True, False]
+    assert sample(metrics, "croupier_discord_connected") == 0
+    assert base == Route.BASE
+
+
+async def test_stop_event_drains_within_its_bound(
+    fake: FakeDiscord, commands: CommandSet, bank: ToyBank, metrics: Metrics
+) -> None:
+    """Setting ``stop`` ends run_discord normally; a handler that outlives the drain bound
+    is cancelled without an answer."""
+    stop = trio.Event()
+    with trio.fail_after(30):
+        async with serving(fake, commands, metrics, stop=stop, drain_seconds=0.2) as running:
+            await fake.wait_commands_synced()
+            slow = fake.send_interaction(fake.slash_command("slow"))
+            await bank.slow_started.wait()
+            stop.set()
+            await fake.wait_for(
+                lambda: True if running.connections[-1] is False else None, "disconnection"
+            )
+    assert bank.seen == [slow]
+    assert fake.callbacks(slow) == []
+
+
+async def test_unreachable_api_is_an_error(commands: CommandSet, metrics: Metrics) -> None:
+    """A transport that cannot reach the REST API raises instead of hanging."""
+    with trio.fail_after(30), pytest.raises(OSError):
+        await run_discord(
+            commands, token="t", api_url="http://127.0.0.1:9/api/v10", metrics=metrics
+        )
