@@ -417,7 +417,7 @@ def test_rules_text_states_the_table_rules() -> None:
 # Random play, replay and determinism.
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(
     server_seeds,
     client_seeds,
