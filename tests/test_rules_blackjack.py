@@ -85,6 +85,7 @@ def check_invariants(state: BlackjackState) -> None:
     staked = bj.total_stake(state)
     assert 0 <= 2 * outcome.payout <= 5 * staked
     assert outcome.detail["staked"] == staked
+    assert rules.Outcome.from_record(msgpack.unpackb(msgpack.packb(outcome.to_record()))) == outcome
     assert (
         bj.replay(state.server_seed, state.client_seed, state.nonce, state.stake, state.actions)
         == state
