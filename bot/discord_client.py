@@ -25,13 +25,14 @@ import contextlib
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import interactions
 import trio
 import trio_asyncio
 from interactions.api.http.route import Route
+from interactions.models.discord.message import process_message_payload
 
 from bot.dispatch import CommandSet
 from bot.model import (
@@ -52,6 +53,9 @@ DISCORD_API_URL = "https://discord.com/api/v10"
 
 # How long a shutdown waits for interactions already being handled before cancelling them.
 drain_seconds_default = 10.0
+# How long a command may run before its interaction is acknowledged ("thinking..."):
+# Discord drops an interaction not answered within 3 s, and the answer needs a round trip.
+defer_after_seconds_default = 2.0
 _latency_poll_seconds = 1.0
 
 _MANAGE_GUILD = 1 << 5
@@ -100,11 +104,13 @@ async def run_discord(
     on_connected: Callable[[bool], None] = _ignore_connected,
     stop: trio.Event | None = None,
     drain_seconds: float = drain_seconds_default,
+    defer_after_seconds: float = defer_after_seconds_default,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``commands`` on Discord until cancelled or until ``stop`` is set.
 
-    Call it from inside ``trio.run``; it opens its own trio-asyncio loop. It reports
+    Call it from inside ``trio.run``, once per process (the REST base URL is a class
+    constant of the library); it opens its own trio-asyncio loop. It reports
     ready once the client is launched. ``on_connected(True)`` is called (in the trio
     thread) once the gateway is ready and the commands are synced, ``on_connected(False)``
     when the connection is lost or the transport stops; ``metrics.discord_connected``
@@ -118,7 +124,7 @@ async def run_discord(
     try:
         async with trio_asyncio.open_loop() as loop:
             loop.set_exception_handler(_stray_error_handler(metrics))
-            transport = _Transport(commands, metrics, on_connected, loop)
+            transport = _Transport(commands, metrics, on_connected, loop, defer_after_seconds)
             await transport.serve(token, stop, drain_seconds, task_status)
     finally:
         Route.BASE = previous_base
@@ -149,8 +155,10 @@ class _Transport:
         metrics: Metrics,
         on_connected: Callable[[bool], None],
         loop: asyncio.AbstractEventLoop,
+        defer_after_seconds: float,
     ) -> None:
         self.commands = commands
+        self.defer_after_seconds = defer_after_seconds
         self.metrics = metrics
         self.loop = loop
         self._on_connected = on_connected
@@ -165,6 +173,9 @@ class _Transport:
             sync_interactions=True,
             delete_unused_application_cmds=True,
             send_command_tracebacks=False,
+            # Interactions that arrive before the commands are synced are not run; the
+            # user is told the bot is starting rather than seeing "interaction failed".
+            send_not_ready_messages=True,
             disable_dm_commands=True,
         )
         _CroupierExtension(self.client, self)
@@ -244,9 +255,8 @@ class _Transport:
 
     async def handle_command(self, ctx: interactions.SlashContext) -> None:
         self.metrics.discord_interactions.labels(type="command").inc()
-        if not self._admit(ctx):
-            return
-        try:
+
+        async def run() -> Reply:
             inv = Invocation(
                 command=ctx.invoke_target,
                 interaction_id=int(ctx.id),
@@ -256,16 +266,14 @@ class _Transport:
                 can_manage_guild=_can_manage_guild(ctx),
                 options=_options(self.commands.command(ctx.invoke_target), ctx.kwargs),
             )
-            reply = await self.commands.invoke(inv)
-            await self._answer(ctx, reply, edit_origin=False)
-        finally:
-            self._release()
+            return await self.commands.invoke(inv)
+
+        await self._handle(ctx, run, button=False)
 
     async def handle_button(self, ctx: interactions.ComponentContext) -> None:
         self.metrics.discord_interactions.labels(type="button").inc()
-        if not self._admit(ctx):
-            return
-        try:
+
+        async def run() -> Reply:
             press = ButtonPress(
                 custom_id=ctx.custom_id,
                 interaction_id=int(ctx.id),
@@ -274,31 +282,68 @@ class _Transport:
                 channel_id=int(ctx.channel_id or 0),
                 can_manage_guild=_can_manage_guild(ctx),
             )
-            reply = await self.commands.press(press)
-            await self._answer(ctx, reply, edit_origin=not reply.ephemeral)
-        finally:
-            self._release()
+            return await self.commands.press(press)
 
-    def _admit(self, ctx: interactions.InteractionContext) -> bool:
+        await self._handle(ctx, run, button=True)
+
+    async def _handle(
+        self,
+        ctx: interactions.InteractionContext,
+        run: Callable[[], Awaitable[Reply]],
+        *,
+        button: bool,
+    ) -> None:
         if not self.accepting:
             logger.info("interaction %s arrived while shutting down; not answered", ctx.id)
-            return False
+            return
         self.in_flight += 1
-        return True
+        try:
+            reply, deferred = await self._run_deferring(ctx, run, button=button)
+            await self._answer(ctx, reply, button=button, deferred=deferred)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+                self._idle = trio.Event()
 
-    def _release(self) -> None:
-        self.in_flight -= 1
-        if self.in_flight == 0:
-            self._idle.set()
-            self._idle = trio.Event()
+    async def _run_deferring(
+        self,
+        ctx: interactions.InteractionContext,
+        run: Callable[[], Awaitable[Reply]],
+        *,
+        button: bool,
+    ) -> tuple[Reply, bool]:
+        """Run the command; if it is still running after ``defer_after_seconds``,
+        acknowledge the interaction meanwhile, because Discord drops an interaction that
+        is not answered within 3 s. Return the reply and whether it was deferred."""
+        replies: list[Reply] = []
+        deferred = False
+        async with trio.open_nursery() as nursery:
+
+            async def work() -> None:
+                replies.append(await run())
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(work)
+            await trio.sleep(self.defer_after_seconds)
+            # Shielded: a defer that is half sent when the reply arrives must complete,
+            # or the answer would not know which of Discord's states it is in.
+            with trio.CancelScope(shield=True):
+                try:
+                    await trio_asyncio.aio_as_trio(_defer, loop=self.loop)(ctx, button)
+                    deferred = True
+                except Exception:
+                    logger.exception("could not defer interaction %s", ctx.id)
+            await trio.sleep_forever()
+        return replies[0], deferred
 
     async def _answer(
-        self, ctx: interactions.InteractionContext, reply: Reply, *, edit_origin: bool
+        self, ctx: interactions.InteractionContext, reply: Reply, *, button: bool, deferred: bool
     ) -> None:
         # By now the command has taken effect, so a failure to answer is logged and the
         # role grants still happen.
         try:
-            await trio_asyncio.aio_as_trio(_send, loop=self.loop)(ctx, reply, edit_origin)
+            await trio_asyncio.aio_as_trio(_send, loop=self.loop)(ctx, reply, button, deferred)
         except Exception:
             logger.exception("could not answer interaction %s", ctx.id)
         for role_id in reply.grant_role_ids:
@@ -346,14 +391,41 @@ def _options(command: Command | None, values: dict[str, Any]) -> dict[str, Any]:
 # Replies, on the asyncio side.
 
 
-async def _send(ctx: interactions.InteractionContext, reply: Reply, edit_origin: bool) -> None:
-    embeds = [_embed(reply)]
-    components = _rows(reply.buttons)
-    if edit_origin:
+async def _defer(ctx: interactions.InteractionContext, button: bool) -> None:
+    if button:
         assert isinstance(ctx, interactions.ComponentContext)
-        await ctx.edit_origin(embeds=embeds, components=components)
+        await ctx.defer(edit_origin=True)
     else:
-        await ctx.send(embeds=embeds, components=components, ephemeral=reply.ephemeral)
+        await ctx.defer()
+
+
+async def _send(
+    ctx: interactions.InteractionContext, reply: Reply, button: bool, deferred: bool
+) -> None:
+    """Answer: a command gets a new message, a button press edits the message it was on,
+    and an ephemeral reply is always a new message only the user sees."""
+    embeds: list[interactions.Embed | dict[Any, Any]] = [_embed(reply)]
+    components = _rows(reply.buttons)
+    if not deferred:
+        if button and not reply.ephemeral:
+            assert isinstance(ctx, interactions.ComponentContext)
+            await ctx.edit_origin(embeds=embeds, components=components)
+        else:
+            await ctx.send(embeds=embeds, components=components, ephemeral=reply.ephemeral)
+    elif not reply.ephemeral:
+        # After a defer, "@original" is the placeholder of a command, or the message of a
+        # button.
+        await ctx.edit("@original", embeds=embeds, components=components)
+    else:
+        if not button:
+            # A deferred command shows a public "thinking" placeholder; an ephemeral
+            # answer cannot replace it, so it goes and a follow-up only the user sees
+            # takes its place.
+            await ctx.delete()
+        payload = process_message_payload(
+            embeds=embeds, components=components, flags=interactions.MessageFlags.EPHEMERAL
+        )
+        await ctx.client.http.post_followup(payload, ctx.client.app.id, ctx.token)
 
 
 def _embed(reply: Reply) -> interactions.Embed:
@@ -373,7 +445,7 @@ def _embed(reply: Reply) -> interactions.Embed:
     return embed
 
 
-def _rows(buttons: tuple[Button, ...]) -> list[interactions.ActionRow]:
+def _rows(buttons: tuple[Button, ...]) -> list[interactions.BaseComponent | dict[Any, Any]]:
     assert len(buttons) <= _buttons_per_row_max * _rows_max, "Discord shows at most 25 buttons"
     return [
         interactions.ActionRow(

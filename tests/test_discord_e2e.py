@@ -228,6 +228,60 @@ async def test_duplicated_interaction_reaches_the_handler_with_one_id(
     assert embed(balance.data)["description"] == "<@42> has 90 coins."
 
 
+async def test_slow_command_is_deferred_then_answered(
+    fake: FakeDiscord, commands: CommandSet, bank: ToyBank, metrics: Metrics
+) -> None:
+    """A command slower than the defer bound is acknowledged first; its public reply
+    replaces the placeholder, an ephemeral one replaces it with a private follow-up."""
+    async with serving(fake, commands, metrics, defer_after_seconds=0.05):
+        await fake.wait_commands_synced()
+        public = fake.send_interaction(fake.slash_command("slow"))
+        secret = fake.send_interaction(fake.slash_command("slow", {"secret": True}))
+        for interaction in (public, secret):
+            [deferral] = await fake.wait_callbacks(interaction)
+            assert (deferral.type, deferral.data) == (5, {})
+        bank.slow_release.set()
+        edited = await fake.wait_for(
+            lambda: m if (m := fake.original_message(public)) and m["embeds"] else None,
+            "edit of the placeholder",
+        )
+        [followup] = await fake.wait_for(lambda: fake.followups(secret) or None, "follow-up")
+        await fake.wait_for(
+            lambda: True if fake.original_message(secret) is None else None, "deletion"
+        )
+    assert embed(edited)["title"] == "Done" and edited["flags"] == 0
+    assert embed(followup)["title"] == "Done" and followup["flags"] == _EPHEMERAL
+    assert fake.unknown_routes == []
+
+
+async def test_slow_button_press_is_deferred_then_answered(
+    fake: FakeDiscord, commands: CommandSet, bank: ToyBank, metrics: Metrics
+) -> None:
+    """A slow press is acknowledged as a deferred update; the owner's reply edits the
+    message, another user's ephemeral refusal arrives as a private follow-up."""
+    async with serving(fake, commands, metrics, defer_after_seconds=0.05):
+        await fake.wait_commands_synced()
+        game = fake.send_interaction(fake.slash_command("game"))
+        await fake.wait_callbacks(game)
+        message = fake.original_message(game)
+        assert message is not None
+        owner = fake.send_interaction(fake.button_press("game:42:slow", message=message))
+        intruder = fake.send_interaction(
+            fake.button_press("game:42:slow", message=message, user_id=43)
+        )
+        for interaction in (owner, intruder):
+            [deferral] = await fake.wait_callbacks(interaction)
+            assert deferral.type == 6
+        bank.slow_release.set()
+        edited = await fake.wait_for(
+            lambda: m if "slow" in embed(m := fake.message(message["id"]))["description"] else None,
+            "edit of the game message",
+        )
+        [refusal] = await fake.wait_for(lambda: fake.followups(intruder) or None, "follow-up")
+    assert embed(edited)["description"] == "You chose slow."
+    assert embed(refusal)["title"] == "Not your game" and refusal["flags"] == _EPHEMERAL
+
+
 async def test_reply_grants_roles_through_rest(
     fake: FakeDiscord, commands: CommandSet, metrics: Metrics
 ) -> None:

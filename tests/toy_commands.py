@@ -93,7 +93,12 @@ class ToyBank:
             Command("game", "Start a game with buttons", (), self._game),
             Command("vip", "Buy the VIP role", (), self._vip),
             Command("boom", "Crash on purpose", (), self._boom),
-            Command("slow", "Wait until the test releases it", (), self._slow),
+            Command(
+                "slow",
+                "Wait until the test releases it",
+                (Option("secret", OptionKind.BOOLEAN, "Answer ephemerally", required=False),),
+                self._slow,
+            ),
         ]
         return CommandSet(
             commands,
@@ -157,6 +162,9 @@ class ToyBank:
     async def _press(self, press: ButtonPress) -> Reply:
         self.seen.append(press.interaction_id)
         _, owner, move = press.custom_id.split(":")
+        if move == "slow":
+            self.slow_started.set()
+            await self.slow_release.wait()
         if int(owner) != press.user_id:
             return Reply(
                 title="Not your game", description="Start your own with /game.", ephemeral=True
@@ -180,4 +188,6 @@ class ToyBank:
         self.seen.append(inv.interaction_id)
         self.slow_started.set()
         await self.slow_release.wait()
-        return Reply(title="Done", description="Finally.")
+        return Reply(
+            title="Done", description="Finally.", ephemeral=inv.options.get("secret", False)
+        )
