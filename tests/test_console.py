@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from bot.console import console_line_bytes_max, run_console
+from bot.console import InteractionIds, console_line_bytes_max, run_console
 from bot.dispatch import CommandSet
 from metrics import Metrics
 from tests.toy_commands import ToyBank
@@ -253,3 +254,14 @@ async def test_human_mode_over_real_pipes_in_a_subprocess() -> None:
     output = done.stdout.decode()
     assert "[user 42 guild 1]> == Balance ==\n<@42> has 100 coins." in output
     assert output.count("Balance") == 1
+
+
+def test_generated_interaction_ids_follow_the_clock() -> None:
+    """Generated ids increase and start at the wall clock, so a restarted console never
+    reuses an id (an idempotency key) of an earlier run."""
+    before = (time.time_ns() // 1_000_000 - 1_420_070_400_000) << 22
+    ids = InteractionIds()
+    issued = [ids.next() for _ in range(1000)]
+    assert issued == sorted(set(issued))
+    assert issued[0] >= before
+    assert issued[-1] < 2**63

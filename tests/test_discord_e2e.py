@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -78,8 +81,9 @@ async def serving(
                 scope.cancel()
 
 
-def embed(fake_callback_data: dict[str, Any]) -> dict[str, Any]:
-    [only] = fake_callback_data["embeds"]
+def embed(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The one embed of a message or of a callback's message data."""
+    [only] = message["embeds"]
     return dict(only)
 
 
@@ -381,3 +385,22 @@ async def test_unreachable_api_is_an_error(commands: CommandSet, metrics: Metric
         await run_discord(
             commands, token="t", api_url="http://127.0.0.1:9/api/v10", metrics=metrics
         )
+
+
+async def test_fake_discord_speaks_exact_json_and_records_unknown_routes(
+    fake: FakeDiscord,
+) -> None:
+    """The fake answers with the exact JSON content type and 404s, records, unknown routes."""
+
+    def get(path: str) -> tuple[int, str, Any]:
+        try:
+            with urllib.request.urlopen(fake.api_url + path, timeout=10) as response:
+                return response.status, response.headers["Content-Type"], json.load(response)
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers["Content-Type"], json.load(err)
+
+    me = await trio.to_thread.run_sync(get, "/users/@me")
+    missing = await trio.to_thread.run_sync(get, "/channels/5/messages")
+    assert me[:2] == (200, "application/json") and me[2]["verified"] is True
+    assert missing[:2] == (404, "application/json")
+    assert fake.unknown_routes == [("GET", "/channels/5/messages")]

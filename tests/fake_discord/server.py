@@ -508,8 +508,9 @@ class FakeDiscord:
     def _new_message(
         self, token: str, data: Mapping[str, Any], *, original: bool
     ) -> dict[str, Any]:
-        message = {
-            "id": str(self._snowflake()),
+        message_id = str(self._snowflake())
+        message: dict[str, Any] = {
+            "id": message_id,
             "channel_id": str(CHANNEL_ID),
             "guild_id": str(GUILD_ID),
             "author": _user(BOT_USER_ID, bot=True),
@@ -530,9 +531,9 @@ class FakeDiscord:
             "webhook_id": str(APP_ID),
         }
         with self._lock:
-            self._messages[message["id"]] = message
+            self._messages[message_id] = message
             if original:
-                self._original[token] = message["id"]
+                self._original[token] = message_id
         return copy.deepcopy(message)
 
     _APP = r"([0-9]+)"
