@@ -34,7 +34,11 @@ def log_event(
     exc_info: bool = False,
     **fields: object,
 ) -> None:
-    """Log ``event`` with ``fields`` as one structured line."""
+    """Log ``event`` with ``fields`` as one structured line.
+
+    ``level`` and ``exc_info`` are passed to logging, not written as fields; with
+    ``exc_info`` the current exception's traceback becomes the ``exc`` field.
+    """
     assert event, "an event needs a name"
     clashes = _RESERVED_KEYS.intersection(fields)
     assert not clashes, f"event fields may not be named {sorted(clashes)}"
