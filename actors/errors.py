@@ -135,3 +135,90 @@ def _duration(seconds: int) -> str:
     if secs and not hours:
         parts.append(f"{secs} s")
     return " ".join(parts) or "0 s"
+
+
+class OutOfStock(CroupierError):
+    code = "out_of_stock"
+
+    def __init__(self, item: str, stock: int, wanted: int) -> None:
+        super().__init__(f"only {stock} of {item!r} left and you asked for {wanted}")
+        self.item = item
+        self.stock = stock
+        self.wanted = wanted
+
+
+class ItemRetired(CroupierError):
+    code = "item_retired"
+
+    def __init__(self, item: str) -> None:
+        super().__init__(f"{item!r} is no longer sold; see /shop for what is")
+        self.item = item
+
+
+class NotSellable(CroupierError):
+    code = "not_sellable"
+
+    def __init__(self, item: str) -> None:
+        super().__init__(f"the shop does not buy back {item!r}")
+        self.item = item
+
+
+class NotEnoughItems(CroupierError):
+    code = "not_enough_items"
+
+    def __init__(self, item: str, owned: int, wanted: int) -> None:
+        super().__init__(f"you have {owned} of {item!r} and need {wanted}; see /inventory")
+        self.item = item
+        self.owned = owned
+        self.wanted = wanted
+
+
+class DuplicateItem(CroupierError):
+    code = "duplicate_item"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"an item named {name!r} is already for sale; pick another name")
+        self.name = name
+
+
+class KeyReused(CroupierError):
+    """An idempotency key was sent again with a different operation."""
+
+    code = "key_reused"
+
+    def __init__(self, key: str, op: str) -> None:
+        super().__init__(f"request id {key} was already used for {op}; send a new request")
+        self.key = key
+        self.op = op
+
+
+class GuildOnly(CroupierError):
+    code = "guild_only"
+
+    def __init__(self) -> None:
+        super().__init__("this economy is per server; use the command in a server")
+
+
+class GameInProgress(CroupierError):
+    code = "game_in_progress"
+
+    def __init__(self, kind: str, game_id: str) -> None:
+        super().__init__(f"you already have a {kind} game running ({game_id}); finish it first")
+        self.kind = kind
+        self.game_id = game_id
+
+
+class NotYourGame(CroupierError):
+    code = "not_your_game"
+
+    def __init__(self, game_id: str) -> None:
+        super().__init__(f"game {game_id} belongs to another player; start your own")
+        self.game_id = game_id
+
+
+class GameOver(CroupierError):
+    code = "game_over"
+
+    def __init__(self, game_id: str) -> None:
+        super().__init__(f"game {game_id} is already settled; start a new one")
+        self.game_id = game_id

@@ -327,6 +327,14 @@ class ActorSystem:
     def is_resident(self, kind: str, key: Any) -> bool:
         return (kind, key) in self._cells
 
+    def passivate(self, kind: str, key: Any) -> bool:
+        """Passivate one actor now if it is idle; True if it was."""
+        cell = self._cells.get((kind, key))
+        if cell is None or not cell.idle:
+            return False
+        cell._close()
+        return True
+
     def ref(self, kind: str, key: Any) -> ActorRef:
         assert kind in self._kinds, kind
         return ActorRef(self, kind, key)

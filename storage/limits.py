@@ -38,8 +38,10 @@ class Limits:
     reason_chars_max: int = 200
     history_page_entries_max: int = 25
     leaderboard_page_entries_max: int = 25
+    leaderboard_pages_max: int = 400
     shop_items_per_scope_max: int = 200
     item_name_chars_max: int = 64
+    item_price_coins_max: int = 10**15
     inventory_item_count_max: int = 1_000_000
     game_idle_seconds_max: float = 300.0
     game_recovery_seconds: float = 2 * 3600.0

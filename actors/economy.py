@@ -1,0 +1,524 @@
+"""The economy's public API: what the command layer calls.
+
+Mutations go to wallet actors as messages carrying the caller's idempotency key. A payment
+is two steps with a durable record between them: the sender's wallet commits the debit and
+an outbox record together, then ``deliver`` asks the receiver to apply the credit, which
+deletes the outbox record in the same commit. If anything stops in between, the outbox
+record stays and is delivered again (by the next retry, the periodic sweep or the boot
+sweep). Reads (history, leaderboard, shop) are served from ordered indexes in the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from actors import keys
+from actors.errors import (
+    BotRecipient,
+    DuplicateItem,
+    GuildOnly,
+    InvalidAmount,
+    InvalidInput,
+    NotFound,
+    SelfTransfer,
+)
+from actors.ledger import EconomyEnv
+from actors.records import (
+    HISTORY,
+    OUTBOX,
+    SETTINGS,
+    SHOP_ITEM,
+    WALLET,
+    HistoryEntry,
+    OutboxRecord,
+    ScopeSettings,
+    ShopItem,
+)
+from actors.runtime import ActorKind, ActorRef, ActorSystem
+from actors.wallet import (
+    APPLIED_BOUNCED,
+    APPLIED_CREDITED,
+    WALLET_KIND,
+    Adjust,
+    AdjustResult,
+    Buy,
+    Credit,
+    Open,
+    Pay,
+    PayResult,
+    Reset,
+    ResetResult,
+    Reward,
+    RewardResult,
+    Sell,
+    TradeResult,
+    UseItem,
+    UseResult,
+    Wallet,
+    WalletView,
+)
+
+DeliveryTarget = Callable[[OutboxRecord], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PayOutcome:
+    """A payment: ``status`` is "credited", or "returned" when the recipient was at the
+    maximum balance and the money came back; ``balance`` is the sender's after it."""
+
+    transfer_id: str
+    to_user: int
+    amount: int
+    status: Literal["credited", "returned", "pending"]
+    balance: int
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: tuple[HistoryEntry, ...]
+    page: int
+    pages: int
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    rank: int
+    user: int
+    balance: int
+
+
+@dataclass(frozen=True)
+class LeaderboardPage:
+    rows: tuple[LeaderboardRow, ...]
+    page: int
+    has_next: bool
+
+
+@dataclass(frozen=True)
+class InventoryLine:
+    item: ShopItem
+    count: int
+
+
+class Economy:
+    """Wallets, transfers, rewards, leaderboards, history, shop and settings."""
+
+    def __init__(self, env: EconomyEnv, actors: ActorSystem) -> None:
+        self.env = env
+        self.store = env.store
+        self.limits = env.limits
+        self.actors = actors
+        self._targets: dict[str, DeliveryTarget] = {}
+        actors.register(ActorKind(WALLET_KIND, lambda key: Wallet(env, key)))
+
+    def register_target(self, kind: str, deliver: DeliveryTarget) -> None:
+        """Route outbox records whose target is ``kind:<id>`` (for example games)."""
+        assert kind not in self._targets and kind != "user", kind
+        self._targets[kind] = deliver
+
+    # --- scopes and wallets ------------------------------------------------------------
+
+    def scope(self, guild_id: int) -> int:
+        if not self.env.global_scope and guild_id == 0:
+            raise GuildOnly()
+        return self.env.scope_of(guild_id)
+
+    def wallet(self, scope: int, user: int) -> ActorRef:
+        return self.actors.ref(WALLET_KIND, (scope, user))
+
+    def settings(self, guild_id: int) -> ScopeSettings:
+        return self.env.settings(self.scope(guild_id))
+
+    async def balance(self, guild_id: int, user: int) -> WalletView:
+        view: WalletView = await self.wallet(self.scope(guild_id), user).ask(Open())
+        return view
+
+    async def reward(
+        self, guild_id: int, user: int, kind: Literal["daily", "work"], key: str
+    ) -> RewardResult:
+        self._check_key(key)
+        result: RewardResult = await self.wallet(self.scope(guild_id), user).ask(Reward(kind, key))
+        return result
+
+    # --- payments ----------------------------------------------------------------------
+
+    async def pay(
+        self,
+        guild_id: int,
+        user: int,
+        to_user: int,
+        amount: int,
+        key: str,
+        *,
+        reason: str = "",
+        to_is_bot: bool = False,
+    ) -> PayOutcome:
+        scope = self.scope(guild_id)
+        self._check_key(key)
+        if to_user == user:
+            raise SelfTransfer()
+        if to_is_bot:
+            raise BotRecipient(to_user)
+        _check_amount(amount)
+        reason = self._check_reason(reason)
+        debit: PayResult = await self.wallet(scope, user).ask(Pay(key, to_user, amount, reason))
+        status = await self.deliver(debit.transfer_id)
+        if status == "absent":
+            # A repeated request: the transfer was delivered by an earlier attempt.
+            status = self._settled_status(scope, to_user, debit.transfer_id)
+            if status == "bounced":
+                await self.deliver(f"{debit.transfer_id}/refund")
+        balance = debit.balance
+        if status != "credited":
+            view: WalletView = await self.wallet(scope, user).ask(Open())
+            balance = view.balance
+        final: Literal["credited", "returned", "pending"] = (
+            "credited" if status == "credited" else "returned" if status == "bounced" else "pending"
+        )
+        return PayOutcome(debit.transfer_id, to_user, amount, final, balance)
+
+    async def deliver(self, transfer_id: str) -> str:
+        """Deliver an outbox record (and its refund, if it bounces) until none is left.
+
+        Returns "credited" or "bounced" for a user-to-user transfer delivered now,
+        "delivered" for other targets, and "absent" when there was nothing to deliver.
+        """
+        status = "absent"
+        first = True
+        while True:
+            with self.store.read() as txn:
+                raw = txn.get(transfer_id.encode(), db=self.store.db("outbox"))
+            if raw is None:
+                return status
+            record = OUTBOX.decode(raw)
+            kind, _, ident = record.target.partition(":")
+            if kind == "user":
+                credit = await self.wallet(record.scope, int(ident)).ask(Credit(transfer_id))
+                if first:
+                    status = credit.status
+                if credit.status != "bounced":
+                    return status
+                transfer_id = f"{transfer_id}/refund"
+            else:
+                await self._targets[kind](record)
+                return "delivered"
+            first = False
+
+    def _settled_status(self, scope: int, to_user: int, transfer_id: str) -> str:
+        """What became of a payment whose outbox record is gone: the receiver's marker
+        says whether it took the money or sent it back."""
+        with self.store.read() as txn:
+            marker = txn.get(
+                keys.applied_key(scope, to_user, transfer_id.encode()),
+                db=self.store.db("applied"),
+            )
+        if marker == APPLIED_BOUNCED:
+            return "bounced"
+        if marker == APPLIED_CREDITED:
+            return "credited"
+        return "absent"
+
+    async def deliver_pending(self) -> int:
+        """Deliver every outbox record in the store; return how many there were."""
+        with self.store.read() as txn:
+            pending = [
+                bytes(k).decode()
+                for k in txn.cursor(db=self.store.db("outbox")).iternext(values=False)
+            ]
+        for transfer_id in pending:
+            await self.deliver(transfer_id)
+        return len(pending)
+
+    # --- admin -------------------------------------------------------------------------
+
+    async def adjust(
+        self,
+        guild_id: int,
+        admin: int,
+        user: int,
+        op: Literal["add", "remove", "set"],
+        amount: int,
+        key: str,
+        *,
+        reason: str,
+    ) -> AdjustResult:
+        scope = self.scope(guild_id)
+        self._check_key(key)
+        if op != "set":
+            _check_amount(amount)
+        elif not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+            raise InvalidAmount(amount)
+        reason = self._check_reason(reason)
+        result: AdjustResult = await self.wallet(scope, user).ask(
+            Adjust(key, op, amount, reason, admin)
+        )
+        return result
+
+    async def reset(
+        self, guild_id: int, admin: int, user: int, key: str, *, reason: str
+    ) -> ResetResult:
+        scope = self.scope(guild_id)
+        self._check_key(key)
+        reason = self._check_reason(reason)
+        result: ResetResult = await self.wallet(scope, user).ask(Reset(key, reason, admin))
+        return result
+
+    async def update_settings(self, guild_id: int, changes: dict[str, Any]) -> ScopeSettings:
+        """Change some settings of a scope at once; refused whole if any value is bad."""
+        scope = self.scope(guild_id)
+        editable = ScopeSettings.editable()
+        for name, value in changes.items():
+            if name not in editable:
+                raise InvalidInput(name, f"unknown setting; use one of {', '.join(editable)}")
+            wanted = int if editable[name] == "int" else str
+            if not isinstance(value, wanted) or isinstance(value, bool):
+                raise InvalidInput(name, f"must be {'a whole number' if wanted is int else 'text'}")
+        key, db = keys.settings_key(scope), self.store.db("settings")
+
+        def apply(txn: Any) -> ScopeSettings:
+            raw = txn.get(key, db=db)
+            current = SETTINGS.decode(raw) if raw is not None else ScopeSettings()
+            updated = dataclasses.replace(current, **changes)
+            problems = updated.check()
+            if problems:
+                raise InvalidInput(*problems[0])
+            txn.put(key, SETTINGS.encode(updated), db=db)
+            return updated
+
+        result: ScopeSettings = await self.store.write(apply)
+        return result
+
+    # --- reads -------------------------------------------------------------------------
+
+    def history(self, guild_id: int, user: int, page: int = 1) -> HistoryPage:
+        scope = self.scope(guild_id)
+        size = self.limits.history_page_entries_max
+        with self.store.read() as txn:
+            raw = txn.get(keys.wallet_key(scope, user), db=self.store.db("wallets"))
+            if raw is None:
+                return HistoryPage((), 1, 1)
+            count = WALLET.decode(raw).history_seq
+            pages = max(1, -(-count // size))
+            page = min(max(1, page), pages)
+            newest = count - 1 - (page - 1) * size
+            db = self.store.db("history")
+            entries = []
+            for sequence in range(newest, max(-1, newest - size), -1):
+                value = txn.get(keys.history_key(scope, user, sequence), db=db)
+                assert value is not None, (scope, user, sequence)
+                entries.append(HISTORY.decode(value))
+        return HistoryPage(tuple(entries), page, pages)
+
+    def leaderboard(self, guild_id: int, page: int = 1) -> LeaderboardPage:
+        """Top balances from the ordered index; pages past the limit are refused."""
+        scope = self.scope(guild_id)
+        size = self.limits.leaderboard_page_entries_max
+        pages_max = self.limits.leaderboard_pages_max
+        if not 1 <= page <= pages_max:
+            raise InvalidInput("page", f"must be between 1 and {pages_max}")
+        prefix = keys.u64(scope)
+        skip = (page - 1) * size
+        rows: list[LeaderboardRow] = []
+        has_next = False
+        with self.store.read() as txn:
+            cursor = txn.cursor(db=self.store.db("leaderboard"))
+            if cursor.set_range(prefix):
+                for index, key in enumerate(cursor.iternext(values=False)):
+                    if not key.startswith(prefix):
+                        break
+                    if index < skip:
+                        continue
+                    if len(rows) == size:
+                        has_next = page < pages_max
+                        break
+                    _, balance, user = keys.split_leaderboard_key(key)
+                    rows.append(LeaderboardRow(index + 1, user, balance))
+        return LeaderboardPage(tuple(rows), page, has_next)
+
+    # --- shop --------------------------------------------------------------------------
+
+    def items(self, guild_id: int, *, include_retired: bool = False) -> list[ShopItem]:
+        scope = self.scope(guild_id)
+        prefix = keys.u64(scope)
+        found = []
+        with self.store.read() as txn:
+            cursor = txn.cursor(db=self.store.db("shop"))
+            if cursor.set_range(prefix):
+                for key, value in cursor:
+                    if not key.startswith(prefix):
+                        break
+                    item = SHOP_ITEM.decode(value)
+                    if include_retired or not item.retired:
+                        found.append(item)
+        return found
+
+    def find_item(self, guild_id: int, name_or_id: str | int) -> ShopItem:
+        """An item by id, or by name (case-insensitive; live items before retired)."""
+        items = self.items(guild_id, include_retired=True)
+        if isinstance(name_or_id, int) or str(name_or_id).isdigit():
+            wanted = int(name_or_id)
+            for item in items:
+                if item.item_id == wanted:
+                    return item
+        else:
+            name = str(name_or_id).strip().casefold()
+            matches = [i for i in items if i.name.casefold() == name]
+            matches.sort(key=lambda i: i.retired)
+            if matches:
+                return matches[0]
+        raise NotFound("item", name_or_id)
+
+    async def create_item(
+        self,
+        guild_id: int,
+        *,
+        name: str,
+        price: int,
+        stock: int | None = None,
+        role_id: int | None = None,
+        sell_price: int | None = None,
+        description: str = "",
+    ) -> ShopItem:
+        scope = self.scope(guild_id)
+        item = ShopItem(
+            0, name.strip(), price, stock, role_id, sell_price, False, self.env.now(), description
+        )
+        self._check_item(item)
+        db = self.store.db("shop")
+        prefix = keys.u64(scope)
+        items_max = self.limits.shop_items_per_scope_max
+
+        def apply(txn: Any) -> ShopItem:
+            cursor = txn.cursor(db=db)
+            existing = []
+            if cursor.set_range(prefix):
+                for key, value in cursor:
+                    if not key.startswith(prefix):
+                        break
+                    existing.append(SHOP_ITEM.decode(value))
+            if len(existing) >= items_max:
+                raise InvalidInput("name", f"a shop holds at most {items_max} items")
+            if any(i.name.casefold() == item.name.casefold() and not i.retired for i in existing):
+                raise DuplicateItem(item.name)
+            created = dataclasses.replace(
+                item, item_id=1 + max((i.item_id for i in existing), default=0)
+            )
+            txn.put(keys.item_key(scope, created.item_id), SHOP_ITEM.encode(created), db=db)
+            return created
+
+        result: ShopItem = await self.store.write(apply)
+        return result
+
+    async def edit_item(self, guild_id: int, item_id: int, **changes: Any) -> ShopItem:
+        scope = self.scope(guild_id)
+        allowed = {"name", "price", "stock", "role_id", "sell_price", "description", "retired"}
+        for name in changes:
+            if name not in allowed:
+                raise InvalidInput(
+                    name, f"cannot be edited; edit one of {', '.join(sorted(allowed))}"
+                )
+        key, db = keys.item_key(scope, item_id), self.store.db("shop")
+        check = self._check_item
+        prefix = keys.u64(scope)
+
+        def apply(txn: Any) -> ShopItem:
+            raw = txn.get(key, db=db)
+            if raw is None:
+                raise NotFound("item", item_id)
+            updated = dataclasses.replace(SHOP_ITEM.decode(raw), **changes)
+            check(updated)
+            if "name" in changes or changes.get("retired") is False:
+                cursor = txn.cursor(db=db)
+                if cursor.set_range(prefix):
+                    for other_key, value in cursor:
+                        if not other_key.startswith(prefix):
+                            break
+                        other = SHOP_ITEM.decode(value)
+                        same = other.name.casefold() == updated.name.casefold()
+                        if same and other.item_id != item_id and not other.retired:
+                            raise DuplicateItem(updated.name)
+            txn.put(key, SHOP_ITEM.encode(updated), db=db)
+            return updated
+
+        result: ShopItem = await self.store.write(apply)
+        return result
+
+    async def retire_item(self, guild_id: int, item_id: int) -> ShopItem:
+        """Stop selling an item. Its record stays, so inventories keep pointing at it."""
+        return await self.edit_item(guild_id, item_id, retired=True)
+
+    async def buy(
+        self, guild_id: int, user: int, item_id: int, quantity: int, key: str
+    ) -> TradeResult:
+        scope = self.scope(guild_id)
+        self._check_key(key)
+        _check_amount(quantity, field="quantity")
+        result: TradeResult = await self.wallet(scope, user).ask(Buy(key, item_id, quantity))
+        return result
+
+    async def sell(
+        self, guild_id: int, user: int, item_id: int, quantity: int, key: str
+    ) -> TradeResult:
+        scope = self.scope(guild_id)
+        self._check_key(key)
+        _check_amount(quantity, field="quantity")
+        result: TradeResult = await self.wallet(scope, user).ask(Sell(key, item_id, quantity))
+        return result
+
+    async def use(self, guild_id: int, user: int, item_id: int, key: str) -> UseResult:
+        scope = self.scope(guild_id)
+        self._check_key(key)
+        result: UseResult = await self.wallet(scope, user).ask(UseItem(key, item_id))
+        return result
+
+    def inventory(self, guild_id: int, user: int) -> list[InventoryLine]:
+        scope = self.scope(guild_id)
+        prefix = keys.wallet_key(scope, user)
+        lines = []
+        with self.store.read() as txn:
+            shop = self.store.db("shop")
+            cursor = txn.cursor(db=self.store.db("inventory"))
+            if cursor.set_range(prefix):
+                for key, value in cursor:
+                    if not key.startswith(prefix):
+                        break
+                    item_id = keys.read_u64(key, 16)
+                    raw = txn.get(keys.item_key(scope, item_id), db=shop)
+                    assert raw is not None, ("inventory entry without item", scope, item_id)
+                    lines.append(InventoryLine(SHOP_ITEM.decode(raw), int.from_bytes(value, "big")))
+        return lines
+
+    # --- validation --------------------------------------------------------------------
+
+    def _check_key(self, key: str) -> None:
+        if not key or len(key.encode()) > self.limits.idempotency_key_bytes_max:
+            raise InvalidInput("key", "a request id of 1 to 128 bytes is required")
+
+    def _check_reason(self, reason: str) -> str:
+        reason = reason.strip()
+        if len(reason) > self.limits.reason_chars_max:
+            raise InvalidInput("reason", f"at most {self.limits.reason_chars_max} characters")
+        return reason
+
+    def _check_item(self, item: ShopItem) -> None:
+        if not 1 <= len(item.name) <= self.limits.item_name_chars_max:
+            raise InvalidInput("name", f"1 to {self.limits.item_name_chars_max} characters")
+        if len(item.description) > self.limits.reason_chars_max:
+            raise InvalidInput("description", f"at most {self.limits.reason_chars_max} characters")
+        for name in ("price", "stock", "sell_price", "role_id"):
+            value = getattr(item, name)
+            if value is None and name != "price":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidInput(name, "must be a whole number of 0 or more")
+        ceiling = self.limits.item_price_coins_max
+        if item.price > ceiling or (item.sell_price or 0) > ceiling:
+            raise InvalidInput("price", f"at most {ceiling}")
+
+
+def _check_amount(amount: object, *, field: str = "amount") -> None:
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
+        raise InvalidAmount(amount, field=field)

@@ -1,0 +1,203 @@
+"""The integrity check: proves the money rules over the whole store.
+
+It reads one consistent LMDB snapshot and checks, per scope, that every coin is accounted
+for (users + system accounts + game escrow + transfers in flight sum to zero), that no user
+balance is negative, that every transfer in flight points at a real debit, that the
+leaderboard index matches the balances exactly, and that shop and inventory records agree.
+Other checks (games, timers) plug in as functions of the same snapshot. It is synchronous
+and meant to run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors import keys
+from actors.records import HISTORY, OUTBOX, SHOP_ITEM, SYSTEM_ACCOUNTS, WALLET
+from actors.wallet import APPLIED_BOUNCED
+from storage import Store, unpackb
+
+VIOLATIONS_KEPT_MAX = 50
+
+
+@dataclass(frozen=True)
+class Violation:
+    check: str
+    detail: str
+
+
+@dataclass
+class IntegrityReport:
+    """What one run found. ``counts`` holds how many violations each check saw (all of
+    them, even past the ``VIOLATIONS_KEPT_MAX`` kept for the report's text)."""
+
+    started_at: float
+    duration_seconds: float = 0.0
+    violations: list[Violation] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    figures: dict[str, int] = field(default_factory=dict)
+    supply_by_scope: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.counts.values())
+
+    def add(self, check: str, detail: str) -> None:
+        self.counts[check] = self.counts.get(check, 0) + 1
+        if len(self.violations) < VIOLATIONS_KEPT_MAX:
+            self.violations.append(Violation(check, detail))
+
+    def passed(self, check: str) -> None:
+        self.counts.setdefault(check, 0)
+
+    def text(self) -> str:
+        lines = [f"integrity: {'OK' if self.ok else 'VIOLATIONS FOUND'}"]
+        for check in sorted(self.counts):
+            lines.append(f"  {check:<28} {'ok' if not self.counts[check] else self.counts[check]}")
+        for name in sorted(self.figures):
+            lines.append(f"  {name:<28} {self.figures[name]}")
+        for violation in self.violations:
+            lines.append(f"  ! {violation.check}: {violation.detail}")
+        return "\n".join(lines)
+
+
+SnapshotCheck = Callable[[Any, Store, IntegrityReport, dict[int, int]], None]
+
+MONEY_CHECKS = (
+    "money_sums_to_zero",
+    "no_negative_balance",
+    "outbox_refers_to_transfer",
+    "leaderboard_matches",
+    "inventory_has_item",
+    "stock_not_negative",
+)
+
+
+def check_store(
+    store: Store, *, extra_checks: Iterable[SnapshotCheck] = (), now: float | None = None
+) -> IntegrityReport:
+    """Run every check over one read snapshot of ``store``."""
+    report = IntegrityReport(started_at=time.time() if now is None else now)
+    started = time.perf_counter()
+    for name in MONEY_CHECKS:
+        report.passed(name)
+    sums: dict[int, int] = defaultdict(int)
+    with store.map_gate, store.read() as txn:
+        balances = _check_wallets(txn, store, report, sums)
+        _check_system(txn, store, report, sums)
+        _check_outbox(txn, store, report, sums)
+        _check_leaderboard(txn, store, report, balances)
+        _check_shop(txn, store, report)
+        for check in extra_checks:
+            check(txn, store, report, sums)
+    for scope, total in sorted(sums.items()):
+        if total != 0:
+            report.add("money_sums_to_zero", f"scope {scope}: accounts sum to {total}, not 0")
+    report.duration_seconds = time.perf_counter() - started
+    return report
+
+
+def _check_wallets(
+    txn: Any, store: Store, report: IntegrityReport, sums: dict[int, int]
+) -> dict[bytes, int]:
+    balances: dict[bytes, int] = {}
+    supply: dict[int, int] = defaultdict(int)
+    for key, value in txn.cursor(db=store.db("wallets")):
+        scope, user = keys.split_wallet_key(key)
+        record = WALLET.decode(value)
+        balances[bytes(key)] = record.balance
+        sums[scope] += record.balance
+        supply[scope] += record.balance
+        if record.balance < 0:
+            report.add("no_negative_balance", f"scope {scope} user {user}: {record.balance}")
+    report.figures["wallets"] = len(balances)
+    report.figures["user_coins"] = sum(balances.values())
+    report.supply_by_scope = dict(supply)
+    return balances
+
+
+def _check_system(txn: Any, store: Store, report: IntegrityReport, sums: dict[int, int]) -> None:
+    totals = dict.fromkeys(SYSTEM_ACCOUNTS, 0)
+    for key, value in txn.cursor(db=store.db("system")):
+        scope = keys.read_u64(key)
+        name = bytes(key[8:]).decode()
+        balance = unpackb(value)
+        sums[scope] += balance
+        totals[name] = totals.get(name, 0) + balance
+    for name, total in totals.items():
+        report.figures[f"{name}_coins"] = total
+
+
+def _check_outbox(txn: Any, store: Store, report: IntegrityReport, sums: dict[int, int]) -> None:
+    in_flight = 0
+    count = 0
+    db_history, db_applied = store.db("history"), store.db("applied")
+    for _, value in txn.cursor(db=store.db("outbox")):
+        record = OUTBOX.decode(value)
+        count += 1
+        in_flight += record.amount
+        sums[record.scope] += record.amount
+        if record.amount <= 0:
+            report.add("outbox_refers_to_transfer", f"{record.transfer_id}: amount {record.amount}")
+        kind, _, ident = record.source.partition(":")
+        if record.refund_of:
+            marker = txn.get(
+                keys.applied_key(record.scope, int(ident), record.refund_of.encode()), db=db_applied
+            )
+            if marker != APPLIED_BOUNCED:
+                report.add(
+                    "outbox_refers_to_transfer", f"{record.transfer_id}: no bounced original"
+                )
+        elif kind == "user":
+            raw = txn.get(
+                keys.history_key(record.scope, int(ident), record.source_ref), db=db_history
+            )
+            if raw is None or HISTORY.decode(raw).transfer_id != record.transfer_id:
+                report.add("outbox_refers_to_transfer", f"{record.transfer_id}: no sender debit")
+        elif kind == "game":
+            if txn.get(keys.game_key(ident), db=store.db("games")) is None:
+                report.add("outbox_refers_to_transfer", f"{record.transfer_id}: no game {ident}")
+        else:
+            report.add("outbox_refers_to_transfer", f"{record.transfer_id}: source {record.source}")
+    report.figures["outbox_records"] = count
+    report.figures["outbox_coins"] = in_flight
+
+
+def _check_leaderboard(
+    txn: Any, store: Store, report: IntegrityReport, balances: dict[bytes, int]
+) -> None:
+    seen = 0
+    for key in txn.cursor(db=store.db("leaderboard")).iternext(values=False):
+        seen += 1
+        scope, balance, user = keys.split_leaderboard_key(bytes(key))
+        actual = balances.get(keys.wallet_key(scope, user))
+        if actual != balance:
+            report.add(
+                "leaderboard_matches",
+                f"scope {scope} user {user}: index says {balance}, wallet says {actual}",
+            )
+    if seen != len(balances):
+        report.add("leaderboard_matches", f"{seen} index entries for {len(balances)} wallets")
+
+
+def _check_shop(txn: Any, store: Store, report: IntegrityReport) -> None:
+    db_shop = store.db("shop")
+    items = 0
+    for _, value in txn.cursor(db=db_shop):
+        item = SHOP_ITEM.decode(value)
+        items += 1
+        if item.stock is not None and item.stock < 0:
+            report.add("stock_not_negative", f"item {item.item_id} {item.name!r}: {item.stock}")
+    entries = 0
+    for key in txn.cursor(db=store.db("inventory")).iternext(values=False):
+        entries += 1
+        scope, user = keys.split_wallet_key(bytes(key[:16]))
+        item_id = keys.read_u64(key, 16)
+        if txn.get(keys.item_key(scope, item_id), db=db_shop) is None:
+            report.add("inventory_has_item", f"scope {scope} user {user}: item {item_id} missing")
+    report.figures["shop_items"] = items
+    report.figures["inventory_entries"] = entries

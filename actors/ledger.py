@@ -1,0 +1,55 @@
+"""Shared write helpers for the money records, used inside write transactions.
+
+System accounts (treasury, house, shop) are plain counters adjusted inside the same write
+transaction as the user side of a transfer. They belong to no actor: every adjustment is a
+read-and-add inside the single writer's transaction, which the writer serializes, and the
+counters may go negative, so no check is needed that could race.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from actors import keys
+from actors.records import SETTINGS, ScopeSettings
+from storage import Store, packb, unpackb
+from storage.limits import Limits
+
+
+def system_add(txn: Any, db: Any, scope: int, account: str, delta: int) -> int:
+    """Add ``delta`` to a system account inside ``txn``; return the new balance."""
+    key = keys.system_key(scope, account)
+    raw = txn.get(key, db=db)
+    balance = (unpackb(raw) if raw is not None else 0) + delta
+    assert isinstance(balance, int)
+    txn.put(key, packb(balance), db=db)
+    return balance
+
+
+def read_system_balance(txn: Any, db: Any, scope: int, account: str) -> int:
+    raw = txn.get(keys.system_key(scope, account), db=db)
+    value = unpackb(raw) if raw is not None else 0
+    assert isinstance(value, int)
+    return value
+
+
+@dataclass
+class EconomyEnv:
+    """What every economy actor needs: the store, limits, a wall clock, the scope mode."""
+
+    store: Store
+    limits: Limits
+    now: Callable[[], float] = time.time
+    global_scope: bool = False
+
+    def scope_of(self, guild_id: int) -> int:
+        """The economy scope of a guild: itself, or the shared global scope."""
+        return keys.GLOBAL_SCOPE if self.global_scope else guild_id
+
+    def settings(self, scope: int) -> ScopeSettings:
+        with self.store.read() as txn:
+            raw = txn.get(keys.settings_key(scope), db=self.store.db("settings"))
+        return SETTINGS.decode(raw) if raw is not None else ScopeSettings()

@@ -1,0 +1,72 @@
+"""A running economy over a real store, for the economy and games tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from actors.economy import Economy
+from actors.integrity import IntegrityReport, check_store
+from actors.ledger import EconomyEnv
+from actors.runtime import ActorSystem
+from metrics import Metrics, new_metrics
+from storage import Limits, Store, open_store
+
+T0 = 1_800_000_000.0
+
+
+class WallClock:
+    """A settable wall clock; tests move it instead of sleeping."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Running:
+    store: Store
+    actors: ActorSystem
+    economy: Economy
+    clock: WallClock
+    metrics: Metrics
+
+    def check(self) -> IntegrityReport:
+        return check_store(self.store)
+
+
+@asynccontextmanager
+async def running_economy(
+    data_dir: Path,
+    *,
+    limits: Limits | None = None,
+    clock: WallClock | None = None,
+    global_scope: bool = False,
+    commit_in_thread: bool = True,
+) -> AsyncIterator[Running]:
+    limits = limits or Limits()
+    clock = clock or WallClock()
+    metrics = new_metrics()
+    async with (
+        open_store(
+            data_dir, limits=limits, metrics=metrics, commit_in_thread=commit_in_thread
+        ) as store,
+        trio.open_nursery() as nursery,
+    ):
+        actors = ActorSystem(limits=limits, metrics=metrics)
+        env = EconomyEnv(store=store, limits=limits, now=clock, global_scope=global_scope)
+        economy = Economy(env, actors)
+        await nursery.start(actors.run)
+        try:
+            yield Running(store, actors, economy, clock, metrics)
+        finally:
+            await actors.close()

@@ -1,0 +1,257 @@
+"""Economy: wallets, rewards, payments, admin tools, history, leaderboard, shop, settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from actors.errors import (
+    BalanceTooHigh,
+    BotRecipient,
+    DuplicateItem,
+    GuildOnly,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidInput,
+    ItemRetired,
+    KeyReused,
+    NotEnoughItems,
+    NotFound,
+    NotSellable,
+    OnCooldown,
+    OutOfStock,
+    SelfTransfer,
+)
+from actors.records import ScopeSettings
+from actors.wallet import Pay
+from tests.economy_fixtures import Running, running_economy
+
+G = 1  # the guild used by most tests
+START = ScopeSettings().starting_balance
+
+
+@pytest.fixture
+async def eco(tmp_path: Path) -> AsyncIterator[Running]:
+    async with running_economy(tmp_path) as running:
+        yield running
+
+
+async def test_new_wallet_opens_with_the_starting_balance_from_the_treasury(eco: Running) -> None:
+    """A first contact creates the wallet, paid by the treasury; money sums to zero."""
+    view = await eco.economy.balance(G, 42)
+    assert view.balance == START
+    report = eco.check()
+    assert report.ok, report.text()
+    assert report.figures["treasury_coins"] == -START
+
+
+async def test_daily_has_a_cooldown_that_says_when(eco: Running) -> None:
+    """Daily pays once, then refuses until the cooldown passes, naming the time."""
+    first = await eco.economy.reward(G, 42, "daily", "k1")
+    assert first.amount == ScopeSettings().daily_amount
+    assert first.balance == START + first.amount
+    assert first.next_ready_at == eco.clock.now + 86_400
+    with pytest.raises(OnCooldown) as caught:
+        await eco.economy.reward(G, 42, "daily", "k2")
+    assert caught.value.ready_at == first.next_ready_at
+    assert "try again in 24 h" in str(caught.value)
+    eco.clock.advance(86_400)
+    second = await eco.economy.reward(G, 42, "daily", "k3")
+    assert second.balance == START + 2 * first.amount
+
+
+async def test_repeating_a_key_returns_the_original_result_and_moves_nothing(eco: Running) -> None:
+    """The same idempotency key twice pays once and answers the same."""
+    first = await eco.economy.reward(G, 42, "work", "same")
+    again = await eco.economy.reward(G, 42, "work", "same")
+    assert again == first
+    assert (await eco.economy.balance(G, 42)).balance == START + first.amount
+    s = ScopeSettings()
+    assert s.work_min <= first.amount <= s.work_max
+    with pytest.raises(KeyReused):
+        await eco.economy.pay(G, 42, 43, 1, "same")
+
+
+async def test_pay_moves_money_exactly_once(eco: Running) -> None:
+    """A payment debits the sender, credits the receiver; a repeat changes nothing."""
+    outcome = await eco.economy.pay(G, 42, 43, 30, "p1", reason="lunch")
+    assert outcome.status == "credited"
+    assert outcome.balance == START - 30
+    repeat = await eco.economy.pay(G, 42, 43, 30, "p1", reason="lunch")
+    assert repeat == outcome
+    assert (await eco.economy.balance(G, 43)).balance == START + 30
+    assert (await eco.economy.balance(G, 42)).balance == START - 30
+    assert eco.check().ok
+
+
+@pytest.mark.parametrize("amount", [0, -5, True, 2.5, "10"])
+async def test_pay_refuses_invalid_amounts(eco: Running, amount: object) -> None:
+    """Only positive whole numbers are amounts."""
+    with pytest.raises(InvalidAmount):
+        await eco.economy.pay(G, 42, 43, amount, "bad")  # type: ignore[arg-type]
+
+
+async def test_pay_refuses_self_bots_and_overdrafts(eco: Running) -> None:
+    """Paying yourself, a bot, or more than you have are clear typed errors."""
+    with pytest.raises(SelfTransfer):
+        await eco.economy.pay(G, 42, 42, 1, "a")
+    with pytest.raises(BotRecipient):
+        await eco.economy.pay(G, 42, 99, 1, "b", to_is_bot=True)
+    with pytest.raises(InsufficientFunds) as caught:
+        await eco.economy.pay(G, 42, 43, START + 1, "c")
+    assert (caught.value.balance, caught.value.amount) == (START, START + 1)
+    assert eco.check().ok
+
+
+async def test_payment_to_a_full_wallet_comes_back(eco: Running) -> None:
+    """A recipient at the maximum balance makes the money return to the sender."""
+    await eco.economy.update_settings(G, {"max_balance": 1_000, "bet_max": 1_000})
+    await eco.economy.adjust(G, 1, 43, "set", 1_000, "fill", reason="test")
+    outcome = await eco.economy.pay(G, 42, 43, 10, "p")
+    assert outcome.status == "returned"
+    assert outcome.balance == START
+    assert (await eco.economy.balance(G, 43)).balance == 1_000
+    again = await eco.economy.pay(G, 42, 43, 10, "p")
+    assert again.status == "returned" and again.balance == START
+    report = eco.check()
+    assert report.ok and report.figures["outbox_records"] == 0, report.text()
+
+
+async def test_undelivered_payments_are_delivered_at_start(tmp_path: Path) -> None:
+    """A debit whose delivery never ran is delivered by the boot sweep."""
+    async with running_economy(tmp_path) as eco:
+        await eco.economy.balance(G, 43)
+        debit = await eco.economy.wallet(G, 42).ask(Pay("k", 43, 25, "half-done"))
+        report = eco.check()
+        assert report.ok and report.figures["outbox_coins"] == 25
+    async with running_economy(tmp_path) as eco:
+        assert await eco.economy.deliver_pending() == 1
+        assert (await eco.economy.balance(G, 43)).balance == START + 25
+        assert (await eco.economy.balance(G, 42)).balance == START - 25
+        outcome = await eco.economy.pay(G, 42, 43, 25, "k", reason="half-done")
+        assert outcome.transfer_id == debit.transfer_id and outcome.status == "credited"
+        assert eco.check().ok
+
+
+async def test_admin_add_remove_set_and_reset(eco: Running) -> None:
+    """Admin tools move money to and from the treasury with a reason in history."""
+    assert (
+        await eco.economy.adjust(G, 7, 42, "add", 50, "a1", reason="prize")
+    ).balance == START + 50
+    assert (
+        await eco.economy.adjust(G, 7, 42, "remove", 20, "a2", reason="fine")
+    ).balance == START + 30
+    with pytest.raises(InsufficientFunds):
+        await eco.economy.adjust(G, 7, 42, "remove", 10_000, "a3", reason="too much")
+    assert (await eco.economy.adjust(G, 7, 42, "set", 5, "a4", reason="fix")).balance == 5
+    with pytest.raises(BalanceTooHigh):
+        await eco.economy.adjust(G, 7, 42, "add", 10**12, "a5", reason="x")
+    await eco.economy.reward(G, 42, "daily", "d")
+    reset = await eco.economy.reset(G, 7, 42, "r", reason="cheating")
+    assert reset.balance == START
+    assert (await eco.economy.reward(G, 42, "daily", "d2")).amount > 0, "cooldown cleared"
+    history = eco.economy.history(G, 42)
+    assert "reset by 7: cheating" in [e.reason for e in history.entries]
+    assert eco.check().ok
+
+
+async def test_history_is_newest_first_and_paginated(eco: Running) -> None:
+    """History pages hold the newest transfers first with counterparty and reason."""
+    for i in range(30):
+        await eco.economy.pay(G, 42, 43, 1, f"h{i}", reason=f"r{i}")
+    page1 = eco.economy.history(G, 42, 1)
+    assert page1.pages == 2
+    assert [e.reason for e in page1.entries[:3]] == ["r29", "r28", "r27"]
+    assert all(e.amount == -1 and e.counterparty == "user:43" for e in page1.entries)
+    page2 = eco.economy.history(G, 42, 2)
+    assert page2.entries[-1].reason == "opening balance"
+    assert len(page1.entries) + len(page2.entries) == 31
+    assert eco.economy.history(G, 42, 99).page == 2
+
+
+async def test_leaderboard_follows_balances(eco: Running) -> None:
+    """The leaderboard index orders by balance and moves as balances change."""
+    for user in range(1, 31):
+        await eco.economy.adjust(G, 7, user, "set", user * 10, f"s{user}", reason="seed")
+    top = eco.economy.leaderboard(G, 1)
+    assert [(r.rank, r.user, r.balance) for r in top.rows[:2]] == [(1, 30, 300), (2, 29, 290)]
+    assert top.has_next
+    await eco.economy.pay(G, 1, 2, 10, "up")
+    second = eco.economy.leaderboard(G, 2)
+    # Ties order by user id: users 2 and 3 both hold 30 now.
+    assert [(r.user, r.balance) for r in second.rows] == [
+        (5, 50),
+        (4, 40),
+        (2, 30),
+        (3, 30),
+        (1, 0),
+    ]
+    assert not second.has_next
+    with pytest.raises(InvalidInput):
+        eco.economy.leaderboard(G, 0)
+    assert eco.check().ok
+
+
+async def test_scopes_are_separate_and_dms_are_refused(tmp_path: Path) -> None:
+    """Each guild has its own wallets; a guild-less command is refused in guild mode."""
+    async with running_economy(tmp_path / "g") as eco:
+        await eco.economy.pay(1, 42, 43, 10, "x")
+        assert (await eco.economy.balance(2, 42)).balance == START
+        with pytest.raises(GuildOnly):
+            await eco.economy.balance(0, 42)
+    async with running_economy(tmp_path / "w", global_scope=True) as eco:
+        await eco.economy.pay(1, 42, 43, 10, "x")
+        assert (await eco.economy.balance(2, 42)).balance == START - 10
+        assert (await eco.economy.balance(0, 42)).balance == START - 10
+
+
+async def test_shop_buy_sell_use_and_retire(eco: Running) -> None:
+    """Buying moves money and stock in one step; retired items stay readable."""
+    badge = await eco.economy.create_item(
+        G, name="Badge", price=30, stock=2, role_id=555, sell_price=10
+    )
+    with pytest.raises(DuplicateItem):
+        await eco.economy.create_item(G, name="badge", price=1)
+    bought = await eco.economy.buy(G, 42, badge.item_id, 2, "b1")
+    assert (bought.total, bought.balance, bought.owned) == (60, START - 60, 2)
+    assert await eco.economy.buy(G, 42, badge.item_id, 2, "b1") == bought
+    with pytest.raises(OutOfStock):
+        await eco.economy.buy(G, 43, badge.item_id, 1, "b2")
+    used = await eco.economy.use(G, 42, badge.item_id, "u1")
+    assert (used.role_id, used.remaining) == (555, 1)
+    await eco.economy.retire_item(G, badge.item_id)
+    with pytest.raises(ItemRetired):
+        await eco.economy.buy(G, 42, badge.item_id, 1, "b3")
+    assert [(line.item.name, line.count) for line in eco.economy.inventory(G, 42)] == [("Badge", 1)]
+    sold = await eco.economy.sell(G, 42, badge.item_id, 1, "s1")
+    assert (sold.total, sold.balance, sold.owned) == (10, START - 50, 0)
+    with pytest.raises(NotEnoughItems):
+        await eco.economy.sell(G, 42, badge.item_id, 1, "s2")
+    assert eco.economy.find_item(G, "BADGE").stock == 1
+    plain = await eco.economy.create_item(G, name="Cake", price=5)
+    await eco.economy.buy(G, 42, plain.item_id, 1, "b4")
+    with pytest.raises(NotSellable):
+        await eco.economy.sell(G, 42, plain.item_id, 1, "s3")
+    with pytest.raises(InsufficientFunds):
+        await eco.economy.buy(G, 43, plain.item_id, 1000, "b5")
+    with pytest.raises(NotFound):
+        await eco.economy.buy(G, 42, 999, 1, "b6")
+    report = eco.check()
+    assert report.ok, report.text()
+    assert report.figures["shop_coins"] == 60 - 10 + 5
+
+
+async def test_settings_are_validated_as_a_whole(eco: Running) -> None:
+    """Bad settings are refused naming the field; good ones apply to new wallets."""
+    with pytest.raises(InvalidInput, match="daily_amount"):
+        await eco.economy.update_settings(G, {"daily_amount": -1})
+    with pytest.raises(InvalidInput, match="colour"):
+        await eco.economy.update_settings(G, {"colour": "red"})
+    with pytest.raises(InvalidInput, match="currency_name"):
+        await eco.economy.update_settings(G, {"currency_name": 5})
+    updated = await eco.economy.update_settings(G, {"starting_balance": 7, "currency_name": "gems"})
+    assert (updated.starting_balance, updated.currency_name) == (7, "gems")
+    assert (await eco.economy.balance(G, 500)).balance == 7
+    assert eco.economy.settings(2).starting_balance == START
