@@ -139,7 +139,7 @@ class Economy:
     async def reward(
         self, guild_id: int, user: int, kind: Literal["daily", "work"], key: str
     ) -> RewardResult:
-        self._check_key(key)
+        self.check_key(key)
         result: RewardResult = await self.wallet(self.scope(guild_id), user).ask(Reward(kind, key))
         return result
 
@@ -157,7 +157,7 @@ class Economy:
         to_is_bot: bool = False,
     ) -> PayOutcome:
         scope = self.scope(guild_id)
-        self._check_key(key)
+        self.check_key(key)
         if to_user == user:
             raise SelfTransfer()
         if to_is_bot:
@@ -246,7 +246,7 @@ class Economy:
         reason: str,
     ) -> AdjustResult:
         scope = self.scope(guild_id)
-        self._check_key(key)
+        self.check_key(key)
         if op != "set":
             _check_amount(amount)
         elif not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
@@ -261,7 +261,7 @@ class Economy:
         self, guild_id: int, admin: int, user: int, key: str, *, reason: str
     ) -> ResetResult:
         scope = self.scope(guild_id)
-        self._check_key(key)
+        self.check_key(key)
         reason = self._check_reason(reason)
         result: ResetResult = await self.wallet(scope, user).ask(Reset(key, reason, admin))
         return result
@@ -454,7 +454,7 @@ class Economy:
         self, guild_id: int, user: int, item_id: int, quantity: int, key: str
     ) -> TradeResult:
         scope = self.scope(guild_id)
-        self._check_key(key)
+        self.check_key(key)
         _check_amount(quantity, field="quantity")
         result: TradeResult = await self.wallet(scope, user).ask(Buy(key, item_id, quantity))
         return result
@@ -463,14 +463,14 @@ class Economy:
         self, guild_id: int, user: int, item_id: int, quantity: int, key: str
     ) -> TradeResult:
         scope = self.scope(guild_id)
-        self._check_key(key)
+        self.check_key(key)
         _check_amount(quantity, field="quantity")
         result: TradeResult = await self.wallet(scope, user).ask(Sell(key, item_id, quantity))
         return result
 
     async def use(self, guild_id: int, user: int, item_id: int, key: str) -> UseResult:
         scope = self.scope(guild_id)
-        self._check_key(key)
+        self.check_key(key)
         result: UseResult = await self.wallet(scope, user).ask(UseItem(key, item_id))
         return result
 
@@ -493,7 +493,7 @@ class Economy:
 
     # --- validation --------------------------------------------------------------------
 
-    def _check_key(self, key: str) -> None:
+    def check_key(self, key: str) -> None:
         if not key or len(key.encode()) > self.limits.idempotency_key_bytes_max:
             raise InvalidInput("key", "a request id of 1 to 128 bytes is required")
 

@@ -31,6 +31,8 @@ class WalletRecord:
     daily_ready_at: float = 0.0
     work_ready_at: float = 0.0
     history_seq: int = 0
+    # Game kind -> when the next game of that kind may start (per-kind cooldown).
+    game_ready_at: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -116,6 +116,27 @@ class UseItem:
     item_id: int
 
 
+@dataclass(frozen=True)
+class Wager:
+    """Move ``amount`` coins into game ``game_id`` (and ``payout`` back) in ONE commit
+    together with the game's own writes.
+
+    ``game_write(txn)`` writes the game's records (its state, escrow, live index, timer,
+    the house's side of an instant settlement) and may raise a typed error, which rolls
+    the whole wager back. This is how a game record exists if and only if its stake is
+    escrowed: the money and the record change in the same transaction. Only the game
+    that owns the records builds ``game_write``.
+    """
+
+    key: str
+    game_id: str
+    kind: str
+    amount: int
+    payout: int
+    game_write: Any
+    cooldown_seconds: float = 0.0
+
+
 # --- results ---------------------------------------------------------------------------
 
 
@@ -177,6 +198,14 @@ class TradeResult:
 
 
 @dataclass(frozen=True)
+class WagerResult:
+    game_id: str
+    amount: int
+    payout: int
+    balance: int
+
+
+@dataclass(frozen=True)
 class UseResult:
     item_id: int
     name: str
@@ -192,6 +221,7 @@ _RESULT_TYPES: dict[str, type[Any]] = {
     "Buy": TradeResult,
     "Sell": TradeResult,
     "UseItem": UseResult,
+    "Wager": WagerResult,
 }
 
 APPLIED_CREDITED = b"credited"
@@ -270,7 +300,7 @@ class Wallet(Actor):
         results: list[outcome.Outcome[Any]] = []
         for message in messages:
             try:
-                if isinstance(message, (Buy, Sell, UseItem)):
+                if isinstance(message, (Buy, Sell, UseItem, Wager)):
                     await self._flush(stage)
                     stage = _Stage()
                     result = await self._solo(message, now)
@@ -529,14 +559,19 @@ class Wallet(Actor):
 
     # --- shop: checks inside the write transaction -------------------------------------
 
-    async def _solo(self, message: Buy | Sell | UseItem, now: float) -> Any:
+    async def _solo(self, message: Buy | Sell | UseItem | Wager, now: float) -> Any:
         stage = _Stage()
         replay = self._replay(message, stage)
         if replay is not None:
             return replay
         record = dataclasses.replace(self.record)
         settings = self.env.settings(self.scope)
-        write = {Buy: self._buy_txn, Sell: self._sell_txn, UseItem: self._use_txn}[type(message)]
+        write = {
+            Buy: self._buy_txn,
+            Sell: self._sell_txn,
+            UseItem: self._use_txn,
+            Wager: self._wager_txn,
+        }[type(message)]
         op = type(message).__name__
         idem_key = keys.idempotency_key(self.scope, self.user, message.key)
 
@@ -651,6 +686,36 @@ class Wallet(Actor):
             raise NotEnoughItems(item.name, owned, 1)
         self._set_owned(txn, item.item_id, owned - 1)
         return UseResult(item.item_id, item.name, item.role_id, owned - 1)
+
+    def _wager_txn(
+        self, txn: Any, message: Wager, record: WalletRecord, settings: ScopeSettings, now: float
+    ) -> WagerResult:
+        if message.cooldown_seconds:
+            ready_at = record.game_ready_at.get(message.kind, 0.0)
+            if now < ready_at:
+                raise OnCooldown(message.kind, ready_at, now)
+            record.game_ready_at = {
+                **record.game_ready_at,
+                message.kind: now + message.cooldown_seconds,
+            }
+        if message.amount > record.balance:
+            raise InsufficientFunds(record.balance, message.amount)
+        party = f"game:{message.game_id}"
+        tid = f"wager:{message.game_id}:{message.key}"
+        if message.amount:
+            record.balance -= message.amount
+            self._history_in_txn(
+                txn, record, tid, -message.amount, party, f"{message.kind} stake", now
+            )
+        if message.payout:
+            if record.balance + message.payout > settings.max_balance:
+                raise BalanceTooHigh(record.balance, message.payout, settings.max_balance)
+            record.balance += message.payout
+            self._history_in_txn(
+                txn, record, tid, message.payout, party, f"{message.kind} payout", now
+            )
+        message.game_write(txn)
+        return WagerResult(message.game_id, message.amount, message.payout, record.balance)
 
     # --- durability --------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +10,11 @@ from pathlib import Path
 import trio
 
 from actors.economy import Economy
+from actors.games.engine import Games, RecoveryReport, check_games
 from actors.integrity import IntegrityReport, check_store
 from actors.ledger import EconomyEnv
 from actors.runtime import ActorSystem
+from actors.timers import TimerService
 from metrics import Metrics, new_metrics
 from storage import Limits, Store, open_store
 
@@ -70,3 +72,58 @@ async def running_economy(
             yield Running(store, actors, economy, clock, metrics)
         finally:
             await actors.close()
+
+
+@dataclass
+class RunningGames(Running):
+    games: Games
+    timers: TimerService
+    recovery: RecoveryReport | None = None
+
+    def check(self) -> IntegrityReport:
+        return check_store(self.store, extra_checks=[check_games])
+
+
+@asynccontextmanager
+async def running_games(
+    data_dir: Path,
+    *,
+    limits: Limits | None = None,
+    clock: WallClock | Callable[[], float] | None = None,
+    commit_in_thread: bool = True,
+    idle_seconds: float = 300.0,
+    recovery_seconds: float = 7200.0,
+    recover: bool = True,
+) -> AsyncIterator[RunningGames]:
+    """An economy plus games and the timer scheduler, as the server wires them."""
+    limits = limits or Limits()
+    wall = clock or WallClock()
+    metrics = new_metrics()
+    async with (
+        open_store(
+            data_dir, limits=limits, metrics=metrics, commit_in_thread=commit_in_thread
+        ) as store,
+        trio.open_nursery() as nursery,
+    ):
+        actors = ActorSystem(limits=limits, metrics=metrics)
+        env = EconomyEnv(store=store, limits=limits, now=wall)
+        economy = Economy(env, actors)
+        timers = TimerService(store, wall_clock=wall)
+        games = Games(
+            env,
+            actors,
+            economy,
+            timers,
+            metrics,
+            idle_seconds=idle_seconds,
+            recovery_seconds=recovery_seconds,
+        )
+        await nursery.start(actors.run)
+        await economy.deliver_pending()
+        recovery = await games.recover() if recover else None
+        await nursery.start(timers.run)
+        try:
+            yield RunningGames(store, actors, economy, wall, metrics, games, timers, recovery)  # type: ignore[arg-type]
+        finally:
+            await actors.close()
+            nursery.cancel_scope.cancel()
