@@ -1,0 +1,35 @@
+"""The server's command set: the economy's commands plus whatever else is passed in.
+
+``build_command_set`` is the one place transports get their ``CommandSet`` from; the
+games' commands and button routes arrive as ``extra_commands`` and ``extra_buttons``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from actors.economy import Economy
+from bot.commands.economy import EconomyCommands, NotYourButton, RewardCooldown
+from bot.dispatch import CommandSet, RateLimit
+from bot.model import ButtonRoute, Command
+from metrics import Metrics
+
+__all__ = ["EconomyCommands", "NotYourButton", "RewardCooldown", "build_command_set"]
+
+
+def build_command_set(
+    *,
+    economy: Economy,
+    metrics: Metrics,
+    rate_limit: RateLimit | None,
+    extra_commands: Iterable[Command] = (),
+    extra_buttons: Iterable[ButtonRoute] = (),
+) -> CommandSet:
+    """Every command and button route of the server, behind one dispatcher."""
+    economy_commands = EconomyCommands(economy)
+    return CommandSet(
+        [*economy_commands.commands(), *extra_commands],
+        [*economy_commands.buttons(), *extra_buttons],
+        metrics=metrics,
+        rate_limit=rate_limit,
+    )
