@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
 from bot.config import Config, ConfigError, load_config
@@ -27,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="TOML configuration file (or CROUPIER_CONFIG)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    commands.add_parser(
+        "run", help="run the server: Discord if a token is configured, else the console"
+    )
+    console = commands.add_parser("console", help="run the server with the console transport")
+    console.add_argument(
+        "--json", action="store_true", help="one JSON request per line in, one JSON reply out"
+    )
     commands.add_parser("migrate", help="apply pending schema migrations and exit")
 
     check = commands.add_parser("check", help="run the integrity check; non-zero on a violation")
@@ -63,6 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, config: Config) -> int:
+    if args.command in ("run", "console"):
+        import trio
+
+        from bot.server import serve
+
+        transport = "auto" if args.command == "run" else "console"
+        trio.run(
+            partial(serve, config, transport=transport, console_json=getattr(args, "json", False))
+        )
+        return 0
     if args.command == "migrate":
         from bot.admin_cli import run_migrate
 

@@ -1,0 +1,374 @@
+"""The server: everything wired together, in boot order, with a graceful shutdown.
+
+Boot: metrics endpoint (so /healthz answers during boot), instance lock and store
+(migrations), actor system, economy and games, delivery of transfers left in flight,
+recovery of games, timers, the first integrity check, then the transport. Shutdown on
+SIGINT or SIGTERM runs the other way: the transport stops taking interactions and lets
+in-flight ones finish, the actors drain their mailboxes, the writer flushes, the lock is
+released.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal
+
+import trio
+
+from actors.economy import Economy
+from actors.games.engine import Games, check_games
+from actors.integrity import IntegrityReport, check_store
+from actors.ledger import EconomyEnv
+from actors.runtime import ActorSystem
+from actors.timers import TimerService
+from bot.commands import build_command_set
+from bot.commands.games import games_commands
+from bot.config import Config
+from bot.dispatch import CommandSet, RateLimit
+from metrics import (
+    Metrics,
+    Readiness,
+    configure_logging,
+    health,
+    log_event,
+    new_metrics,
+    serve_metrics,
+)
+from storage import Limits, Store, open_store
+from storage.backup import newest_verified, run_backup_schedule
+
+log = logging.getLogger("croupier.server")
+
+Transport = Literal["auto", "console", "discord", "none"]
+
+# Operational thresholds of the integrity run, beside the money checks.
+DISK_FREE_BYTES_MIN = 256 * 1024 * 1024
+MAP_USED_RATIO_MAX = 0.9
+BACKUP_AGE_SECONDS_MAX = 26 * 3600
+TIMER_OVERDUE_GRACE_SECONDS = 300.0
+OUTBOX_SWEEP_SECONDS = 60.0
+GAUGES_SECONDS = 15.0
+
+
+@dataclass
+class Services:
+    config: Config
+    metrics: Metrics
+    readiness: Readiness
+    store: Store
+    actors: ActorSystem
+    economy: Economy
+    games: Games
+    timers: TimerService
+    commands: CommandSet
+
+
+def limits_for(config: Config) -> Limits:
+    return Limits(
+        game_idle_seconds_max=float(config.game_idle_seconds),
+        game_recovery_seconds=float(config.game_recovery_seconds),
+    )
+
+
+async def serve(
+    config: Config,
+    *,
+    transport: Transport = "auto",
+    console_json: bool = False,
+    exit_on_eof: bool = False,
+    wall_clock: Callable[[], float] = time.time,
+    task_status: trio.TaskStatus[Services] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the server until SIGINT/SIGTERM (or, with ``exit_on_eof``, the console's end
+    of input)."""
+    configure_logging(config.log_level, config.log_file or None, config.log_json)
+    if transport == "auto":
+        transport = "discord" if config.discord_enabled else "console"
+    metrics = new_metrics(process_collectors=True)
+    readiness = Readiness(metrics, health.server_conditions(discord=transport == "discord"))
+    host, port = config.metrics_host_port
+    async with trio.open_nursery() as outer:
+        bound = await outer.start(serve_metrics, host, port, metrics, readiness)
+        log_event(log, "metrics_listening", host=host, port=bound)
+        limits = limits_for(config)
+        async with open_store(config.data_dir, limits=limits, metrics=metrics) as store:
+            log_event(
+                log,
+                "store_opened",
+                path=str(store.path),
+                schema_version=store.schema_version,
+                migrations_applied=",".join(store.migrations_applied) or "none",
+                lock="acquired",
+            )
+            readiness.set(health.STORE_OPEN, True, str(store.path))
+            readiness.set(health.MIGRATIONS_DONE, True, f"schema {store.schema_version}")
+            await _run(
+                config, metrics, readiness, store, transport, console_json, wall_clock, task_status
+            )
+        log_event(log, "stopped", lock="released")
+        outer.cancel_scope.cancel()
+
+
+async def _run(
+    config: Config,
+    metrics: Metrics,
+    readiness: Readiness,
+    store: Store,
+    transport: Transport,
+    console_json: bool,
+    exit_on_eof: bool,
+    wall_clock: Callable[[], float],
+    task_status: trio.TaskStatus[Services],
+) -> None:
+    limits = store.limits
+    async with trio.open_nursery() as core:
+        actors = ActorSystem(limits=limits, metrics=metrics)
+        env = EconomyEnv(
+            store=store,
+            limits=limits,
+            now=wall_clock,
+            global_scope=config.economy_scope == "global",
+        )
+        economy = Economy(env, actors)
+        timers = TimerService(store, wall_clock=wall_clock)
+        games = Games(
+            env,
+            actors,
+            economy,
+            timers,
+            metrics,
+            idle_seconds=limits.game_idle_seconds_max,
+            recovery_seconds=limits.game_recovery_seconds,
+        )
+        await core.start(actors.run)
+        delivered = await economy.deliver_pending()
+        recovery = await games.recover()
+        log_event(
+            log,
+            "recovered",
+            transfers_delivered=delivered,
+            games_resumed=recovery.resumed,
+            games_refunded=recovery.refunded,
+        )
+        readiness.set(
+            health.RECOVERY_FINISHED,
+            True,
+            f"{delivered} transfers delivered, {recovery.refunded} games refunded",
+        )
+        await core.start(timers.run)
+        rate_limit = RateLimit(
+            refill_per_second=config.ratelimit_commands_per_minute / 60.0,
+            burst_commands=config.ratelimit_burst,
+        )
+        game_commands, game_buttons = games_commands(games, economy)
+        commands = build_command_set(
+            economy=economy,
+            metrics=metrics,
+            rate_limit=rate_limit,
+            extra_commands=game_commands,
+            extra_buttons=game_buttons,
+        )
+        services = Services(
+            config, metrics, readiness, store, actors, economy, games, timers, commands
+        )
+        await run_integrity(services, wall_clock, startup=True)
+        core.start_soon(_integrity_loop, services, wall_clock)
+        core.start_soon(_sweep_outbox, economy)
+        core.start_soon(_update_gauges, services)
+        core.start_soon(
+            partial(
+                run_backup_schedule,
+                store,
+                config.backups_path,
+                at=config.backup_time,
+                keep_days=config.backup_keep_days,
+                metrics=metrics,
+                integrity=_backup_integrity,
+                wall_clock=wall_clock,
+            )
+        )
+        task_status.started(services)
+        await _serve_transport(services, transport, console_json, exit_on_eof)
+        log_event(log, "shutting_down", resident_actors=actors.resident)
+        await actors.close()
+        core.cancel_scope.cancel()
+
+
+async def _serve_transport(
+    services: Services, transport: Transport, console_json: bool, exit_on_eof: bool
+) -> None:
+    """Serve until a signal (or the console's end of input in console mode)."""
+    config = services.config
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_signals, stop)
+        if transport == "discord":
+            readiness = services.readiness
+
+            def on_connected(ok: bool) -> None:
+                readiness.set(health.DISCORD_CONNECTED, ok, "gateway ready" if ok else "down")
+
+            await run_discord_until(services.commands, config, services.metrics, on_connected, stop)
+        elif transport == "console":
+            from bot.console import run_console_stdio
+
+            log_event(log, "console_ready", user=config.console_user, guild=config.console_guild)
+            await run_console_stdio(
+                services.commands,
+                json_mode=console_json,
+                user_id=config.console_user,
+                guild_id=config.console_guild,
+                admin=config.console_admin,
+            )
+            if not exit_on_eof:
+                # `croupier run` is a server first: with its input closed (a service
+                # manager, /dev/null) it keeps serving until it is signalled.
+                log_event(log, "console_closed", serving="until SIGINT or SIGTERM")
+                await stop.wait()
+        else:
+            await stop.wait()
+        nursery.cancel_scope.cancel()
+
+
+async def run_discord_until(
+    commands: CommandSet,
+    config: Config,
+    metrics: Metrics,
+    on_connected: Callable[[bool], None],
+    stop: trio.Event,
+) -> None:
+    from bot.discord_client import run_discord
+
+    await run_discord(
+        commands,
+        token=config.discord_token,
+        api_url=config.discord_api_url,
+        metrics=metrics,
+        on_connected=on_connected,
+        stop=stop,
+    )
+
+
+async def _watch_signals(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log_event(log, "signal", signal=signal.Signals(signum).name)
+            stop.set()
+            return
+
+
+# --- periodic work ---------------------------------------------------------------------
+
+
+def _backup_integrity(store: Store) -> IntegrityReport:
+    return check_store(store, extra_checks=[check_games])
+
+
+async def run_integrity(
+    services: Services, wall_clock: Callable[[], float], *, startup: bool = False
+) -> IntegrityReport:
+    """Run the integrity check off the trio thread and publish it as metrics/readiness."""
+    store = services.store
+    report = await trio.to_thread.run_sync(
+        partial(check_store, store, extra_checks=[check_games], now=wall_clock())
+    )
+    _operational_checks(services, report, wall_clock, startup=startup)
+    metrics = services.metrics
+    for check, count in report.counts.items():
+        metrics.integrity_violations.labels(check).set(count)
+    metrics.integrity_ok.set(1 if report.ok else 0)
+    metrics.integrity_last_run.set(wall_clock())
+    _publish_supply(metrics, report, store.limits.metrics_scopes_max)
+    money_ok = all(not report.counts.get(c) for c in report.counts if not c.startswith("ops_"))
+    problems = [f"{c}={n}" for c, n in sorted(report.counts.items()) if n]
+    services.readiness.set(health.INTEGRITY, money_ok, ", ".join(problems) or "ok")
+    level = logging.INFO if report.ok else logging.ERROR
+    log_event(
+        log,
+        "integrity_checked",
+        level=level,
+        ok=report.ok,
+        violations=",".join(problems) or "none",
+        seconds=round(report.duration_seconds, 3),
+    )
+    for violation in report.violations:
+        log_event(
+            log,
+            "integrity_violation",
+            level=logging.ERROR,
+            check=violation.check,
+            detail=violation.detail,
+        )
+    return report
+
+
+def _operational_checks(
+    services: Services, report: IntegrityReport, wall_clock: Callable[[], float], *, startup: bool
+) -> None:
+    """Map usage, disk space, backup freshness and overdue timers, as ``ops_*`` checks."""
+    store, config = services.store, services.config
+    for name in ("ops_map_usage", "ops_disk_space", "ops_backup_fresh", "ops_timers_on_time"):
+        report.passed(name)
+    used, size = store.map_usage()
+    report.figures["map_used_bytes"] = used
+    if used / size > MAP_USED_RATIO_MAX:
+        report.add("ops_map_usage", f"LMDB map {used / size:.0%} used of {size} bytes")
+    free = shutil.disk_usage(store.path).free
+    report.figures["disk_free_bytes"] = free
+    if free < DISK_FREE_BYTES_MIN:
+        report.add("ops_disk_space", f"only {free} bytes free under {store.path}")
+    newest = newest_verified(config.backups_path)
+    if newest is not None:
+        age = wall_clock() - newest.created_at
+        report.figures["backup_age_seconds"] = int(age)
+        if age > BACKUP_AGE_SECONDS_MAX:
+            report.add("ops_backup_fresh", f"newest verified backup is {age / 3600:.1f} h old")
+    elif not startup:
+        report.add("ops_backup_fresh", "no verified backup yet")
+    overdue = services.timers.overdue(TIMER_OVERDUE_GRACE_SECONDS)
+    report.figures["timers_overdue"] = overdue
+    if overdue and not startup:
+        report.add("ops_timers_on_time", f"{overdue} timers overdue by over 5 minutes")
+
+
+def _publish_supply(metrics: Metrics, report: IntegrityReport, scopes_max: int) -> None:
+    ranked = sorted(report.supply_by_scope.items(), key=lambda item: -item[1])
+    metrics.money_supply.clear()
+    for scope, supply in ranked[:scopes_max]:
+        metrics.money_supply.labels(str(scope)).set(supply)
+    rest = sum(supply for _, supply in ranked[scopes_max:])
+    if rest:
+        metrics.money_supply.labels("other").set(rest)
+
+
+async def _integrity_loop(services: Services, wall_clock: Callable[[], float]) -> None:
+    while True:
+        await trio.sleep(services.config.integrity_interval_seconds)
+        try:
+            await run_integrity(services, wall_clock)
+        except Exception:
+            log.exception("integrity check failed to run")
+
+
+async def _sweep_outbox(economy: Economy) -> None:
+    """Deliver transfers whose first delivery did not finish (a busy wallet, a timeout)."""
+    while True:
+        await trio.sleep(OUTBOX_SWEEP_SECONDS)
+        try:
+            delivered = await economy.deliver_pending()
+            if delivered:
+                log_event(log, "outbox_swept", delivered=delivered)
+        except Exception:
+            log.exception("outbox sweep failed")
+
+
+async def _update_gauges(services: Services) -> None:
+    while True:
+        services.store.update_map_metrics()
+        await trio.sleep(GAUGES_SECONDS)
