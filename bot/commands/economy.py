@@ -18,15 +18,7 @@ from actors.economy import Economy
 from actors.errors import BotRecipient, CroupierError, InvalidInput, NotFound, OnCooldown
 from actors.records import HistoryEntry, ScopeSettings, ShopItem
 from actors.wallet import TradeResult
-from bot.commands.render import (
-    clip,
-    mention,
-    money,
-    pager,
-    role_mention,
-    signed_money,
-    timestamp,
-)
+from bot.commands.render import clip, mention, money, pager, role_mention, signed_money, timestamp
 from bot.model import (
     ButtonPress,
     ButtonRoute,
@@ -617,9 +609,11 @@ class EconomyCommands:
         return self._item_reply("Item added", item, inv.guild_id)
 
     async def _shop_edit(self, inv: Invocation) -> Reply:
-        changes: dict[str, Any] = {
-            name: inv.options[name] for name in ("price", "name") if name in inv.options
-        }
+        changes: dict[str, Any] = {"price": inv.options["price"]} if "price" in inv.options else {}
+        if "name" in inv.options:
+            # create_item strips a new name and edit_item does not; strip here so a rename
+            # follows the same rule as a creation.
+            changes["name"] = inv.options["name"].strip()
         # -1 is how a whole-number option says "none": no stock limit, no buy-back.
         for name in ("stock", "sell_price"):
             if name in inv.options:
