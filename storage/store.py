@@ -38,6 +38,32 @@ ENV_DIR_NAME = "lmdb"
 _MAX_DBS = 64
 
 
+class ReadTxn:
+    """A read-only transaction that drops its LMDB transaction when its block ends.
+
+    Cursors it hands out still refer to the transaction: do not keep one across an
+    ``await`` (read into a list inside the block instead).
+    """
+
+    __slots__ = ("_txn",)
+
+    def __init__(self, txn: Any) -> None:
+        self._txn: Any = txn
+
+    def get(self, key: bytes, default: Any = None, *, db: Any) -> Any:
+        return self._txn.get(key, default, db=db)
+
+    def cursor(self, db: Any) -> Any:
+        return self._txn.cursor(db=db)
+
+    def stat(self, db: Any) -> dict[str, int]:
+        stat: dict[str, int] = self._txn.stat(db)
+        return stat
+
+    def release(self) -> None:
+        self._txn = None
+
+
 class Store:
     """An open store: sub-database handles, reads, and writes through the writer."""
 
@@ -72,10 +98,21 @@ class Store:
         return self.dbs[name]
 
     @contextmanager
-    def read(self) -> Iterator[Any]:
-        """A read-only transaction; keep it short when on the trio thread."""
+    def read(self) -> Iterator[ReadTxn]:
+        """A read-only snapshot; keep it short when on the trio thread.
+
+        py-lmdb gives a read transaction's reader slot back only when the transaction
+        object is freed, not when it ends. A ``txn`` variable left in a coroutine's frame
+        across an ``await`` would hold a slot, and thousands of concurrent coroutines
+        would exhaust the reader table, so the caller gets a ``ReadTxn`` that lets go of
+        the transaction when the block ends.
+        """
         with self.env.begin(buffers=False) as txn:
-            yield txn
+            view = ReadTxn(txn)
+            try:
+                yield view
+            finally:
+                view.release()
 
     async def write(self, fn: WriteFn[T]) -> T:
         """Run ``fn(txn)`` in the next group commit and return its result once durable.

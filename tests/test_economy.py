@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from actors.errors import (
     BalanceTooHigh,
@@ -255,3 +256,18 @@ async def test_settings_are_validated_as_a_whole(eco: Running) -> None:
     assert (updated.starting_balance, updated.currency_name) == (7, "gems")
     assert (await eco.economy.balance(G, 500)).balance == 7
     assert eco.economy.settings(2).starting_balance == START
+
+
+async def test_concurrent_deliveries_do_not_pin_reader_slots(eco: Running) -> None:
+    """500 concurrent payments (each awaiting across reads) never exhaust LMDB readers."""
+    for sender in range(1, 51):
+        await eco.economy.balance(G, sender)
+
+    async def pay(i: int) -> None:
+        await eco.economy.pay(G, 1 + i % 50, 1_000, 1, f"r{i}")
+
+    async with trio.open_nursery() as nursery:
+        for i in range(500):
+            nursery.start_soon(pay, i)
+    assert eco.store.env.info()["num_readers"] < 16
+    assert (await eco.economy.balance(G, 1_000)).balance == START + 500
