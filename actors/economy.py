@@ -429,6 +429,7 @@ class Economy:
             if raw is None:
                 raise NotFound("item", item_id)
             updated = dataclasses.replace(SHOP_ITEM.decode(raw), **changes)
+            updated.name = updated.name.strip()
             check(updated)
             if "name" in changes or changes.get("retired") is False:
                 cursor = txn.cursor(db=db)
@@ -506,6 +507,9 @@ class Economy:
     def _check_item(self, item: ShopItem) -> None:
         if not 1 <= len(item.name) <= self.limits.item_name_chars_max:
             raise InvalidInput("name", f"1 to {self.limits.item_name_chars_max} characters")
+        if item.name.lstrip("#").isdigit():
+            # Items are found by id when named by digits, so such a name could never be used.
+            raise InvalidInput("name", "must not be only digits; add a letter")
         if len(item.description) > self.limits.reason_chars_max:
             raise InvalidInput("description", f"at most {self.limits.reason_chars_max} characters")
         for name in ("price", "stock", "sell_price", "role_id"):

@@ -271,3 +271,12 @@ async def test_concurrent_deliveries_do_not_pin_reader_slots(eco: Running) -> No
             nursery.start_soon(pay, i)
     assert eco.store.env.info()["num_readers"] < 16
     assert (await eco.economy.balance(G, 1_000)).balance == START + 500
+
+
+async def test_item_names_must_be_findable(eco: Running) -> None:
+    """A name of only digits would read as an id, so it is refused; edits trim names."""
+    with pytest.raises(InvalidInput, match="digits"):
+        await eco.economy.create_item(G, name="2024", price=1)
+    item = await eco.economy.create_item(G, name="Hat", price=1)
+    edited = await eco.economy.edit_item(G, item.item_id, name="  Cap  ")
+    assert edited.name == "Cap" and eco.economy.find_item(G, "cap").item_id == item.item_id
