@@ -224,6 +224,15 @@ _RESULT_TYPES: dict[str, type[Any]] = {
     "Wager": WagerResult,
 }
 
+# Transfer-id prefix -> the bounded ``reason`` label of the transfers counter.
+_TRANSFER_REASONS = {
+    "open": "open",
+    "daily": "daily",
+    "work": "work",
+    "admin": "admin",
+    "reset": "admin",
+}
+
 APPLIED_CREDITED = b"credited"
 APPLIED_BOUNCED = b"bounced"
 
@@ -235,6 +244,11 @@ class _Stage:
         self.ops: list[Any] = []
         self.idempotency: dict[str, IdempotencyRecord] = {}
         self.consumed: set[str] = set()
+        # Transfers this batch originates, by reason, counted once durable.
+        self.transfers: dict[str, int] = {}
+
+    def count(self, reason: str) -> None:
+        self.transfers[reason] = self.transfers.get(reason, 0) + 1
 
     @property
     def dirty(self) -> bool:
@@ -378,6 +392,7 @@ class Wallet(Actor):
         self.record.balance += delta
         assert self.record.balance >= 0, (self.key, self.record.balance)
         self._stage_history(stage, transfer_id, delta, system, reason, now)
+        stage.count(_TRANSFER_REASONS[transfer_id.split(":", 1)[0]])
         scope, db = self.scope, self.db_system
         stage.ops.append(lambda txn: system_add(txn, db, scope, system, -delta))
 
@@ -453,6 +468,7 @@ class Wallet(Actor):
         )
         key, value, db = transfer_id.encode(), OUTBOX.encode(record), self.db_outbox
         stage.ops.append(lambda txn: txn.put(key, value, db=db))
+        stage.count("pay")
         return PayResult(transfer_id, message.to_user, message.amount, self.record.balance)
 
     def _credit(
@@ -501,6 +517,8 @@ class Wallet(Actor):
             return CreditResult(transfer_id, "bounced", record.amount, balance)
         self.record.balance += record.amount
         self._stage_history(stage, transfer_id, record.amount, record.source, record.reason, now)
+        if record.source.startswith("game:"):
+            stage.count("game")
 
         def credit(txn: Any) -> None:
             txn.delete(tid, db=db_outbox)
@@ -586,6 +604,12 @@ class Wallet(Actor):
         result, fresh = await self.store.write(apply)
         self.record = fresh
         self.indexed_balance = fresh.balance
+        if isinstance(message, (Buy, Sell)) and result.total:
+            self.store.metrics.transfers.labels("shop").inc()
+        elif isinstance(message, Wager):
+            self.store.metrics.transfers.labels("game").inc(
+                bool(result.amount) + bool(result.payout)
+            )
         return result
 
     def _item_in_txn(self, txn: Any, item_id: int) -> Any:
@@ -744,3 +768,6 @@ class Wallet(Actor):
         await self.store.write(apply)
         self.indexed_balance = record.balance
         stage.ops.clear()
+        for reason, count in stage.transfers.items():
+            self.store.metrics.transfers.labels(reason).inc(count)
+        stage.transfers.clear()

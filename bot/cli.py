@@ -74,9 +74,9 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command in ("run", "console"):
         import trio
 
-        from bot.server import serve
+        from bot.server import Transport, serve
 
-        transport = "auto" if args.command == "run" else "console"
+        transport: Transport = "auto" if args.command == "run" else "console"
         trio.run(
             partial(serve, config, transport=transport, console_json=getattr(args, "json", False))
         )

@@ -21,6 +21,7 @@ from typing import Literal
 
 import trio
 
+from actors import keys
 from actors.economy import Economy
 from actors.games.engine import Games, check_games
 from actors.integrity import IntegrityReport, check_store
@@ -40,7 +41,7 @@ from metrics import (
     new_metrics,
     serve_metrics,
 )
-from storage import Limits, Store, open_store
+from storage import Limits, Store, open_store, unpackb
 from storage.backup import newest_verified, run_backup_schedule
 
 log = logging.getLogger("croupier.server")
@@ -53,7 +54,7 @@ MAP_USED_RATIO_MAX = 0.9
 BACKUP_AGE_SECONDS_MAX = 26 * 3600
 TIMER_OVERDUE_GRACE_SECONDS = 300.0
 OUTBOX_SWEEP_SECONDS = 60.0
-GAUGES_SECONDS = 15.0
+GAUGES_SECONDS = 5.0
 
 
 @dataclass
@@ -94,8 +95,7 @@ async def serve(
     readiness = Readiness(metrics, health.server_conditions(discord=transport == "discord"))
     host, port = config.metrics_host_port
     async with trio.open_nursery() as outer:
-        bound = await outer.start(serve_metrics, host, port, metrics, readiness)
-        log_event(log, "metrics_listening", host=host, port=bound)
+        await outer.start(serve_metrics, host, port, metrics, readiness)
         limits = limits_for(config)
         async with open_store(config.data_dir, limits=limits, metrics=metrics) as store:
             log_event(
@@ -109,7 +109,15 @@ async def serve(
             readiness.set(health.STORE_OPEN, True, str(store.path))
             readiness.set(health.MIGRATIONS_DONE, True, f"schema {store.schema_version}")
             await _run(
-                config, metrics, readiness, store, transport, console_json, wall_clock, task_status
+                config,
+                metrics,
+                readiness,
+                store,
+                transport=transport,
+                console_json=console_json,
+                exit_on_eof=exit_on_eof,
+                wall_clock=wall_clock,
+                task_status=task_status,
             )
         log_event(log, "stopped", lock="released")
         outer.cancel_scope.cancel()
@@ -120,6 +128,7 @@ async def _run(
     metrics: Metrics,
     readiness: Readiness,
     store: Store,
+    *,
     transport: Transport,
     console_json: bool,
     exit_on_eof: bool,
@@ -191,6 +200,7 @@ async def _run(
                 metrics=metrics,
                 integrity=_backup_integrity,
                 wall_clock=wall_clock,
+                first_if_none=True,
             )
         )
         task_status.started(services)
@@ -284,7 +294,6 @@ async def run_integrity(
         metrics.integrity_violations.labels(check).set(count)
     metrics.integrity_ok.set(1 if report.ok else 0)
     metrics.integrity_last_run.set(wall_clock())
-    _publish_supply(metrics, report, store.limits.metrics_scopes_max)
     money_ok = all(not report.counts.get(c) for c in report.counts if not c.startswith("ops_"))
     problems = [f"{c}={n}" for c, n in sorted(report.counts.items()) if n]
     services.readiness.set(health.INTEGRITY, money_ok, ", ".join(problems) or "ok")
@@ -337,13 +346,26 @@ def _operational_checks(
         report.add("ops_timers_on_time", f"{overdue} timers overdue by over 5 minutes")
 
 
-def _publish_supply(metrics: Metrics, report: IntegrityReport, scopes_max: int) -> None:
-    ranked = sorted(report.supply_by_scope.items(), key=lambda item: -item[1])
+def publish_money_supply(store: Store, metrics: Metrics) -> None:
+    """Coins in circulation per scope: what its system accounts have issued.
+
+    Every coin a user holds, a game escrows or a transfer carries was issued by a system
+    account, so the negated sum of a scope's (three) system accounts is its supply. That is
+    a short scan, unlike summing every wallet. The largest scopes get their own series,
+    the rest are summed as "other", keeping the label set bounded.
+    """
+    supply: dict[int, int] = {}
+    with store.read() as txn:
+        for key, value in txn.cursor(db=store.db("system")):
+            scope = keys.read_u64(key)
+            supply[scope] = supply.get(scope, 0) - unpackb(value)
+    ranked = sorted(supply.items(), key=lambda item: -item[1])
+    scopes_max = store.limits.metrics_scopes_max
     metrics.money_supply.clear()
-    for scope, supply in ranked[:scopes_max]:
-        metrics.money_supply.labels(str(scope)).set(supply)
-    rest = sum(supply for _, supply in ranked[scopes_max:])
-    if rest:
+    for scope, coins in ranked[:scopes_max]:
+        metrics.money_supply.labels(str(scope)).set(coins)
+    rest = sum(coins for _, coins in ranked[scopes_max:])
+    if len(ranked) > scopes_max:
         metrics.money_supply.labels("other").set(rest)
 
 
@@ -371,4 +393,5 @@ async def _sweep_outbox(economy: Economy) -> None:
 async def _update_gauges(services: Services) -> None:
     while True:
         services.store.update_map_metrics()
+        publish_money_supply(services.store, services.metrics)
         await trio.sleep(GAUGES_SECONDS)

@@ -175,13 +175,14 @@ class Metrics:
         # Economy.
         self.transfers = Counter(
             "croupier_economy_transfers_total",
-            "Money transfers committed, by reason (pay, daily, work, admin, shop, game).",
+            "Money transfers committed, by reason (open, pay, daily, work, admin, shop, game).",
             ["reason"],
             registry=r,
         )
         self.money_supply = Gauge(
             "croupier_economy_money_supply_coins",
-            "Coins held by users of a scope (largest scopes; the rest as 'other').",
+            "Coins in circulation in a scope (issued by its system accounts: held by users, "
+            "in games or in flight); the largest scopes, the rest summed as 'other'.",
             ["scope"],
             registry=r,
         )

@@ -746,6 +746,7 @@ async def run_backup_schedule(
     wall_clock: Callable[[], float] = time.time,
     local_offset_seconds: Callable[[float], float] = local_utc_offset_seconds,
     in_thread: bool = True,
+    first_if_none: bool = False,
 ) -> NoReturn:
     """Back up, verify and prune every day at local time ``at``, forever.
 
@@ -753,7 +754,8 @@ async def run_backup_schedule(
     Time is read from ``wall_clock`` and waited for with ``trio.sleep``, so a test drives
     it with trio's mock clock and ``wall_clock`` derived from ``trio.current_time()``;
     ``in_thread=False`` runs the copy on the trio thread, where the mock clock cannot
-    jump while it runs.
+    jump while it runs. With ``first_if_none``, a store with no verified backup gets one
+    at once.
     """
     directory = Path(backup_dir)
     try:
@@ -763,6 +765,11 @@ async def run_backup_schedule(
     else:
         if newest is not None:
             metrics.backup_last_success.set(newest.created_at)
+        elif first_if_none:
+            # A new installation should not wait until the next slot for its first copy.
+            await _scheduled_backup(
+                store, directory, keep_days, metrics, integrity, wall_clock, in_thread
+            )
     while True:
         slot = next_backup_time(wall_clock(), at, local_offset_seconds)
         while (remaining := slot - wall_clock()) > 0:
