@@ -60,14 +60,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"croupier: configuration error: {exc}", file=sys.stderr)
         return 2
-    except InstanceLockedError as exc:
-        print(f"croupier: {exc}", file=sys.stderr)
-        return 1
-    except (SchemaTooNewError, StorageError) as exc:
-        print(f"croupier: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except BaseException as exc:
+        # Errors from inside the server's nurseries arrive wrapped in exception groups;
+        # an operating error is shown as its one line, anything else is a crash.
+        known = _operating_error(exc)
+        if known is None:
+            raise
+        print(f"croupier: {known}", file=sys.stderr)
+        return 1
+
+
+def _operating_error(exc: BaseException) -> BaseException | None:
+    from bot.server import StartupError
+
+    if isinstance(exc, (InstanceLockedError, SchemaTooNewError, StorageError, StartupError)):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _operating_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def _dispatch(args: argparse.Namespace, config: Config) -> int:
@@ -78,7 +93,13 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         transport: Transport = "auto" if args.command == "run" else "console"
         trio.run(
-            partial(serve, config, transport=transport, console_json=getattr(args, "json", False))
+            partial(
+                serve,
+                config,
+                transport=transport,
+                console_json=getattr(args, "json", False),
+                exit_on_eof=args.command == "console",
+            )
         )
         return 0
     if args.command == "migrate":

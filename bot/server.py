@@ -41,7 +41,7 @@ from metrics import (
     new_metrics,
     serve_metrics,
 )
-from storage import Limits, Store, open_store, unpackb
+from storage import InstanceLock, Limits, Store, open_store, unpackb
 from storage.backup import newest_verified, run_backup_schedule
 
 log = logging.getLogger("croupier.server")
@@ -55,6 +55,10 @@ BACKUP_AGE_SECONDS_MAX = 26 * 3600
 TIMER_OVERDUE_GRACE_SECONDS = 300.0
 OUTBOX_SWEEP_SECONDS = 60.0
 GAUGES_SECONDS = 5.0
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says what to change."""
 
 
 @dataclass
@@ -94,33 +98,43 @@ async def serve(
     metrics = new_metrics(process_collectors=True)
     readiness = Readiness(metrics, health.server_conditions(discord=transport == "discord"))
     host, port = config.metrics_host_port
-    async with trio.open_nursery() as outer:
-        await outer.start(serve_metrics, host, port, metrics, readiness)
-        limits = limits_for(config)
-        async with open_store(config.data_dir, limits=limits, metrics=metrics) as store:
-            log_event(
-                log,
-                "store_opened",
-                path=str(store.path),
-                schema_version=store.schema_version,
-                migrations_applied=",".join(store.migrations_applied) or "none",
-                lock="acquired",
-            )
-            readiness.set(health.STORE_OPEN, True, str(store.path))
-            readiness.set(health.MIGRATIONS_DONE, True, f"schema {store.schema_version}")
-            await _run(
-                config,
-                metrics,
-                readiness,
-                store,
-                transport=transport,
-                console_json=console_json,
-                exit_on_eof=exit_on_eof,
-                wall_clock=wall_clock,
-                task_status=task_status,
-            )
-        log_event(log, "stopped", lock="released")
-        outer.cancel_scope.cancel()
+    # The lock comes first: a second server on the same data must stop before it touches
+    # anything, the metrics port included.
+    with InstanceLock(config.data_dir) as lock:
+        log_event(log, "lock_acquired", path=str(lock.path))
+        async with trio.open_nursery() as outer:
+            try:
+                await outer.start(serve_metrics, host, port, metrics, readiness)
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot listen on {config.metrics_addr} (CROUPIER_METRICS_ADDR): "
+                    f"{exc.strerror}"
+                ) from exc
+            async with open_store(
+                config.data_dir, limits=limits_for(config), metrics=metrics, lock=False
+            ) as store:
+                log_event(
+                    log,
+                    "store_opened",
+                    path=str(store.path),
+                    schema_version=store.schema_version,
+                    migrations_applied=",".join(store.migrations_applied) or "none",
+                )
+                readiness.set(health.STORE_OPEN, True, str(store.path))
+                readiness.set(health.MIGRATIONS_DONE, True, f"schema {store.schema_version}")
+                await _run(
+                    config,
+                    metrics,
+                    readiness,
+                    store,
+                    transport=transport,
+                    console_json=console_json,
+                    exit_on_eof=exit_on_eof,
+                    wall_clock=wall_clock,
+                    task_status=task_status,
+                )
+            outer.cancel_scope.cancel()
+    log_event(log, "stopped", lock="released")
 
 
 async def _run(
