@@ -86,8 +86,10 @@ class Store:
         # they read; growing the map takes it, because LMDB forbids changing the map size
         # while any transaction of this process is open.
         self.map_gate = threading.Lock()
+        # Handles are opened outside any caller's transaction: one opened inside a
+        # read-only transaction is not kept once that transaction ends.
+        meta = env.open_db(META_DB, create=False)
         with env.begin() as txn:
-            meta = env.open_db(META_DB, txn=txn, create=False)
             self.schema_version = read_schema_version(txn, meta)
         self.dbs["meta"] = meta
         for name in SUBDATABASES_V1:

@@ -24,12 +24,13 @@ from storage import (
     RecordDecodeError,
     RecordVersionError,
     SchemaTooNewError,
-    Store,
     StorageError,
+    Store,
     open_store,
+    open_store_readonly,
     packb,
 )
-from storage.migrations import MIGRATIONS
+from storage.migrations import MIGRATIONS, read_schema_version
 from tests.conftest import sample
 
 SUPPORT = Path(__file__).parent / "support"
@@ -253,3 +254,11 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         env.close()
     assert missing == []
     assert len(acknowledged) >= 5_000
+
+
+async def test_a_read_only_store_reads_its_meta_record(tmp_path: Path) -> None:
+    """Every handle of a store opened read-only stays usable after opening."""
+    async with open_store(tmp_path):
+        pass
+    with open_store_readonly(tmp_path / "lmdb") as store, store.read() as txn:
+        assert read_schema_version(txn, store.db("meta")) == len(MIGRATIONS)
