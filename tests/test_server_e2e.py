@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 
 from actors import keys
 from actors.games.engine import check_games
@@ -139,7 +138,9 @@ async def test_every_command_through_discord(fake: FakeDiscord, tmp_path: Path) 
         assert is_error(await command(fake, "pay", {"user": PLAYER, "amount": 1}))
         assert is_error(await command(fake, "pay", {"user": 99, "amount": 1}, bots=[99]))
 
-        assert is_error(await command(fake, "money-add", {"user": OTHER, "amount": 5, "reason": "x"}))
+        assert is_error(
+            await command(fake, "money-add", {"user": OTHER, "amount": 5, "reason": "x"})
+        )
         for name, options in [
             ("money-add", {"user": PLAYER, "amount": 1_000, "reason": "prize"}),
             ("money-remove", {"user": OTHER, "amount": 5, "reason": "fine"}),
@@ -197,8 +198,12 @@ async def test_blackjack_buttons_survive_a_restart(fake: FakeDiscord, tmp_path: 
     data = tmp_path / "data"
     async with discord_server(fake, data) as server:
         await fake.wait_commands_synced(timeout=30)
-        await command(fake, "economy-config", {"setting": "game_cooldown_seconds", "value": "0"},
-                      permissions=MANAGE_GUILD)
+        await command(
+            fake,
+            "economy-config",
+            {"setting": "game_cooldown_seconds", "value": "0"},
+            permissions=MANAGE_GUILD,
+        )
         start, message = await play_until_live(fake)
         stand = next(cid for cid in buttons(message) if cid.endswith(":stand"))
         server.kill()
