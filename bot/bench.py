@@ -1,0 +1,376 @@
+"""``croupier bench``: durable throughput and latency of the storage and the economy.
+
+Every figure is measured on a fresh store in a temporary directory, with the same fsync'd
+commits a server makes: nothing counts as done before it is durable.
+
+``storage`` compares the group-commit writer (``Store.write``: many requests, one commit
+and one fsync) with one LMDB write transaction and one fsync per write, at 1, 100 and
+1,000 concurrent writers. Each writer appends its own keys (distinct, increasing per
+writer) with a 64-byte value.
+
+``economy`` runs payments end to end through the wallet actors (debit and outbox record
+on the sender, then the credit on the receiver, each durable before the next step) with
+1,000 concurrent users over 100,000 wallets, then at a paced 5,000 payments per second,
+and times leaderboard pages over 1,000,000 wallets. A payment is two wallet mutations,
+one on each side; ``mutations_per_s`` counts both.
+
+``games`` belongs to ``bot.bench_games``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from actors import keys
+from actors.economy import Economy
+from actors.integrity import check_store
+from actors.ledger import EconomyEnv, system_add
+from actors.records import HISTORY, TREASURY, WALLET, HistoryEntry, WalletRecord
+from actors.runtime import ActorSystem
+from metrics import new_metrics
+from storage import Limits, Store, open_store
+
+GUILD = 1
+VALUE_BYTES = 64
+WRITERS = (1, 100, 1_000)
+# Paced payment loads: one the server should sustain, and the target rate.
+PACED_PER_S = (1_000, 5_000)
+# Large enough that no user runs out of coins during a run of one-coin payments.
+BENCH_BALANCE_COINS = 1_000_000
+# Rows of one bulk-load commit: big batches load fast, and a batch is one write request.
+LOAD_BATCH_ROWS = 100_000
+# Wallets are opened long before the run, so nobody's first payment pays for opening.
+LOAD_TIME = 1_700_000_000.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    seconds_per_figure: float
+    wallets: int
+    users: int
+    paced_seconds: float
+    leaderboard_wallets: int
+    leaderboard_calls: int
+
+
+FULL = Sizes(
+    seconds_per_figure=2.0,
+    wallets=100_000,
+    users=1_000,
+    paced_seconds=3.0,
+    leaderboard_wallets=1_000_000,
+    leaderboard_calls=200,
+)
+QUICK = Sizes(
+    seconds_per_figure=0.2,
+    wallets=5_000,
+    users=1_000,
+    paced_seconds=0.3,
+    leaderboard_wallets=20_000,
+    leaderboard_calls=20,
+)
+
+Figures = dict[str, float]
+
+
+def run_bench(suite: str, *, as_json: bool, quick: bool) -> int:
+    """Run one suite and print its figures (one JSON object with ``as_json``)."""
+    sizes = QUICK if quick else FULL
+    if suite == "games":
+        from bot.bench_games import run
+
+        figures = run(quick)
+    elif suite == "storage":
+        figures = trio.run(bench_storage, sizes)
+    elif suite == "economy":
+        figures = trio.run(bench_economy, sizes)
+    else:
+        raise ValueError(f"unknown bench suite {suite!r}; use storage, economy or games")
+    if as_json:
+        print(json.dumps(figures, sort_keys=True))
+    else:
+        print(f"croupier bench {suite}{' (quick)' if quick else ''}: {NOTES.get(suite, '')}")
+        for name, value in figures.items():
+            print(f"  {name:<44} {value:>14,.2f}")
+    return 0
+
+
+NOTES = {
+    "storage": (
+        "durable writes per second; every write is a distinct key appended per writer "
+        f"with a {VALUE_BYTES}-byte value, fsync'd before it is acknowledged"
+    ),
+    "economy": (
+        "payments end to end through the wallet actors, each durable before it is "
+        "acknowledged; a payment is 2 wallet mutations (debit, credit) and "
+        "mutations_per_s counts both; latencies are per payment"
+    ),
+}
+
+
+def progress(message: str) -> None:
+    """A line on stderr, so that ``--json`` output stays one JSON object."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# --- measuring -------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What a timed run did: how many jobs finished, in how long, and each one's latency."""
+
+    done: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def per_s(self) -> float:
+        return self.done / self.seconds
+
+    def percentile_ms(self, fraction: float) -> float:
+        ordered = sorted(self.latencies)
+        return 1_000 * ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def closed_loop(
+    workers: int, seconds: float, job: Callable[[int, int], Awaitable[None]]
+) -> Run:
+    """``workers`` tasks each run ``job(worker, sequence)`` back to back until the time is
+    up; the run lasts until the last job started in time has finished."""
+    latencies: list[float] = []
+    deadline = trio.current_time() + seconds
+
+    async def worker(index: int) -> None:
+        sequence = 0
+        while trio.current_time() < deadline:
+            started = time.perf_counter()
+            await job(index, sequence)
+            latencies.append(time.perf_counter() - started)
+            sequence += 1
+
+    started = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for index in range(workers):
+            nursery.start_soon(worker, index)
+    return Run(len(latencies), time.perf_counter() - started, latencies)
+
+
+async def open_loop(per_s: int, seconds: float, job: Callable[[int], Awaitable[None]]) -> Run:
+    """Start ``job(i)`` at a fixed pace whatever the replies do; each latency runs from
+    when the job was due, so a server that falls behind is charged for the wait."""
+    total = int(per_s * seconds)
+    latencies: list[float] = []
+    start = trio.current_time()
+
+    async def one(index: int, due: float) -> None:
+        await job(index)
+        latencies.append(trio.current_time() - due)
+
+    async with trio.open_nursery() as nursery:
+        for index in range(total):
+            due = start + index / per_s
+            await trio.sleep_until(due)
+            nursery.start_soon(one, index, due)
+    return Run(total, trio.current_time() - start, latencies)
+
+
+# --- storage ---------------------------------------------------------------------------
+
+
+def appended_key(writer: int, sequence: int) -> bytes:
+    return keys.u64(writer) + keys.u64(sequence)
+
+
+async def bench_storage(sizes: Sizes) -> Figures:
+    figures: Figures = {}
+    value = b"v" * VALUE_BYTES
+    with tempfile.TemporaryDirectory(prefix="croupier-bench-") as tmp:
+        for writers in WRITERS:
+            async with open_store(Path(tmp) / f"group-{writers}") as store:
+                db = store.db("history")
+
+                async def group_write(
+                    writer: int, sequence: int, store: Store = store, db: Any = db
+                ) -> None:
+                    key = appended_key(writer, sequence)
+                    await store.write(lambda txn: txn.put(key, value, db=db))
+
+                run = await closed_loop(writers, sizes.seconds_per_figure, group_write)
+                figures[f"writes_per_s_group_commit_{writers}"] = run.per_s
+            progress(f"group commit, {writers} writers: {run.per_s:,.0f} writes/s")
+            async with open_store(Path(tmp) / f"single-{writers}") as store:
+                env, db = store.env, store.db("history")
+
+                def commit_one(key: bytes, env: Any = env, db: Any = db) -> None:
+                    with env.begin(write=True) as txn:
+                        txn.put(key, value, db=db)
+
+                async def single_write(writer: int, sequence: int) -> None:
+                    await trio.to_thread.run_sync(commit_one, appended_key(writer, sequence))
+
+                run = await closed_loop(writers, sizes.seconds_per_figure, single_write)
+                figures[f"writes_per_s_per_write_commit_{writers}"] = run.per_s
+            progress(f"one commit per write, {writers} writers: {run.per_s:,.0f} writes/s")
+    return figures
+
+
+# --- economy ---------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def running_economy(data_dir: Path, limits: Limits) -> AsyncIterator[Economy]:
+    """The server's economy wiring: store, actor system, wallets."""
+    metrics = new_metrics()
+    async with (
+        open_store(data_dir, limits=limits, metrics=metrics) as store,
+        trio.open_nursery() as nursery,
+    ):
+        actors = ActorSystem(limits=limits, metrics=metrics)
+        economy = Economy(EconomyEnv(store=store, limits=limits), actors)
+        await nursery.start(actors.run)
+        try:
+            yield economy
+        finally:
+            await actors.close()
+
+
+def wallet_rows(
+    users: range, balance_of: Callable[[int], int]
+) -> Iterator[tuple[int, int, bytes, bytes]]:
+    """(user, balance, wallet value, opening history value) for each user, as a wallet
+    opened by the treasury would have written them."""
+    for user in users:
+        balance = balance_of(user)
+        record = WalletRecord(balance=balance, created_at=LOAD_TIME, history_seq=1)
+        opening = HistoryEntry(
+            f"open:{GUILD}:{user}", balance, TREASURY, "opening balance", LOAD_TIME, balance
+        )
+        yield user, balance, WALLET.encode(record), HISTORY.encode(opening)
+
+
+async def load_wallets(store: Store, count: int, balance_of: Callable[[int], int]) -> None:
+    """Open wallets 1..count directly in the store, in big commits: wallet, opening
+    history entry, leaderboard entry, and the treasury debit that pays for them."""
+    db_wallets, db_history = store.db("wallets"), store.db("history")
+    db_board, db_system = store.db("leaderboard"), store.db("system")
+    for first in range(1, count + 1, LOAD_BATCH_ROWS):
+        rows = list(wallet_rows(range(first, min(count + 1, first + LOAD_BATCH_ROWS)), balance_of))
+        board = sorted(keys.leaderboard_key(GUILD, balance, user) for user, balance, _, _ in rows)
+
+        def load(
+            txn: Any, rows: list[tuple[int, int, bytes, bytes]] = rows, board: list[bytes] = board
+        ) -> None:
+            # Wallet and history keys grow with the user id, so they append in order.
+            txn.cursor(db=db_wallets).putmulti(
+                ((keys.wallet_key(GUILD, u), w) for u, _, w, _ in rows), append=True
+            )
+            txn.cursor(db=db_history).putmulti(
+                ((keys.history_key(GUILD, u, 0), h) for u, _, _, h in rows), append=True
+            )
+            txn.cursor(db=db_board).putmulti((key, b"") for key in board)
+            system_add(txn, db_system, GUILD, TREASURY, -sum(b for _, b, _, _ in rows))
+
+        await store.write(load)
+
+
+async def bench_economy(sizes: Sizes) -> Figures:
+    figures: Figures = {
+        "wallets": sizes.wallets,
+        "users": sizes.users,
+        "leaderboard_wallets": sizes.leaderboard_wallets,
+    }
+    limits = Limits()
+    with tempfile.TemporaryDirectory(prefix="croupier-bench-") as tmp:
+        async with running_economy(Path(tmp) / "pay", limits) as economy:
+            await load_wallets(economy.store, sizes.wallets, lambda user: BENCH_BALANCE_COINS)
+            progress(f"opened {sizes.wallets:,} wallets")
+            figures.update(await bench_payments(economy, sizes))
+            figures["integrity_check_s_100k_wallets"] = await integrity_check_s(economy.store)
+        async with running_economy(Path(tmp) / "board", limits) as economy:
+            rng = random.Random(1)
+            await load_wallets(
+                economy.store, sizes.leaderboard_wallets, lambda user: rng.randrange(1, 10**9)
+            )
+            progress(f"opened {sizes.leaderboard_wallets:,} wallets for the leaderboard")
+            figures.update(bench_leaderboard(economy, sizes))
+            figures["integrity_check_s_1m_wallets"] = await integrity_check_s(economy.store)
+    return figures
+
+
+async def integrity_check_s(store: Store) -> float:
+    """Run the integrity check (the bench's stores must pass it); the seconds it took."""
+    report = await trio.to_thread.run_sync(check_store, store)
+    if not report.ok:
+        raise AssertionError(f"the bench left a store that fails the check:\n{report.text()}")
+    return report.duration_seconds
+
+
+async def bench_payments(economy: Economy, sizes: Sizes) -> Figures:
+    rng = random.Random(0)
+    users = range(1, sizes.users + 1)
+
+    async def pay(user: int, key: str) -> None:
+        to = rng.randrange(1, sizes.wallets + 1)
+        to = to if to != user else user % sizes.wallets + 1
+        outcome = await economy.pay(GUILD, user, to, 1, key)
+        assert outcome.status == "credited", outcome
+
+    # Every user pays once first, so the timed run starts with their wallets resident
+    # (a busy server's active users are); receivers stay random across all wallets.
+    async with trio.open_nursery() as nursery:
+        for user in users:
+            nursery.start_soon(pay, user, f"warm:{user}")
+
+    async def closed(worker: int, sequence: int) -> None:
+        await pay(users[worker], f"c:{worker}:{sequence}")
+
+    run = await closed_loop(sizes.users, sizes.seconds_per_figure * 2, closed)
+    progress(f"{sizes.users} users: {run.per_s:,.0f} payments/s")
+    figures = {
+        "pays_per_s_1000_users": run.per_s,
+        "mutations_per_s_1000_users": 2 * run.per_s,
+        "p50_ms_1000_users": run.percentile_ms(0.50),
+        "p99_ms_1000_users": run.percentile_ms(0.99),
+    }
+
+    for per_s in PACED_PER_S:
+
+        async def paced(index: int, per_s: int = per_s) -> None:
+            await pay(users[index % len(users)], f"o{per_s}:{index}")
+
+        run = await open_loop(per_s, sizes.paced_seconds, paced)
+        progress(f"paced at {per_s}/s: p99 {run.percentile_ms(0.99):.1f} ms")
+        figures[f"p50_ms_at_{per_s}_per_s"] = run.percentile_ms(0.50)
+        figures[f"p99_ms_at_{per_s}_per_s"] = run.percentile_ms(0.99)
+    return figures
+
+
+def bench_leaderboard(economy: Economy, sizes: Sizes) -> Figures:
+    deepest = economy.limits.leaderboard_pages_max
+
+    def median_ms(page: int) -> float:
+        times = []
+        for _ in range(sizes.leaderboard_calls):
+            started = time.perf_counter()
+            shown = economy.leaderboard(GUILD, page)
+            times.append(time.perf_counter() - started)
+            assert len(shown.rows) == economy.limits.leaderboard_page_entries_max
+        return 1_000 * statistics.median(times)
+
+    return {
+        "leaderboard_page_ms_1m_wallets": median_ms(1),
+        f"leaderboard_page_{deepest}_ms_1m_wallets": median_ms(deepest),
+    }
