@@ -11,7 +11,6 @@ sweep). Reads (history, leaderboard, shop) are served from ordered indexes in th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,7 +32,6 @@ from actors.records import (
     SHOP_ITEM,
     WALLET,
     HistoryEntry,
-    OutboxRecord,
     ScopeSettings,
     ShopItem,
 )
@@ -60,8 +58,6 @@ from actors.wallet import (
     Wallet,
     WalletView,
 )
-
-DeliveryTarget = Callable[[OutboxRecord], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -111,13 +107,7 @@ class Economy:
         self.store = env.store
         self.limits = env.limits
         self.actors = actors
-        self._targets: dict[str, DeliveryTarget] = {}
         actors.register(ActorKind(WALLET_KIND, lambda key: Wallet(env, key)))
-
-    def register_target(self, kind: str, deliver: DeliveryTarget) -> None:
-        """Route outbox records whose target is ``kind:<id>`` (for example games)."""
-        assert kind not in self._targets and kind != "user", kind
-        self._targets[kind] = deliver
 
     # --- scopes and wallets ------------------------------------------------------------
 
@@ -183,8 +173,8 @@ class Economy:
     async def deliver(self, transfer_id: str) -> str:
         """Deliver an outbox record (and its refund, if it bounces) until none is left.
 
-        Returns "credited" or "bounced" for a user-to-user transfer delivered now,
-        "delivered" for other targets, and "absent" when there was nothing to deliver.
+        Returns "credited" or "bounced" for a transfer delivered now, and "absent" when
+        there was nothing to deliver.
         """
         status = "absent"
         first = True
@@ -195,16 +185,15 @@ class Economy:
                 return status
             record = OUTBOX.decode(raw)
             kind, _, ident = record.target.partition(":")
-            if kind == "user":
-                credit = await self.wallet(record.scope, int(ident)).ask(Credit(transfer_id))
-                if first:
-                    status = credit.status
-                if credit.status != "bounced":
-                    return status
-                transfer_id = f"{transfer_id}/refund"
-            else:
-                await self._targets[kind](record)
-                return "delivered"
+            # Every transfer in flight ends in a wallet: games pay out through the outbox
+            # but take their stakes in the same commit as the wallet's debit.
+            assert kind == "user", record
+            credit = await self.wallet(record.scope, int(ident)).ask(Credit(transfer_id))
+            if first:
+                status = credit.status
+            if credit.status != "bounced":
+                return status
+            transfer_id = f"{transfer_id}/refund"
             first = False
 
     def _settled_status(self, scope: int, to_user: int, transfer_id: str) -> str:

@@ -493,8 +493,11 @@ class Wallet(Actor):
         assert record.target == self.account and record.scope == self.scope, record
         stage.consumed.add(transfer_id)
         db_outbox, db_applied = self.db_outbox, self.db_applied
+        # Only a payment from another user can bounce. Refunds and game payouts are the
+        # player's own money coming back and always land, even past the maximum balance
+        # (it is at most half the balance ceiling, so no payout can overflow).
         fits = balance + record.amount <= settings.max_balance
-        if not fits and not record.refund_of:
+        if not fits and not record.refund_of and record.source.startswith("user:"):
             # The money goes back where it came from, as a new transfer in flight.
             refund = dataclasses.replace(
                 record,

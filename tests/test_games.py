@@ -344,3 +344,22 @@ async def test_verify_replays_games_from_revealed_seeds(casino: RunningGames) ->
 def test_games_service_is_exported() -> None:
     """The engine exposes the service the command layer builds on."""
     assert Games.play and Games.start_blackjack and Games.move and Games.verify
+
+
+async def test_a_payout_lands_even_at_the_maximum_balance(
+    casino: RunningGames, fixed_seed: Callable[[str], None]
+) -> None:
+    """A winning hand pays out to a wallet already at the maximum balance."""
+
+    def stand_wins(state: bj.BlackjackState) -> bool:
+        return plain(state) and bj.settle(bj.apply(state, bj.Action.STAND)).payout > 0
+
+    fixed_seed(seed_where(stand_wins, 9501))
+    await casino.economy.update_settings(G, {"max_balance": 500, "bet_max": 500})
+    view = await casino.games.start_blackjack(G, 42, 20, "9501", client_seed=CLIENT_SEED)
+    await casino.economy.adjust(G, 7, 42, "set", 500, "9502", reason="at the top")
+    done = await casino.games.move(view.game_id, 42, "stand", view.step, "9503")
+    assert done.outcome is not None and done.outcome["payout"] > 0
+    assert (await casino.economy.balance(G, 42)).balance == 500 + done.outcome["payout"]
+    report = casino.check()
+    assert report.ok and report.figures["outbox_records"] == 0, report.text()
