@@ -22,10 +22,10 @@ from typing import Literal
 import trio
 
 from actors import keys
+from actors.casino import build_casino
 from actors.economy import Economy
 from actors.games.engine import Games, check_games
 from actors.integrity import IntegrityReport, check_store
-from actors.ledger import EconomyEnv
 from actors.runtime import ActorSystem
 from actors.timers import TimerService
 from bot.commands import build_command_set
@@ -149,29 +149,17 @@ async def _run(
     wall_clock: Callable[[], float],
     task_status: trio.TaskStatus[Services],
 ) -> None:
-    limits = store.limits
     async with trio.open_nursery() as core:
-        actors = ActorSystem(limits=limits, metrics=metrics)
-        env = EconomyEnv(
-            store=store,
-            limits=limits,
-            now=wall_clock,
+        casino = build_casino(
+            store,
+            metrics=metrics,
+            wall_clock=wall_clock,
             global_scope=config.economy_scope == "global",
         )
-        economy = Economy(env, actors)
-        timers = TimerService(store, wall_clock=wall_clock)
-        games = Games(
-            env,
-            actors,
-            economy,
-            timers,
-            metrics,
-            idle_seconds=limits.game_idle_seconds_max,
-            recovery_seconds=limits.game_recovery_seconds,
-        )
-        await core.start(actors.run)
-        delivered = await economy.deliver_pending()
-        recovery = await games.recover()
+        actors, economy, games, timers = casino.actors, casino.economy, casino.games, casino.timers
+        boot = await casino.boot(core)
+        delivered, recovery = boot.transfers_delivered, boot.recovery
+        assert recovery is not None
         log_event(
             log,
             "recovered",
@@ -184,7 +172,6 @@ async def _run(
             True,
             f"{delivered} transfers delivered, {recovery.refunded} games refunded",
         )
-        await core.start(timers.run)
         rate_limit = RateLimit(
             refill_per_second=config.ratelimit_commands_per_minute / 60.0,
             burst_commands=config.ratelimit_burst,

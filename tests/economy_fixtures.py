@@ -9,6 +9,7 @@ from pathlib import Path
 
 import trio
 
+from actors.casino import build_casino
 from actors.economy import Economy
 from actors.games.engine import Games, RecoveryReport, check_games
 from actors.integrity import IntegrityReport, check_store
@@ -105,23 +106,16 @@ async def running_games(
         ) as store,
         trio.open_nursery() as nursery,
     ):
-        actors = ActorSystem(limits=limits, metrics=metrics)
-        env = EconomyEnv(store=store, limits=limits, now=wall)
-        economy = Economy(env, actors)
-        timers = TimerService(store, wall_clock=wall)
-        games = Games(
-            env,
-            actors,
-            economy,
-            timers,
-            metrics,
+        casino = build_casino(
+            store,
+            metrics=metrics,
+            wall_clock=wall,
             idle_seconds=idle_seconds,
             recovery_seconds=recovery_seconds,
         )
-        await nursery.start(actors.run)
-        await economy.deliver_pending()
-        recovery = await games.recover() if recover else None
-        await nursery.start(timers.run)
+        boot = await casino.boot(nursery, recover=recover)
+        actors, economy, games, timers = casino.actors, casino.economy, casino.games, casino.timers
+        recovery = boot.recovery
         try:
             yield RunningGames(store, actors, economy, wall, metrics, games, timers, recovery)  # type: ignore[arg-type]
         finally:
