@@ -10,12 +10,13 @@ before either timed run.
 
 ``boot_to_ready_s_100k_games`` is the time from opening a store that holds 100,000 live,
 young blackjack games to being ready, in the server's boot order: instance lock, store and
-migrations, actor system, delivery of transfers left in flight, recovery of games.
+migrations, actor system, delivery of transfers left in flight, recovery of games, timers.
 Recovery is lazy: it reads the live-game index and refunds only games older than the
 recovery window, so none of these young games is loaded; ``boot_recovery_refunded_games``
-must be 0. The games are started through the engine by 100,000 new players, so the store
-is what a server writes, and it passes the integrity check before the boot is timed. The
-store's pages are in the page cache by then, as after a restart of the process.
+must be 0. The games are started through the engine, one per new player, until 100,000
+are live (a natural settles at the deal), so the store is what a server writes; it passes
+the integrity check before the boot is timed. Its pages are in the page cache by then, as
+after a restart of the process.
 """
 
 from __future__ import annotations
@@ -30,12 +31,9 @@ from typing import Any
 
 import trio
 
-from actors.economy import Economy
-from actors.games.engine import Games, RecoveryReport, check_games
+from actors.casino import BootReport, Casino, build_casino
+from actors.games.engine import check_games
 from actors.integrity import check_store
-from actors.ledger import EconomyEnv
-from actors.runtime import ActorSystem
-from actors.timers import TimerService
 from bot.bench import progress
 from metrics import new_metrics
 from storage import Limits, Store, open_store
@@ -72,11 +70,10 @@ QUICK = Sizes(
 
 
 @dataclass
-class Casino:
+class Booted:
     store: Store
-    economy: Economy
-    games: Games
-    recovery: RecoveryReport
+    casino: Casino
+    report: BootReport
 
 
 def run(quick: bool) -> dict[str, float]:
@@ -95,33 +92,20 @@ async def bench_games(sizes: Sizes) -> dict[str, float]:
 
 
 @asynccontextmanager
-async def boot(data_dir: Path, limits: Limits) -> AsyncIterator[Casino]:
-    """The server's boot up to ready, in its order: store (lock and migrations), actor
-    system, delivery of transfers left in flight, recovery of games."""
+async def boot(data_dir: Path, limits: Limits) -> AsyncIterator[Booted]:
+    """The server's boot up to ready: store (lock and migrations), actor system, delivery
+    of transfers left in flight, recovery of games, timers."""
     metrics = new_metrics()
     async with (
         open_store(data_dir, limits=limits, metrics=metrics) as store,
         trio.open_nursery() as nursery,
     ):
-        actors = ActorSystem(limits=limits, metrics=metrics)
-        env = EconomyEnv(store=store, limits=limits)
-        economy = Economy(env, actors)
-        games = Games(
-            env,
-            actors,
-            economy,
-            TimerService(store, wall_clock=env.now),
-            metrics,
-            idle_seconds=limits.game_idle_seconds_max,
-            recovery_seconds=limits.game_recovery_seconds,
-        )
-        await nursery.start(actors.run)
-        await economy.deliver_pending()
-        recovery = await games.recover()
+        casino = build_casino(store, metrics=metrics, wall_clock=time.time)
+        report = await casino.boot(nursery)
         try:
-            yield Casino(store, economy, games, recovery)
+            yield Booted(store, casino, report)
         finally:
-            await actors.close()
+            await casino.actors.close()
             nursery.cancel_scope.cancel()
 
 
@@ -149,14 +133,14 @@ def check_integrity(store: Store) -> dict[str, int]:
 
 async def bench_throughput(data_dir: Path, sizes: Sizes) -> dict[str, float]:
     players = sizes.players
-    async with boot(data_dir, Limits()) as casino:
-        games = casino.games
-        await casino.economy.update_settings(
+    async with boot(data_dir, Limits()) as booted:
+        economy, games = booted.casino.economy, booted.casino.games
+        await economy.update_settings(
             GUILD, {"game_cooldown_seconds": 0, "starting_balance": STARTING_BALANCE_COINS}
         )
 
         async def open_wallet(player: int) -> None:
-            await casino.economy.balance(GUILD, player + 1)
+            await economy.balance(GUILD, player + 1)
 
         async def play_instant(player: int) -> None:
             for game in range(sizes.instant_games_per_player):
@@ -180,7 +164,7 @@ async def bench_throughput(data_dir: Path, sizes: Sizes) -> dict[str, float]:
         blackjack_s = await run_all(players, play_blackjack, players)
         blackjack_per_s = players * sizes.blackjack_rounds_per_player / blackjack_s
         progress(f"{players} players: {blackjack_per_s:,.0f} blackjack rounds/s")
-        check_integrity(casino.store)
+        check_integrity(booted.store)
     return {
         "games_per_s_1000_players": instant_per_s,
         "blackjack_rounds_per_s_1000_players": blackjack_per_s,
@@ -207,19 +191,21 @@ async def start_live_games(casino: Casino, count: int) -> None:
 
 async def bench_boot(data_dir: Path, live_games: int) -> dict[str, float]:
     limits = Limits()
-    async with boot(data_dir, limits) as casino:
+    async with boot(data_dir, limits) as booted:
         started = time.perf_counter()
-        await start_live_games(casino, live_games)
+        await start_live_games(booted.casino, live_games)
         created_s = time.perf_counter() - started
         progress(f"started {live_games:,} live blackjack games in {created_s:.1f} s")
-        figures = check_integrity(casino.store)
+        figures = check_integrity(booted.store)
         assert figures["games_live"] == live_games, figures
     started = time.perf_counter()
-    async with boot(data_dir, limits) as casino:
+    async with boot(data_dir, limits) as booted:
         ready_s = time.perf_counter() - started
+        recovery = booted.report.recovery
+    assert recovery is not None
     progress(f"boot to ready over {live_games:,} live games: {ready_s:.3f} s")
     return {
         "boot_to_ready_s_100k_games": ready_s,
-        "boot_recovery_resumed_games": casino.recovery.resumed,
-        "boot_recovery_refunded_games": casino.recovery.refunded,
+        "boot_recovery_resumed_games": recovery.resumed,
+        "boot_recovery_refunded_games": recovery.refunded,
     }
