@@ -131,13 +131,15 @@ def test_acknowledged_payments_survive_repeated_sigkill(tmp_path: Path) -> None:
         credit = credits.get(transfer_id)
         assert (credit is None) != (refund is None), f"{transfer_id}: {credit} {refund}"
         landed = credit or refund
+        owner = debit.user if refund else int(debit.counterparty.removeprefix("user:"))
         assert landed is not None and landed.amount == -debit.amount, (debit, landed)
+        assert landed.user == owner, (debit, landed)
 
     for key, ack in printed.acked.items():
-        debit = debits.get(ack.transfer_id)
-        assert debit is not None, f"acknowledged payment {key} is not in the store"
-        assert (debit.user, debit.amount, debit.reason) == (ack.user, -ack.amount, key)
-        assert debit.counterparty == user_account(ack.to)
+        acked = debits.get(ack.transfer_id)
+        assert acked is not None, f"acknowledged payment {key} is not in the store"
+        assert (acked.user, acked.amount, acked.reason) == (ack.user, -ack.amount, key)
+        assert acked.counterparty == user_account(ack.to)
         assert ack.status in ("credited", "returned"), ack
         receiver = ack.to if ack.status == "credited" else ack.user
         suffix = "" if ack.status == "credited" else "/refund"
