@@ -34,12 +34,12 @@ from typing import Any
 import trio
 
 from actors import keys
+from actors.casino import build_casino
 from actors.economy import Economy
 from actors.errors import Busy
 from actors.integrity import check_store
-from actors.ledger import EconomyEnv, system_add
+from actors.ledger import system_add
 from actors.records import HISTORY, TREASURY, WALLET, HistoryEntry, WalletRecord
-from actors.runtime import ActorSystem
 from metrics import new_metrics
 from storage import Limits, Store, open_store
 
@@ -250,19 +250,19 @@ async def bench_storage(sizes: Sizes) -> Figures:
 
 @asynccontextmanager
 async def running_economy(data_dir: Path, limits: Limits) -> AsyncIterator[Economy]:
-    """The server's economy wiring: store, actor system, wallets."""
+    """The domain wired and booted as the server does it; the bench drives its economy."""
     metrics = new_metrics()
     async with (
         open_store(data_dir, limits=limits, metrics=metrics) as store,
         trio.open_nursery() as nursery,
     ):
-        actors = ActorSystem(limits=limits, metrics=metrics)
-        economy = Economy(EconomyEnv(store=store, limits=limits), actors)
-        await nursery.start(actors.run)
+        casino = build_casino(store, metrics=metrics, wall_clock=time.time)
+        await casino.boot(nursery)
         try:
-            yield economy
+            yield casino.economy
         finally:
-            await actors.close()
+            await casino.actors.close()
+            nursery.cancel_scope.cancel()
 
 
 def wallet_rows(

@@ -1,23 +1,24 @@
 """An economy under a payment load, for the crash test.
 
-Usage: ``economy_load.py DATA_DIR RUN``. Each start delivers what the last run left in
-flight, prints ``ready <delivered>``, then runs concurrent payers forever. A payer prints
-``try <key> <from> <to> <amount>`` before it asks to pay and, only once ``pay`` has
-returned, ``ack <key> <transfer id> <from> <to> <amount> <status>``. The key is also the
-payment's reason, so the test can tie every debit in the store to a line printed here.
+Usage: ``economy_load.py DATA_DIR RUN``. Each start boots as the server does, which
+delivers what the last run left in flight, prints ``ready <delivered>``, then runs
+concurrent payers forever. A payer prints ``try <key> <from> <to> <amount>`` before it
+asks to pay and, only once ``pay`` has returned,
+``ack <key> <transfer id> <from> <to> <amount> <status>``. The key is also the payment's
+reason, so the test can tie every debit in the store to a line printed here.
 """
 
 from __future__ import annotations
 
 import random
 import sys
+import time
 
 import trio
 
+from actors.casino import build_casino
 from actors.economy import Economy
 from actors.errors import InsufficientFunds
-from actors.ledger import EconomyEnv
-from actors.runtime import ActorSystem
 from metrics import new_metrics
 from storage import Limits, open_store
 
@@ -55,14 +56,13 @@ async def main(data_dir: str, run: int) -> None:
         open_store(data_dir, limits=limits, metrics=metrics) as store,
         trio.open_nursery() as nursery,
     ):
-        actors = ActorSystem(limits=limits, metrics=metrics)
-        economy = Economy(EconomyEnv(store=store, limits=limits), actors)
-        await nursery.start(actors.run)
-        delivered = await economy.deliver_pending()
+        casino = build_casino(store, metrics=metrics, wall_clock=time.time)
+        boot = await casino.boot(nursery)
+        economy = casino.economy
         await economy.update_settings(G, {"max_balance": MAX_BALANCE, "bet_max": MAX_BALANCE})
         for user in range(1, USERS + 1):
             await economy.balance(G, user)
-        say(f"ready {delivered}")
+        say(f"ready {boot.transfers_delivered}")
         for payer in range(PAYERS):
             nursery.start_soon(pay_forever, economy, run, payer)
 
