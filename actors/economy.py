@@ -277,7 +277,10 @@ class Economy:
             txn.put(key, SETTINGS.encode(updated), db=db)
             return updated
 
-        result: ScopeSettings = await self.store.write(apply)
+        try:
+            result: ScopeSettings = await self.store.write(apply)
+        finally:
+            self.env.forget_settings(scope)
         return result
 
     # --- reads -------------------------------------------------------------------------

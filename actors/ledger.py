@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from actors import keys
@@ -49,7 +49,21 @@ class EconomyEnv:
         """The economy scope of a guild: itself, or the shared global scope."""
         return keys.GLOBAL_SCOPE if self.global_scope else guild_id
 
+    # Settings are read by every wallet batch and written only by ``Economy``, in this
+    # process, which drops the cached copy after each write.
+    _settings_cache: dict[int, ScopeSettings] = field(default_factory=dict)
+
     def settings(self, scope: int) -> ScopeSettings:
+        cached = self._settings_cache.get(scope)
+        if cached is not None:
+            return cached
         with self.store.read() as txn:
             raw = txn.get(keys.settings_key(scope), db=self.store.db("settings"))
-        return SETTINGS.decode(raw) if raw is not None else ScopeSettings()
+        settings = SETTINGS.decode(raw) if raw is not None else ScopeSettings()
+        if len(self._settings_cache) >= self.limits.settings_cached_scopes_max:
+            self._settings_cache.clear()
+        self._settings_cache[scope] = settings
+        return settings
+
+    def forget_settings(self, scope: int) -> None:
+        self._settings_cache.pop(scope, None)

@@ -103,7 +103,6 @@ class ActorKind(Generic[K]):
     name: str
     factory: Callable[[K], Actor]
     on_escalate: EscalationHook | None = None
-    idle_seconds: float | None = None
 
 
 class _KindFigures:
@@ -145,6 +144,7 @@ class _Cell:
         self.send, self.receive = trio.open_memory_channel[_Envelope](size)
         self.busy = True
         self.closed = False
+        self.idle_since = 0.0
         self.restarts: deque[float] = deque()
         self.figures = system._figures[kind.name]
 
@@ -183,27 +183,22 @@ class _Cell:
                 self.figures.passivations.inc()
 
     async def _next_batch(self) -> list[_Envelope] | None:
-        """Wait for messages; None when idle too long or evicted (passivate)."""
+        """Wait for messages; None once the mailbox is closed (idle or evicted)."""
         self.busy = False
         if self.send.statistics().current_buffer_used == 0:
             self.system._became_idle(self)
-        idle = self.kind.idle_seconds or self.system.limits.actor_idle_seconds_max
-        with trio.move_on_after(idle):
+        try:
+            first = await self.receive.receive()
+        except trio.EndOfChannel:
+            return None
+        batch = [first]
+        while len(batch) < self.system.limits.actor_batch_messages_max:
             try:
-                first = await self.receive.receive()
-            except trio.EndOfChannel:
-                return None
-            batch = [first]
-            while len(batch) < self.system.limits.actor_batch_messages_max:
-                try:
-                    batch.append(self.receive.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-            self.figures.mailbox.dec(len(batch))
-            return batch
-        # Idle: the mailbox is empty and, trio being single-threaded, stays empty until
-        # this cell is out of the registry, so no message can be lost here.
-        return None
+                batch.append(self.receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        self.system._queued[self.kind.name] -= len(batch)
+        return batch
 
     async def _start(self, crash: BaseException | None) -> Actor | None:
         """Build and activate the actor; on a crash, count it against the intensity."""
@@ -266,7 +261,7 @@ class _Cell:
                 kept.append(envelope)
             else:
                 envelope.resolve(outcome.Error(error))
-        self.figures.mailbox.dec(drained)
+        self.system._queued[self.kind.name] -= drained
         return kept
 
     def _close(self) -> None:
@@ -307,18 +302,41 @@ class ActorSystem:
         self._nursery: trio.Nursery | None = None
         self._slot_freed = trio.lowlevel.ParkingLot()
         self._closing = False
+        # Messages queued per kind, a plain count read by the mailbox gauge at scrape
+        # time (a gauge updated on every message would take its lock twice per message).
+        self._queued: dict[str, int] = {}
 
     def register(self, kind: ActorKind[Any]) -> None:
         assert kind.name not in self._kinds, kind.name
         self._kinds[kind.name] = kind
         self._figures[kind.name] = _KindFigures(self.metrics, kind.name)
+        self._queued[kind.name] = 0
+        self._figures[kind.name].mailbox.set_function(lambda: self._queued[kind.name])
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the actors' tasks until cancelled or ``close`` lets them drain."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
-            await trio.sleep_forever()
+            await self._passivate_idle()
+
+    async def _passivate_idle(self) -> None:
+        """Passivate actors idle for longer than the limit, oldest first.
+
+        One sweep task instead of a timeout around every actor's wait: the idle list is
+        ordered by when each actor went idle, so a sweep only looks at expired entries.
+        """
+        idle_max = self.limits.actor_idle_seconds_max
+        while True:
+            await trio.sleep(self.limits.passivation_sweep_seconds)
+            expired_before = trio.current_time() - idle_max
+            while self._idle:
+                key, cell = next(iter(self._idle.items()))
+                if cell.idle_since > expired_before:
+                    break
+                del self._idle[key]
+                if cell.idle and not cell.closed:
+                    cell._close()
 
     @property
     def resident(self) -> int:
@@ -352,12 +370,15 @@ class ActorSystem:
         envelope = _Envelope(message, wants_reply=True)
         assert envelope.done is not None
         with trio.move_on_after(timeout):
-            cell = await self._cell(kind, key)
+            cell = self._cell_now(kind, key) or await self._cell(kind, key)
             try:
-                await cell.send.send(envelope)
+                try:
+                    cell.send.send_nowait(envelope)
+                except trio.WouldBlock:
+                    await cell.send.send(envelope)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 raise ActorStopped(kind) from None
-            cell.figures.mailbox.inc()
+            self._queued[kind] += 1
             await envelope.done.wait()
         if envelope.result is None:
             self._figures[kind].ask_timeouts.inc()
@@ -383,7 +404,7 @@ class ActorSystem:
             raise MailboxFull(cell.kind.name) from None
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise ActorStopped(cell.kind.name) from None
-        cell.figures.mailbox.inc()
+        self._queued[cell.kind.name] += 1
 
     def _cell_now(self, kind: str, key: Any) -> _Cell | None:
         """The resident cell, or a new one if a slot is free; None if none can be had."""
@@ -425,6 +446,7 @@ class ActorSystem:
         return False
 
     def _became_idle(self, cell: _Cell) -> None:
+        cell.idle_since = trio.current_time()
         self._idle[(cell.kind.name, cell.key)] = cell
         # An activation waiting for a slot can now evict this actor.
         if self._slot_freed.statistics().tasks_waiting:

@@ -371,9 +371,7 @@ class Wallet(Actor):
         return _RESULT_TYPES[op](**record.result)
 
     def _remember(self, message: Any, result: Any, now: float, stage: _Stage) -> None:
-        record = IdempotencyRecord(
-            op=type(message).__name__, result=dataclasses.asdict(result), at=now
-        )
+        record = IdempotencyRecord(op=type(message).__name__, result=dict(vars(result)), at=now)
         stage.idempotency[message.key] = record
         stage.ops.append(self._put_idempotency(message.key, record))
 
@@ -599,7 +597,7 @@ class Wallet(Actor):
         def apply(txn: Any) -> tuple[Any, WalletRecord]:
             fresh = dataclasses.replace(record)
             result = write(txn, message, fresh, settings, now)  # type: ignore[operator]
-            remembered = IdempotencyRecord(op=op, result=dataclasses.asdict(result), at=now)
+            remembered = IdempotencyRecord(op=op, result=dict(vars(result)), at=now)
             txn.put(idem_key, IDEMPOTENCY.encode(remembered), db=self.db_idempotency)
             self._put_wallet(txn, fresh)
             return result, fresh

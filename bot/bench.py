@@ -19,6 +19,7 @@ one on each side; ``mutations_per_s`` counts both.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import statistics
@@ -40,6 +41,7 @@ from actors.errors import Busy
 from actors.integrity import check_store
 from actors.ledger import system_add
 from actors.records import HISTORY, TREASURY, WALLET, HistoryEntry, WalletRecord
+from bot.server import tune_gc
 from metrics import new_metrics
 from storage import Limits, Store, open_store
 
@@ -89,16 +91,22 @@ Figures = dict[str, float]
 def run_bench(suite: str, *, as_json: bool, quick: bool) -> int:
     """Run one suite and print its figures (one JSON object with ``as_json``)."""
     sizes = QUICK if quick else FULL
-    if suite == "games":
-        from bot.bench_games import run
+    thresholds = gc.get_threshold()
+    try:
+        if suite == "games":
+            from bot.bench_games import run
 
-        figures = run(quick)
-    elif suite == "storage":
-        figures = trio.run(bench_storage, sizes)
-    elif suite == "economy":
-        figures = trio.run(bench_economy, sizes)
-    else:
-        raise ValueError(f"unknown bench suite {suite!r}; use storage, economy or games")
+            figures = run(quick)
+        elif suite == "storage":
+            figures = trio.run(bench_storage, sizes)
+        elif suite == "economy":
+            figures = trio.run(bench_economy, sizes)
+        else:
+            raise ValueError(f"unknown bench suite {suite!r}; use storage, economy or games")
+    finally:
+        # The suites tune the collector as the server does; give the caller its own back.
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
     if as_json:
         print(json.dumps(figures, sort_keys=True))
     else:
@@ -258,6 +266,8 @@ async def running_economy(data_dir: Path, limits: Limits) -> AsyncIterator[Econo
     ):
         casino = build_casino(store, metrics=metrics, wall_clock=time.time)
         await casino.boot(nursery)
+        # The server tunes the garbage collector right after boot; so does the bench.
+        tune_gc()
         try:
             yield casino.economy
         finally:

@@ -35,6 +35,7 @@ from actors.casino import BootReport, Casino, build_casino
 from actors.games.engine import check_games
 from actors.integrity import check_store
 from bot.bench import progress
+from bot.server import tune_gc
 from metrics import new_metrics
 from storage import Limits, Store, open_store
 
@@ -102,6 +103,8 @@ async def boot(data_dir: Path, limits: Limits) -> AsyncIterator[Booted]:
     ):
         casino = build_casino(store, metrics=metrics, wall_clock=time.time)
         report = await casino.boot(nursery)
+        # The server tunes the garbage collector right after boot; so does the bench.
+        tune_gc()
         try:
             yield Booted(store, casino, report)
         finally:

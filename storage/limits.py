@@ -22,6 +22,7 @@ class Limits:
     actor_batch_messages_max: int = 256
     actors_resident_max: int = 50_000
     actor_idle_seconds_max: float = 300.0
+    passivation_sweep_seconds: float = 1.0
     ask_seconds_default: float = 10.0
     restarts_max: int = 5
     restart_window_seconds: float = 60.0
@@ -46,6 +47,7 @@ class Limits:
     game_idle_seconds_max: float = 300.0
     game_recovery_seconds: float = 2 * 3600.0
     metrics_scopes_max: int = 20
+    settings_cached_scopes_max: int = 10_000
 
 
 DEFAULT_LIMITS = Limits()
