@@ -90,7 +90,8 @@ class Writer:
             self._queue.append(batch)
         batch.requests.append(request)
         self._queued_requests += 1
-        self._work.unpark_all()
+        if self._work:
+            self._work.unpark_all()
         await batch.done.wait()
         if request.error is not None:
             raise request.error
@@ -120,7 +121,8 @@ class Writer:
     async def close(self) -> None:
         """Stop taking requests, finish the queued ones, and wait for the writer task."""
         self._closed = True
-        self._work.unpark_all()
+        if self._work:
+            self._work.unpark_all()
         self._space.unpark_all()
         await self._stopped.wait()
 
