@@ -98,7 +98,9 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
                 config,
                 transport=transport,
                 console_json=getattr(args, "json", False),
-                exit_on_eof=args.command == "console",
+                # A person at a terminal who types /quit means it; under a service
+                # manager (input closed or not a terminal) `run` keeps serving.
+                exit_on_eof=args.command == "console" or sys.stdin.isatty(),
             )
         )
         return 0
