@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
-import trio.testing
 
 from actors.records import ScopeSettings
 from bot.commands import build_command_set
-from bot.console import run_console
 from bot.dispatch import CommandSet, RateLimit
 from tests.economy_fixtures import T0, Running, running_economy
+from tests.support.console_json import ask_json
 
 ALICE, BOB = 42, 43
 START = ScopeSettings().starting_balance
@@ -35,25 +32,6 @@ def commands(eco: Running) -> CommandSet:
         metrics=eco.metrics,
         rate_limit=RateLimit(burst_commands=10_000),
     )
-
-
-async def ask_json(commands: CommandSet, *requests: dict[str, Any]) -> list[dict[str, Any]]:
-    """Send JSON requests to a console session as user 42 in guild 1; return its replies."""
-    send_in, reader = trio.testing.memory_stream_one_way_pair()
-    writer, receive_out = trio.testing.memory_stream_one_way_pair()
-    await send_in.send_all("".join(json.dumps(r) + "\n" for r in requests).encode())
-    await send_in.aclose()
-    with trio.fail_after(10):
-        await run_console(
-            commands, reader, writer, json_mode=True, user_id=ALICE, guild_id=1, admin=False
-        )
-    await writer.aclose()
-    output = bytearray()
-    while chunk := await receive_out.receive_some():
-        output += chunk
-    replies = [json.loads(line) for line in output.decode().splitlines()]
-    assert len(replies) == len(requests)
-    return replies
 
 
 def results(replies: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import trio
-import trio.testing
 
 from bot.commands import build_command_set
 from bot.commands.games import games_commands
-from bot.console import run_console
 from bot.dispatch import CommandSet, RateLimit
 from tests.economy_fixtures import RunningGames, running_games
+from tests.support.console_json import ask_json
 
 PLAYER = 42
 
@@ -37,25 +33,6 @@ def commands(casino: RunningGames) -> CommandSet:
         extra_commands=extra,
         extra_buttons=buttons,
     )
-
-
-async def ask_json(commands: CommandSet, *requests: dict[str, Any]) -> list[dict[str, Any]]:
-    """One console session in JSON mode; the replies, one per request."""
-    send_in, reader = trio.testing.memory_stream_one_way_pair()
-    writer, receive_out = trio.testing.memory_stream_one_way_pair()
-    await send_in.send_all("".join(json.dumps(r) + "\n" for r in requests).encode())
-    await send_in.aclose()
-    with trio.fail_after(20):
-        await run_console(
-            commands, reader, writer, json_mode=True, user_id=PLAYER, guild_id=1, admin=False
-        )
-    await writer.aclose()
-    output = bytearray()
-    while chunk := await receive_out.receive_some():
-        output += chunk
-    replies = [json.loads(line) for line in output.decode().splitlines()]
-    assert len(replies) == len(requests)
-    return replies
 
 
 async def test_every_casino_command_answers_in_json(commands: CommandSet) -> None:
