@@ -37,7 +37,7 @@ from actors.records import HOUSE, OUTBOX, OutboxRecord, game_account, user_accou
 from actors.runtime import Actor, ActorKind, ActorSystem
 from actors.timers import TimerService, delete_timer, put_timer
 from actors.wallet import Wager, WagerResult
-from metrics import Metrics
+from metrics import Metrics, log_event
 from storage import Store, packb, unpackb
 
 log = logging.getLogger("croupier.games")
@@ -459,6 +459,15 @@ class Games:
 
     def _count_refund(self, record: GameRecord, reason: str) -> None:
         self.metrics.games_refunded.labels(record.kind, reason).inc()
+        log_event(
+            log,
+            "game_refunded",
+            level=logging.WARNING,
+            game=record.game_id,
+            kind=record.kind,
+            reason=reason,
+            coins=record.escrow,
+        )
 
 
 # --- the blackjack actor ---------------------------------------------------------------
