@@ -447,7 +447,10 @@ class ActorSystem:
 
     def _became_idle(self, cell: _Cell) -> None:
         cell.idle_since = trio.current_time()
-        self._idle[(cell.kind.name, cell.key)] = cell
+        # Re-inserted at the end, so the idle list stays ordered by idle_since.
+        key = (cell.kind.name, cell.key)
+        self._idle.pop(key, None)
+        self._idle[key] = cell
         # An activation waiting for a slot can now evict this actor.
         if self._slot_freed.statistics().tasks_waiting:
             self._slot_freed.unpark(count=1)
