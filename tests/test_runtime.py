@@ -229,7 +229,9 @@ async def test_tell_to_a_full_mailbox_is_a_clear_error(
             actors.tell("counter", 11, i)
         with pytest.raises(MailboxFull):
             actors.tell("counter", 11, "one too many")
+        assert sample(metrics, "croupier_actor_mailbox_messages", kind="counter") == 4
     assert sample(metrics, "croupier_actor_mailbox_full_total", kind="counter") == 1
+    assert sample(metrics, "croupier_actor_mailbox_messages", kind="counter") == 0
 
 
 async def test_closed_system_refuses_new_messages(system: Any) -> None:
