@@ -370,10 +370,11 @@ async def bench_payments(economy: Economy, sizes: Sizes) -> Figures:
     rng = random.Random(0)
     users = range(1, sizes.users + 1)
 
-    async def pay(user: int, key: str) -> bool:
-        """One payment to a random wallet; False when the server answered busy (a reply
-        took longer than the ask deadline), which an overloaded server does."""
-        to = rng.randrange(1, sizes.wallets + 1)
+    async def pay(user: int, key: str, among: int = sizes.wallets) -> bool:
+        """One payment to a random wallet among the first ``among``; False when the
+        server answered busy (a reply took longer than the ask deadline), which an
+        overloaded server does."""
+        to = rng.randrange(1, among + 1)
         to = to if to != user else user % sizes.wallets + 1
         try:
             outcome = await economy.pay(GUILD, user, to, 1, key)
@@ -400,6 +401,16 @@ async def bench_payments(economy: Economy, sizes: Sizes) -> Figures:
         "p99_ms_1000_users": run.percentile_ms(0.99),
         "busy_answers_1000_users": run.busy,
     }
+
+    async def among_users(worker: int, sequence: int) -> bool:
+        return await pay(users[worker], f"r:{worker}:{sequence}", among=sizes.users)
+
+    # The same users paying each other only: every wallet stays resident, so this shows
+    # what activating cold receivers costs in the figure above.
+    run = await closed_loop(sizes.users, sizes.seconds_per_figure * 2, among_users)
+    progress(f"{sizes.users} users paying each other: {run.per_s:,.0f} payments/s")
+    figures["mutations_per_s_1000_users_resident"] = 2 * run.per_s
+    figures["p99_ms_1000_users_resident"] = run.percentile_ms(0.99)
 
     for per_s in PACED_PER_S:
 
