@@ -14,6 +14,7 @@ TREASURY = "treasury"
 HOUSE = "house"
 SHOP = "shop"
 SYSTEM_ACCOUNTS = (TREASURY, HOUSE, SHOP)
+GAME_KINDS = ("blackjack", "coinflip", "dice", "slots", "roulette")
 
 
 def user_account(user: int) -> str:
@@ -94,7 +95,18 @@ class ScopeSettings:
     bet_min: int = 1
     bet_max: int = 1_000_000
     game_cooldown_seconds: int = 2
+    # Per-kind cooldowns; -1 means "the same as game_cooldown_seconds".
+    blackjack_cooldown_seconds: int = -1
+    coinflip_cooldown_seconds: int = -1
+    dice_cooldown_seconds: int = -1
+    slots_cooldown_seconds: int = -1
+    roulette_cooldown_seconds: int = -1
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def cooldown_seconds(self, kind: str) -> int:
+        """The cooldown between two games of ``kind`` started by one player."""
+        own: int = getattr(self, f"{kind}_cooldown_seconds", -1)
+        return self.game_cooldown_seconds if own < 0 else own
 
     def check(self) -> list[tuple[str, str]]:
         """(field, what is wrong) for every out-of-range value."""
@@ -110,6 +122,10 @@ class ScopeSettings:
         for name in ("daily_cooldown_seconds", "work_cooldown_seconds", "game_cooldown_seconds"):
             if not 0 <= getattr(self, name) <= 366 * 86_400:
                 problems.append((name, "must be between 0 and one year"))
+        for kind in GAME_KINDS:
+            name = f"{kind}_cooldown_seconds"
+            if not -1 <= getattr(self, name) <= 366 * 86_400:
+                problems.append((name, "must be -1 (the game default) or 0 to one year"))
         if not 1 <= self.bet_min <= self.bet_max <= self.max_balance:
             problems.append(("bet_max", "needs 1 <= bet_min <= bet_max <= max_balance"))
         if not 1 <= len(self.currency_name) <= 32:

@@ -114,7 +114,7 @@ async def test_bets_are_checked_before_any_money_moves(casino: RunningGames) -> 
 
 
 async def test_game_cooldown_per_kind(casino: RunningGames) -> None:
-    """A per-scope cooldown applies per game kind."""
+    """A per-scope cooldown applies per game kind, and each kind may set its own."""
     await casino.economy.update_settings(G, {"game_cooldown_seconds": 30})
     await casino.games.play(G, 42, "coinflip", {"choice": "tails", "stake": 1}, "10")
     with pytest.raises(OnCooldown):
@@ -122,6 +122,14 @@ async def test_game_cooldown_per_kind(casino: RunningGames) -> None:
     await casino.games.play(G, 42, "slots", {"stake": 1}, "12")
     casino.clock.advance(30)  # type: ignore[attr-defined]
     await casino.games.play(G, 42, "coinflip", {"choice": "tails", "stake": 1}, "13")
+    # A kind's own cooldown overrides the scope's default for that kind only.
+    await casino.economy.update_settings(G, {"slots_cooldown_seconds": 0})
+    await casino.games.play(G, 42, "slots", {"stake": 1}, "14")
+    await casino.games.play(G, 42, "slots", {"stake": 1}, "15")
+    with pytest.raises(OnCooldown):
+        await casino.games.play(G, 42, "coinflip", {"choice": "tails", "stake": 1}, "16")
+    with pytest.raises(InvalidInput, match="slots_cooldown_seconds"):
+        await casino.economy.update_settings(G, {"slots_cooldown_seconds": -2})
 
 
 async def test_blackjack_hit_stand_settles_and_pays_once(

@@ -273,7 +273,7 @@ class Games:
             txn.put(keys.game_key(game_id), value, db=store.db("games"))
             system_add(txn, store.db("system"), scope, HOUSE, house_delta)
 
-        cooldown = self.env.settings(scope).game_cooldown_seconds
+        cooldown = self.env.settings(scope).cooldown_seconds(kind)
         wager = Wager(key, game_id, kind, stake, outcome.payout, game_write, cooldown)
         result: WagerResult = await self.economy.wallet(scope, user).ask(wager)
         if result.game_id == game_id:
@@ -320,7 +320,7 @@ class Games:
             txn.put(live_key, live_value, db=store.db("live_games"))
             put_timer(txn, store, game_id, TimerRecord(TIMER_KIND, game_id, record.deadline))
 
-        cooldown = self.env.settings(scope).game_cooldown_seconds
+        cooldown = self.env.settings(scope).cooldown_seconds("blackjack")
         wager = Wager(key, game_id, "blackjack", stake, 0, game_write, cooldown)
         result: WagerResult = await self.economy.wallet(scope, user).ask(wager)
         if result.game_id == game_id:
