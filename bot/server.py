@@ -57,6 +57,8 @@ TIMER_OVERDUE_GRACE_SECONDS = 300.0
 OUTBOX_SWEEP_SECONDS = 60.0
 GAUGES_SECONDS = 5.0
 GC_GEN0_OBJECTS = 100_000
+DISCORD_RETRY_SECONDS_MIN = 1.0
+DISCORD_RETRY_SECONDS_MAX = 60.0
 
 
 class StartupError(Exception):
@@ -269,16 +271,45 @@ async def run_discord_until(
     on_connected: Callable[[bool], None],
     stop: trio.Event,
 ) -> None:
-    from bot.discord_client import run_discord
+    """Serve Discord until ``stop``; reconnect with backoff when Discord cannot be reached.
 
-    await run_discord(
-        commands,
-        token=config.discord_token,
-        api_url=config.discord_api_url,
-        metrics=metrics,
-        on_connected=on_connected,
-        stop=stop,
-    )
+    A network failure or a dropped gateway is retried (the server goes on serving its
+    metrics and reports Discord as not connected meanwhile). A refused token is not
+    something waiting fixes, so it stops the server with one line.
+    """
+    import aiohttp
+    from interactions.client.errors import LoginError
+
+    from bot.discord_client import GatewayClosed, run_discord
+
+    backoff = DISCORD_RETRY_SECONDS_MIN
+    while not stop.is_set():
+        try:
+            await run_discord(
+                commands,
+                token=config.discord_token,
+                api_url=config.discord_api_url,
+                metrics=metrics,
+                on_connected=on_connected,
+                stop=stop,
+            )
+            return
+        except LoginError as exc:
+            raise StartupError(
+                f"Discord refused the bot token (CROUPIER_DISCORD_TOKEN): {exc}"
+            ) from exc
+        except (GatewayClosed, aiohttp.ClientError, OSError) as exc:
+            on_connected(False)
+            log_event(
+                log,
+                "discord_unavailable",
+                level=logging.WARNING,
+                error=str(exc) or type(exc).__name__,
+                retry_in_seconds=backoff,
+            )
+        with trio.move_on_after(backoff):
+            await stop.wait()
+        backoff = min(backoff * 2, DISCORD_RETRY_SECONDS_MAX)
 
 
 async def _watch_signals(stop: trio.Event) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from actors import keys
 from actors.games.engine import check_games
@@ -20,7 +21,7 @@ from actors.integrity import check_store
 from actors.records import WALLET
 from storage import InstanceLock, env_path, open_store_readonly
 from tests.fake_discord import GUILD_ID, FakeDiscord
-from tests.support.server_process import CROUPIER, ServerProcess
+from tests.support.server_process import CROUPIER, ServerProcess, fetch_json, free_port
 
 EPHEMERAL = 1 << 6
 MANAGE_GUILD = 1 << 5
@@ -281,3 +282,33 @@ def test_console_json_through_the_command_line(tmp_path: Path) -> None:
     else:
         assert dealt["result"]["phase"] == "settled" and dealt["buttons"] == []
     assert replies[4]["error"]["code"] == "bad_request"
+
+
+async def test_an_unreachable_discord_is_retried_not_fatal(tmp_path: Path) -> None:
+    """With Discord unreachable the server stays up, says why in /readyz and its log,
+    keeps retrying, and still stops cleanly on SIGTERM."""
+    closed = free_port()
+    server = ServerProcess(
+        tmp_path / "data",
+        {
+            "CROUPIER_DISCORD_TOKEN": "fake-token",
+            "CROUPIER_DISCORD_API_URL": f"http://127.0.0.1:{closed}",
+        },
+    )
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        with trio.fail_after(60):
+            # The second failed attempt is logged with a doubled backoff.
+            while "event=discord_unavailable" not in server.output() or (
+                "retry_in_seconds=2.0" not in server.output()
+            ):
+                assert server.process is not None and server.process.poll() is None
+                await trio.sleep(0.1)
+        status, body = await trio.to_thread.run_sync(fetch_json, f"{url}/readyz")
+        assert status == 503 and body["conditions"]["discord_connected"]["ok"] is False
+        assert body["conditions"]["store_open"]["ok"] is True
+        assert (await trio.to_thread.run_sync(fetch_json, f"{url}/healthz"))[0] == 200
+        assert server.stop(signal.SIGTERM) == 0, server.output()
+    finally:
+        server.kill()
