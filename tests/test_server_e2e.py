@@ -20,7 +20,7 @@ from actors.games.engine import check_games
 from actors.integrity import check_store
 from actors.records import WALLET
 from storage import InstanceLock, env_path, open_store_readonly
-from tests.fake_discord import GUILD_ID, FakeDiscord
+from tests.fake_discord import GUILD_ID, REFUSED_TOKEN, FakeDiscord
 from tests.support.server_process import CROUPIER, ServerProcess, fetch_json, free_port
 
 EPHEMERAL = 1 << 6
@@ -312,3 +312,17 @@ async def test_an_unreachable_discord_is_retried_not_fatal(tmp_path: Path) -> No
         assert server.stop(signal.SIGTERM) == 0, server.output()
     finally:
         server.kill()
+
+
+def test_a_refused_token_stops_the_server_with_one_line(fake: FakeDiscord, tmp_path: Path) -> None:
+    """A token Discord refuses ends start-up with exit 1 and one line naming the setting."""
+    server = ServerProcess(
+        tmp_path / "data",
+        {"CROUPIER_DISCORD_TOKEN": REFUSED_TOKEN, "CROUPIER_DISCORD_API_URL": fake.api_url},
+    )
+    done = subprocess.run(
+        [CROUPIER, "run"], env=server.env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("croupier:")]
+    assert len(errors) == 1 and "CROUPIER_DISCORD_TOKEN" in errors[0], done.stderr[-2000:]

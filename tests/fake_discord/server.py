@@ -33,6 +33,8 @@ T = TypeVar("T")
 APP_ID = 900_000_000_000_000_001
 BOT_USER_ID = 900_000_000_000_000_002
 GUILD_ID = 900_000_000_000_000_003
+# A token the fake refuses, as Discord does a revoked one.
+REFUSED_TOKEN = "refused-token"
 CHANNEL_ID = 900_000_000_000_000_004
 
 _DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -378,6 +380,9 @@ class FakeDiscord:
         path = "/" + request.match_info["tail"]
         with self._lock:
             self._requests.append(RecordedRequest(request.method, path, dict(request.query), body))
+        if request.headers.get("Authorization") == f"Bot {REFUSED_TOKEN}":
+            # Discord answers a revoked or mistyped token with 401 on every route.
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         for method, pattern, handler in self._routes:
             match = pattern.fullmatch(path)
             if match and method == request.method:
