@@ -199,6 +199,10 @@ class _Transport:
                     self.failure = GatewayClosed("the Discord gateway connection ended")
             except Exception as err:
                 self.failure = err
+                # A client that failed to start leaves its HTTP session open; close it
+                # so a reconnect does not leak one session per attempt.
+                with trio.CancelScope(shield=True):
+                    await trio_asyncio.aio_as_trio(self.client.http.close, loop=self.loop)()
             finally:
                 finished.set()
 

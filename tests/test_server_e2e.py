@@ -310,6 +310,7 @@ async def test_an_unreachable_discord_is_retried_not_fatal(tmp_path: Path) -> No
         assert body["conditions"]["store_open"]["ok"] is True
         assert (await trio.to_thread.run_sync(fetch_json, f"{url}/healthz"))[0] == 200
         assert server.stop(signal.SIGTERM) == 0, server.output()
+        assert "stray asyncio error" not in server.output(), "a failed attempt leaked"
     finally:
         server.kill()
 
