@@ -40,7 +40,6 @@ class IntegrityReport:
     violations: list[Violation] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     figures: dict[str, int] = field(default_factory=dict)
-    supply_by_scope: dict[int, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -105,18 +104,15 @@ def _check_wallets(
     txn: Any, store: Store, report: IntegrityReport, sums: dict[int, int]
 ) -> dict[bytes, int]:
     balances: dict[bytes, int] = {}
-    supply: dict[int, int] = defaultdict(int)
     for key, value in txn.cursor(db=store.db("wallets")):
         scope, user = keys.split_wallet_key(key)
         record = WALLET.decode(value)
         balances[bytes(key)] = record.balance
         sums[scope] += record.balance
-        supply[scope] += record.balance
         if record.balance < 0:
             report.add("no_negative_balance", f"scope {scope} user {user}: {record.balance}")
     report.figures["wallets"] = len(balances)
     report.figures["user_coins"] = sum(balances.values())
-    report.supply_by_scope = dict(supply)
     return balances
 
 

@@ -86,13 +86,3 @@ def live_game_key(scope: int, user: int, kind: str) -> bytes:
 def timer_key(due: float, timer_id: str) -> bytes:
     """Due time in milliseconds first, so a cursor walks timers in due order."""
     return _U64.pack(max(0, int(due * 1000))) + timer_id.encode()
-
-
-def prefix_end(prefix: bytes) -> bytes:
-    """The smallest key greater than every key starting with ``prefix``."""
-    data = bytearray(prefix)
-    while data and data[-1] == 0xFF:
-        data.pop()
-    assert data, "prefix of only 0xff bytes has no end"
-    data[-1] += 1
-    return bytes(data)

@@ -29,13 +29,6 @@ def system_add(txn: Any, db: Any, scope: int, account: str, delta: int) -> int:
     return balance
 
 
-def read_system_balance(txn: Any, db: Any, scope: int, account: str) -> int:
-    raw = txn.get(keys.system_key(scope, account), db=db)
-    value = unpackb(raw) if raw is not None else 0
-    assert isinstance(value, int)
-    return value
-
-
 @dataclass
 class EconomyEnv:
     """What every economy actor needs: the store, limits, a wall clock, the scope mode."""

@@ -93,17 +93,3 @@ def migrate(env: lmdb.Environment, migrations: Sequence[Migration] = MIGRATIONS)
             txn.put(SCHEMA_VERSION_KEY, packb({"v": 1, "version": index + 1}), db=meta)
         applied.append(migration.name)
     return applied
-
-
-def applied_migrations(env: lmdb.Environment) -> list[str]:
-    """Names of the migrations recorded in the store, in key order."""
-    with env.begin() as txn:
-        meta = env.open_db(META_DB, txn=txn, create=False)
-        cursor = txn.cursor(db=meta)
-        names = []
-        if cursor.set_range(MIGRATION_KEY_PREFIX):
-            for key in cursor.iternext(values=False):
-                if not key.startswith(MIGRATION_KEY_PREFIX):
-                    break
-                names.append(key[len(MIGRATION_KEY_PREFIX) :].decode())
-        return names

@@ -194,12 +194,6 @@ class Games:
             raw = txn.get(keys.game_key(game_id), db=self.store.db("games"))
         return GAME.decode(raw) if raw is not None else None
 
-    def live_game(self, guild_id: int, user: int, kind: str) -> str | None:
-        scope = self.economy.scope(guild_id)
-        with self.store.read() as txn:
-            raw = txn.get(keys.live_game_key(scope, user, kind), db=self.store.db("live_games"))
-        return None if raw is None else str(unpackb(raw)[0])
-
     async def show(self, game_id: str, user: int | None = None) -> GameView:
         record = self.load(game_id)
         if record is None:
