@@ -9,11 +9,10 @@ from pathlib import Path
 
 import trio
 
-from actors.casino import build_casino
+from actors.casino import Casino, build_casino
 from actors.economy import Economy
 from actors.games.engine import Games, RecoveryReport, check_games
 from actors.integrity import IntegrityReport, check_store
-from actors.ledger import EconomyEnv
 from actors.runtime import ActorSystem
 from actors.timers import TimerService
 from metrics import Metrics, new_metrics
@@ -48,6 +47,42 @@ class Running:
 
 
 @asynccontextmanager
+async def _wired(
+    data_dir: Path,
+    *,
+    limits: Limits | None,
+    clock: WallClock | Callable[[], float],
+    commit_in_thread: bool,
+    global_scope: bool = False,
+    idle_seconds: float | None = None,
+    recovery_seconds: float | None = None,
+) -> AsyncIterator[tuple[Store, Metrics, Casino, trio.Nursery]]:
+    """A store and the domain wired on it as the server wires them, not yet started;
+    the actors are closed when the block ends."""
+    limits = limits or Limits()
+    metrics = new_metrics()
+    async with (
+        open_store(
+            data_dir, limits=limits, metrics=metrics, commit_in_thread=commit_in_thread
+        ) as store,
+        trio.open_nursery() as nursery,
+    ):
+        casino = build_casino(
+            store,
+            metrics=metrics,
+            wall_clock=clock,
+            global_scope=global_scope,
+            idle_seconds=idle_seconds,
+            recovery_seconds=recovery_seconds,
+        )
+        try:
+            yield store, metrics, casino, nursery
+        finally:
+            await casino.actors.close()
+            nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
 async def running_economy(
     data_dir: Path,
     *,
@@ -56,23 +91,18 @@ async def running_economy(
     global_scope: bool = False,
     commit_in_thread: bool = True,
 ) -> AsyncIterator[Running]:
-    limits = limits or Limits()
+    """The economy with only its actors started: nothing is delivered or recovered at
+    start, so a test can look at what a previous run left in flight."""
     clock = clock or WallClock()
-    metrics = new_metrics()
-    async with (
-        open_store(
-            data_dir, limits=limits, metrics=metrics, commit_in_thread=commit_in_thread
-        ) as store,
-        trio.open_nursery() as nursery,
-    ):
-        actors = ActorSystem(limits=limits, metrics=metrics)
-        env = EconomyEnv(store=store, limits=limits, now=clock, global_scope=global_scope)
-        economy = Economy(env, actors)
-        await nursery.start(actors.run)
-        try:
-            yield Running(store, actors, economy, clock, metrics)
-        finally:
-            await actors.close()
+    async with _wired(
+        data_dir,
+        limits=limits,
+        clock=clock,
+        commit_in_thread=commit_in_thread,
+        global_scope=global_scope,
+    ) as (store, metrics, casino, nursery):
+        await nursery.start(casino.actors.run)
+        yield Running(store, casino.actors, casino.economy, clock, metrics)
 
 
 @dataclass
@@ -96,28 +126,24 @@ async def running_games(
     recovery_seconds: float = 7200.0,
     recover: bool = True,
 ) -> AsyncIterator[RunningGames]:
-    """An economy plus games and the timer scheduler, as the server wires them."""
-    limits = limits or Limits()
+    """An economy plus games and the timer scheduler, booted as the server boots them."""
     wall = clock or WallClock()
-    metrics = new_metrics()
-    async with (
-        open_store(
-            data_dir, limits=limits, metrics=metrics, commit_in_thread=commit_in_thread
-        ) as store,
-        trio.open_nursery() as nursery,
-    ):
-        casino = build_casino(
-            store,
-            metrics=metrics,
-            wall_clock=wall,
-            idle_seconds=idle_seconds,
-            recovery_seconds=recovery_seconds,
-        )
+    async with _wired(
+        data_dir,
+        limits=limits,
+        clock=wall,
+        commit_in_thread=commit_in_thread,
+        idle_seconds=idle_seconds,
+        recovery_seconds=recovery_seconds,
+    ) as (store, metrics, casino, nursery):
         boot = await casino.boot(nursery, recover=recover)
-        actors, economy, games, timers = casino.actors, casino.economy, casino.games, casino.timers
-        recovery = boot.recovery
-        try:
-            yield RunningGames(store, actors, economy, wall, metrics, games, timers, recovery)  # type: ignore[arg-type]
-        finally:
-            await actors.close()
-            nursery.cancel_scope.cancel()
+        yield RunningGames(
+            store,
+            casino.actors,
+            casino.economy,
+            wall,  # type: ignore[arg-type]
+            metrics,
+            casino.games,
+            casino.timers,
+            boot.recovery,
+        )
