@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from bot.commands import build_command_set
 from bot.dispatch import CommandSet, RateLimit
 from bot.model import ButtonPress, ButtonRoute, Command, Invocation, Reply, UserRef
 from tests.economy_fixtures import T0, Running, running_economy
+from tests.support.invoke import press, run
 
 G = 1
 ALICE, BOB, CAROL, ADMIN, BOT = 42, 43, 44, 7, 99
@@ -21,8 +21,6 @@ START = ScopeSettings().starting_balance
 DAILY = ScopeSettings().daily_amount
 # Every test here runs far more commands than a person could; the limit has its own test.
 UNTHROTTLED = RateLimit(burst_commands=100_000)
-
-_ids = itertools.count(1_000)
 
 
 @pytest.fixture
@@ -34,34 +32,6 @@ async def eco(tmp_path: Path) -> AsyncIterator[Running]:
 @pytest.fixture
 def commands(eco: Running) -> CommandSet:
     return build_command_set(economy=eco.economy, metrics=eco.metrics, rate_limit=UNTHROTTLED)
-
-
-async def run(
-    commands: CommandSet,
-    command: str,
-    *,
-    by: int = ALICE,
-    admin: bool = False,
-    guild: int = G,
-    interaction: int | None = None,
-    **options: Any,
-) -> Reply:
-    return await commands.invoke(
-        Invocation(
-            command=command,
-            interaction_id=next(_ids) if interaction is None else interaction,
-            user_id=by,
-            guild_id=guild,
-            can_manage_guild=admin,
-            options=options,
-        )
-    )
-
-
-async def press(commands: CommandSet, custom_id: str, *, by: int = ALICE) -> Reply:
-    return await commands.press(
-        ButtonPress(custom_id=custom_id, interaction_id=next(_ids), user_id=by, guild_id=G)
-    )
 
 
 async def admin(commands: CommandSet, command: str, **options: Any) -> Reply:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,10 @@ from actors.games.rules import slots
 from actors.records import ScopeSettings
 from bot.commands.games import games_commands
 from bot.dispatch import CommandSet, RateLimit
-from bot.model import Button, ButtonPress, Invocation, Reply
+from bot.model import Button, Reply
 from metrics import new_metrics
 from tests.economy_fixtures import RunningGames, running_games
+from tests.support.invoke import press, run
 from tests.test_games import CLIENT_SEED, seed_where
 
 G = 1
@@ -29,7 +29,6 @@ UNTHROTTLED = RateLimit(burst_commands=100_000)
 
 # Interaction ids of forced deals are their nonces and stay below this; every other
 # interaction takes the next id above it, so no two interactions share a key.
-_ids = itertools.count(1_000_000)
 
 Deal = Callable[[bj.BlackjackState], bool]
 
@@ -58,31 +57,6 @@ def force_seed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None
     original = rules.new_server_seed
     monkeypatch.setattr(rules, "new_server_seed", lambda: chosen[-1] if chosen else original())
     yield chosen.append
-
-
-async def run(
-    commands: CommandSet,
-    command: str,
-    *,
-    by: int = ALICE,
-    interaction: int | None = None,
-    **options: Any,
-) -> Reply:
-    return await commands.invoke(
-        Invocation(
-            command=command,
-            interaction_id=next(_ids) if interaction is None else interaction,
-            user_id=by,
-            guild_id=G,
-            options=options,
-        )
-    )
-
-
-async def press(commands: CommandSet, custom_id: str, *, by: int = ALICE) -> Reply:
-    return await commands.press(
-        ButtonPress(custom_id=custom_id, interaction_id=next(_ids), user_id=by, guild_id=G)
-    )
 
 
 async def deal(
