@@ -187,11 +187,15 @@ class Games:
 
     # --- reads -------------------------------------------------------------------------
 
-    def load(self, game_id: str) -> GameRecord | None:
+    def _raw(self, game_id: str) -> bytes | None:
         if not game_id or len(game_id) > 64:
             return None
         with self.store.read() as txn:
-            raw = txn.get(keys.game_key(game_id), db=self.store.db("games"))
+            raw: bytes | None = txn.get(keys.game_key(game_id), db=self.store.db("games"))
+        return raw
+
+    def load(self, game_id: str) -> GameRecord | None:
+        raw = self._raw(game_id)
         return GAME.decode(raw) if raw is not None else None
 
     async def show(self, game_id: str, user: int | None = None) -> GameView:
@@ -324,7 +328,8 @@ class Games:
 
     async def move(self, game_id: str, user: int, action: str, step: int, key: str) -> GameView:
         self.economy.check_key(key)
-        if self.load(game_id) is None:
+        # Only a known game gets an actor; its actor loads the record itself.
+        if self._raw(game_id) is None:
             raise NotFound("game", game_id)
         view: GameView = await self.actors.ask(GAME_ACTOR, game_id, Move(user, action, step, key))
         return view
