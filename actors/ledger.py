@@ -44,7 +44,7 @@ class EconomyEnv:
 
     # Settings are read by every wallet batch and written only by ``Economy``, in this
     # process, which drops the cached copy after each write.
-    _settings_cache: dict[int, ScopeSettings] = field(default_factory=dict)
+    _settings_cache: dict[int, ScopeSettings] = field(default_factory=dict, init=False, repr=False)
 
     def settings(self, scope: int) -> ScopeSettings:
         cached = self._settings_cache.get(scope)
