@@ -120,37 +120,95 @@ class _KindFigures:
 
 
 class _Envelope:
-    __slots__ = ("done", "message", "result")
+    """A message in a mailbox; for an ask, the asking task parked for the reply."""
+
+    __slots__ = ("message", "task", "wants_reply")
 
     def __init__(self, message: Any, wants_reply: bool) -> None:
         self.message = message
-        self.done: trio.Event | None = trio.Event() if wants_reply else None
-        self.result: outcome.Outcome[Any] | None = None
+        self.wants_reply = wants_reply
+        self.task: trio.lowlevel.Task | None = None
 
     def resolve(self, result: outcome.Outcome[Any]) -> None:
-        if self.done is not None and self.result is None:
-            self.result = result
-            self.done.set()
+        """Wake the asker with ``result``; nothing if it already gave up (or a tell)."""
+        task = self.task
+        if task is not None:
+            self.task = None
+            trio.lowlevel.reschedule(task, result)
 
 
 class _Cell:
-    """One activation of one actor: its mailbox and supervising loop."""
+    """One activation of one actor: its mailbox and supervising loop.
+
+    The mailbox is a bounded deque. The actor's task parks on it when it is empty and a
+    sender reschedules it directly; an asker parks until its envelope is resolved. This
+    is what trio's memory channels and events do, without their general machinery, and
+    an ask is the hottest path of the server.
+    """
+
+    __slots__ = (
+        "busy",
+        "closed",
+        "figures",
+        "idle_since",
+        "key",
+        "kind",
+        "mailbox",
+        "restarts",
+        "space",
+        "system",
+        "waiting",
+    )
 
     def __init__(self, system: ActorSystem, kind: ActorKind[Any], key: Any) -> None:
         self.system = system
         self.kind = kind
         self.key = key
-        size = system.limits.mailbox_messages_max
-        self.send, self.receive = trio.open_memory_channel[_Envelope](size)
+        self.mailbox: deque[_Envelope] = deque()
+        # The actor's task while it waits on an empty mailbox.
+        self.waiting: trio.lowlevel.Task | None = None
+        # Senders waiting for room in a full mailbox; made on first need.
+        self.space: trio.lowlevel.ParkingLot | None = None
         self.busy = True
         self.closed = False
         self.idle_since = 0.0
-        self.restarts: deque[float] = deque()
+        self.restarts: deque[float] | None = None
         self.figures = system._figures[kind.name]
 
     @property
     def idle(self) -> bool:
-        return not self.busy and self.send.statistics().current_buffer_used == 0
+        return not self.busy and not self.mailbox
+
+    def offer(self, envelope: _Envelope) -> bool:
+        """Queue ``envelope`` if there is room; False if the mailbox is full."""
+        if self.closed:
+            raise ActorStopped(self.kind.name)
+        if len(self.mailbox) >= self.system.limits.mailbox_messages_max:
+            return False
+        self.mailbox.append(envelope)
+        self.system._queued[self.kind.name] += 1
+        task = self.waiting
+        if task is not None:
+            self.waiting = None
+            trio.lowlevel.reschedule(task)
+        return True
+
+    async def put(self, envelope: _Envelope) -> None:
+        """Queue ``envelope``, waiting for room while the mailbox is full."""
+        while not self.offer(envelope):
+            if self.space is None:
+                self.space = trio.lowlevel.ParkingLot()
+            await self.space.park()
+
+    def _wake(self) -> None:
+        task = self.waiting
+        if task is not None:
+            self.waiting = None
+            trio.lowlevel.reschedule(task)
+
+    def _abort_wait(self, _: Any) -> trio.lowlevel.Abort:
+        self.waiting = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     async def run(self) -> None:
         kind = self.kind.name
@@ -179,25 +237,33 @@ class _Cell:
                 self.busy = False
         finally:
             self._close()
+            # Cancelled (the system stopped) with messages still queued: no reply will
+            # come, so nobody waits for one.
+            self._fail_pending([], ActorStopped(kind), keep_tells=False)
             if not escalated:
                 self.figures.passivations.inc()
 
     async def _next_batch(self) -> list[_Envelope] | None:
-        """Wait for messages; None once the mailbox is closed (idle or evicted)."""
+        """Wait for messages; None once the mailbox is closed and empty."""
         self.busy = False
-        if self.send.statistics().current_buffer_used == 0:
+        mailbox = self.mailbox
+        if not mailbox:
+            if self.closed:
+                return None
             self.system._became_idle(self)
-        try:
-            first = await self.receive.receive()
-        except trio.EndOfChannel:
-            return None
-        batch = [first]
-        while len(batch) < self.system.limits.actor_batch_messages_max:
-            try:
-                batch.append(self.receive.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-        self.system._queued[self.kind.name] -= len(batch)
+            while not mailbox:
+                if self.closed:
+                    return None
+                self.waiting = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+        else:
+            # A busy actor still gives the others a turn between batches.
+            await trio.lowlevel.checkpoint()
+        count = min(len(mailbox), self.system.limits.actor_batch_messages_max)
+        batch = [mailbox.popleft() for _ in range(count)]
+        self.system._queued[self.kind.name] -= count
+        if self.space is not None and self.space:
+            self.space.unpark_all()
         return batch
 
     async def _start(self, crash: BaseException | None) -> Actor | None:
@@ -206,6 +272,8 @@ class _Cell:
             if crash is not None:
                 now = trio.current_time()
                 window = self.system.limits.restart_window_seconds
+                if self.restarts is None:
+                    self.restarts = deque()
                 while self.restarts and self.restarts[0] < now - window:
                     self.restarts.popleft()
                 self.restarts.append(now)
@@ -230,7 +298,7 @@ class _Cell:
             "actor %s %r stopped after %d restarts in %.0f s",
             self.kind.name,
             self.key,
-            len(self.restarts) - 1,
+            len(self.restarts or ()) - 1,
             self.system.limits.restart_window_seconds,
         )
         self._close()
@@ -250,25 +318,30 @@ class _Cell:
         for envelope in batch:
             envelope.resolve(outcome.Error(error))
         kept: list[_Envelope] = []
-        drained = 0
-        while True:
-            try:
-                envelope = self.receive.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-            drained += 1
-            if envelope.done is None and keep_tells:
+        drained = len(self.mailbox)
+        while self.mailbox:
+            envelope = self.mailbox.popleft()
+            if not envelope.wants_reply and keep_tells:
                 kept.append(envelope)
             else:
                 envelope.resolve(outcome.Error(error))
         self.system._queued[self.kind.name] -= drained
+        if self.space is not None:
+            self.space.unpark_all()
         return kept
 
-    def _close(self) -> None:
+    def _shut(self) -> None:
+        """Take no more messages; the task ends once it has handled the queued ones."""
         if not self.closed:
             self.closed = True
-            self.system._forget(self)
-            self.send.close()
+            self._wake()
+            if self.space is not None:
+                self.space.unpark_all()
+
+    def _close(self) -> None:
+        """Shut the mailbox and leave the registry (a new message activates anew)."""
+        self._shut()
+        self.system._forget(self)
 
 
 class ActorRef:
@@ -368,43 +441,37 @@ class ActorSystem:
         """Send and wait for the reply, at most ``timeout`` seconds in all."""
         timeout = self.limits.ask_seconds_default if timeout is None else timeout
         envelope = _Envelope(message, wants_reply=True)
-        assert envelope.done is not None
         with trio.move_on_after(timeout):
             cell = self._cell_now(kind, key) or await self._cell(kind, key)
-            try:
-                try:
-                    cell.send.send_nowait(envelope)
-                except trio.WouldBlock:
-                    await cell.send.send(envelope)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                raise ActorStopped(kind) from None
-            self._queued[kind] += 1
-            await envelope.done.wait()
-        if envelope.result is None:
-            self._figures[kind].ask_timeouts.inc()
-            raise AskTimeout(kind, timeout)
-        return envelope.result.unwrap()
+            if not cell.offer(envelope):
+                await cell.put(envelope)
+            envelope.task = trio.lowlevel.current_task()
+
+            def abort(_: Any) -> trio.lowlevel.Abort:
+                # Timed out or cancelled: the actor may still handle the message, but
+                # nobody is waiting for its reply any more.
+                envelope.task = None
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            return await trio.lowlevel.wait_task_rescheduled(abort)
+        self._figures[kind].ask_timeouts.inc()
+        raise AskTimeout(kind, timeout)
 
     async def close(self) -> None:
         """Stop taking messages, let every actor finish what it has, and return."""
         self._closing = True
         self._slot_freed.unpark_all()
         for cell in list(self._cells.values()):
-            cell.send.close()
+            cell._shut()
         while self._cells:
             await self._slot_freed.park()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
     def _put_nowait(self, cell: _Cell, envelope: _Envelope) -> None:
-        try:
-            cell.send.send_nowait(envelope)
-        except trio.WouldBlock:
+        if not cell.offer(envelope):
             cell.figures.mailbox_full.inc()
-            raise MailboxFull(cell.kind.name) from None
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise ActorStopped(cell.kind.name) from None
-        self._queued[cell.kind.name] += 1
+            raise MailboxFull(cell.kind.name)
 
     def _cell_now(self, kind: str, key: Any) -> _Cell | None:
         """The resident cell, or a new one if a slot is free; None if none can be had."""

@@ -242,3 +242,48 @@ async def test_closed_system_refuses_new_messages(system: Any) -> None:
     with pytest.raises(ActorStopped):
         await actors.ask("counter", 12, "y")
     assert actors.resident == 0
+
+
+@pytest.mark.parametrize("limits", [Limits(mailbox_messages_max=2)])
+async def test_ask_to_a_full_mailbox_waits_for_room(
+    system: Any, autojump_clock: trio.testing.MockClock
+) -> None:
+    """An ask waits while the mailbox is full, is queued once there is room, and gets
+    its reply; one that finds no room before its deadline times out without queuing."""
+    actors, log, _ = system
+    replies: list[Any] = []
+
+    async def ask(message: Any, timeout: float = 100) -> None:
+        try:
+            replies.append(await actors.ask("counter", 13, message, timeout=timeout))
+        except AskTimeout:
+            replies.append("timeout")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask, ("sleep", 10))
+        await trio.testing.wait_all_tasks_blocked()
+        for message in ("a", "b"):
+            nursery.start_soon(ask, message)
+            await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(ask, "never queued", 1)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(ask, "c")
+    assert replies[0] == "timeout"
+    # Replies resolved by one batch wake their askers in no particular order.
+    assert sorted(map(str, replies[1:])) == sorted(
+        map(str, ["slept", ["a"], ["a", "b"], ["a", "b", "c"]])
+    )
+    assert "never queued" not in [m for _, m in log]
+
+
+async def test_close_lets_actors_finish_queued_messages(system: Any) -> None:
+    """close() stops taking messages but every message already queued is handled."""
+    actors, log, _ = system
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(actors.ask, "counter", 14, ("sleep", 0.05))
+        await trio.testing.wait_all_tasks_blocked()
+        for i in range(3):
+            actors.tell("counter", 14, i)
+        await actors.close()
+    assert [m for k, m in log if k == 14] == [("sleep", 0.05), 0, 1, 2]
+    assert actors.resident == 0
