@@ -2,7 +2,7 @@
 
 Mutations go to wallet actors as messages carrying the caller's idempotency key. A payment
 is two steps with a durable record between them: the sender's wallet commits the debit and
-an outbox record together, then ``deliver`` asks the receiver to apply the credit, which
+an outbox record together, then the receiver's wallet is asked to apply the credit, which
 deletes the outbox record in the same commit. If anything stops in between, the outbox
 record stays and is delivered again (by the next retry, the periodic sweep or the boot
 sweep). Reads (history, leaderboard, shop) are served from ordered indexes in the store.
@@ -37,13 +37,12 @@ from actors.records import (
 )
 from actors.runtime import ActorKind, ActorRef, ActorSystem
 from actors.wallet import (
-    APPLIED_BOUNCED,
-    APPLIED_CREDITED,
     WALLET_KIND,
     Adjust,
     AdjustResult,
     Buy,
     Credit,
+    CreditResult,
     Open,
     Pay,
     PayResult,
@@ -155,12 +154,16 @@ class Economy:
         _check_amount(amount)
         reason = self._check_reason(reason)
         debit: PayResult = await self.wallet(scope, user).ask(Pay(key, to_user, amount, reason))
-        status = await self.deliver(debit.transfer_id)
-        if status == "absent":
-            # A repeated request: the transfer was delivered by an earlier attempt.
-            status = self._settled_status(scope, to_user, debit.transfer_id)
-            if status == "bounced":
-                await self.deliver(f"{debit.transfer_id}/refund")
+        # The receiver is known, so its wallet is asked straight away; it reads the outbox
+        # record itself and applies it once (a repeat finds it gone and answers from its
+        # applied marker).
+        credit: CreditResult = await self.wallet(scope, debit.to_user).ask(
+            Credit(debit.transfer_id)
+        )
+        status = credit.status
+        if status == "bounced":
+            # Delivered now or by an earlier attempt: the refund may still be in flight.
+            await self.deliver(f"{debit.transfer_id}/refund")
         balance = debit.balance
         if status != "credited":
             view: WalletView = await self.wallet(scope, user).ask(Open())
@@ -195,20 +198,6 @@ class Economy:
                 return status
             transfer_id = f"{transfer_id}/refund"
             first = False
-
-    def _settled_status(self, scope: int, to_user: int, transfer_id: str) -> str:
-        """What became of a payment whose outbox record is gone: the receiver's marker
-        says whether it took the money or sent it back."""
-        with self.store.read() as txn:
-            marker = txn.get(
-                keys.applied_key(scope, to_user, transfer_id.encode()),
-                db=self.store.db("applied"),
-            )
-        if marker == APPLIED_BOUNCED:
-            return "bounced"
-        if marker == APPLIED_CREDITED:
-            return "credited"
-        return "absent"
 
     async def deliver_pending(self) -> int:
         """Deliver every outbox record in the store; return how many there were."""

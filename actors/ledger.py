@@ -60,3 +60,13 @@ class EconomyEnv:
 
     def forget_settings(self, scope: int) -> None:
         self._settings_cache.pop(scope, None)
+
+    # The transfers counter's children by reason: ``labels()`` takes a lock and builds a
+    # key on every call, and every wallet commit counts its transfers.
+    _transfer_counters: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def count_transfers(self, reason: str, count: int = 1) -> None:
+        counter = self._transfer_counters.get(reason)
+        if counter is None:
+            counter = self._transfer_counters[reason] = self.store.metrics.transfers.labels(reason)
+        counter.inc(count)

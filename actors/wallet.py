@@ -243,7 +243,9 @@ class _Stage:
     def __init__(self) -> None:
         self.ops: list[Any] = []
         self.idempotency: dict[str, IdempotencyRecord] = {}
-        self.consumed: set[str] = set()
+        # Transfers credited (or bounced) by this batch: a repeat in the same batch
+        # answers what happened instead of reading a store that does not show it yet.
+        self.consumed: dict[str, Literal["credited", "bounced"]] = {}
         # Transfers this batch originates, by reason, counted once durable.
         self.transfers: dict[str, int] = {}
 
@@ -474,8 +476,9 @@ class Wallet(Actor):
     ) -> CreditResult:
         transfer_id = message.transfer_id
         balance = self.record.balance
-        if transfer_id in stage.consumed:
-            return CreditResult(transfer_id, "absent", 0, balance)
+        done = stage.consumed.get(transfer_id)
+        if done is not None:
+            return CreditResult(transfer_id, done, 0, balance)
         tid = transfer_id.encode()
         applied = keys.applied_key(self.scope, self.user, tid)
         with self.store.read() as txn:
@@ -489,7 +492,6 @@ class Wallet(Actor):
             return CreditResult(transfer_id, "absent", 0, balance)
         record = OUTBOX.decode(raw)
         assert record.target == self.account and record.scope == self.scope, record
-        stage.consumed.add(transfer_id)
         db_outbox, db_applied = self.db_outbox, self.db_applied
         # Only a payment from another user can bounce. Refunds and game payouts are the
         # player's own money coming back and always land, even past the maximum balance
@@ -515,6 +517,7 @@ class Wallet(Actor):
                 txn.put(applied, APPLIED_BOUNCED, db=db_applied)
 
             stage.ops.append(bounce)
+            stage.consumed[transfer_id] = "bounced"
             return CreditResult(transfer_id, "bounced", record.amount, balance)
         self.record.balance += record.amount
         self._stage_history(stage, transfer_id, record.amount, record.source, record.reason, now)
@@ -526,6 +529,7 @@ class Wallet(Actor):
             txn.put(applied, APPLIED_CREDITED, db=db_applied)
 
         stage.ops.append(credit)
+        stage.consumed[transfer_id] = "credited"
         return CreditResult(transfer_id, "credited", record.amount, self.record.balance)
 
     def _adjust(
@@ -606,11 +610,9 @@ class Wallet(Actor):
         self.record = fresh
         self.indexed_balance = fresh.balance
         if isinstance(message, (Buy, Sell)) and result.total:
-            self.store.metrics.transfers.labels("shop").inc()
+            self.env.count_transfers("shop")
         elif isinstance(message, Wager):
-            self.store.metrics.transfers.labels("game").inc(
-                bool(result.amount) + bool(result.payout)
-            )
+            self.env.count_transfers("game", bool(result.amount) + bool(result.payout))
         return result
 
     def _item_in_txn(self, txn: Any, item_id: int) -> Any:
@@ -746,29 +748,33 @@ class Wallet(Actor):
 
     def _put_wallet(self, txn: Any, record: WalletRecord) -> None:
         """Write the wallet record and move its leaderboard entry to its balance."""
-        assert record.balance >= 0, (self.key, record.balance)
-        txn.put(self.key, WALLET.encode(record), db=self.db_wallets)
-        if record.balance != self.indexed_balance:
+        self._put_wallet_value(txn, record.balance, WALLET.encode(record))
+
+    def _put_wallet_value(self, txn: Any, balance: int, value: bytes) -> None:
+        assert balance >= 0, (self.key, balance)
+        txn.put(self.key, value, db=self.db_wallets)
+        if balance != self.indexed_balance:
             if self.indexed_balance >= 0:
                 old = keys.leaderboard_key(self.scope, self.indexed_balance, self.user)
                 txn.delete(old, db=self.db_leaderboard)
-            new = keys.leaderboard_key(self.scope, record.balance, self.user)
+            new = keys.leaderboard_key(self.scope, balance, self.user)
             txn.put(new, b"", db=self.db_leaderboard)
 
     async def _flush(self, stage: _Stage, *, force: bool = False) -> None:
         if not stage.dirty and not force:
             return
         ops = list(stage.ops)
-        record = dataclasses.replace(self.record)
+        # Encoded now: the actor waits for this commit before it changes its record again.
+        balance, value = self.record.balance, WALLET.encode(self.record)
 
         def apply(txn: Any) -> None:
             for op in ops:
                 op(txn)
-            self._put_wallet(txn, record)
+            self._put_wallet_value(txn, balance, value)
 
         await self.store.write(apply)
-        self.indexed_balance = record.balance
+        self.indexed_balance = balance
         stage.ops.clear()
         for reason, count in stage.transfers.items():
-            self.store.metrics.transfers.labels(reason).inc(count)
+            self.env.count_transfers(reason, count)
         stage.transfers.clear()

@@ -99,3 +99,18 @@ async def test_ten_thousand_concurrent_deposits_into_one_wallet_all_count_once(
         assert set(credits.values()) == {1}
         report = eco.check()
         assert report.ok, report.text()
+
+
+async def test_simultaneous_repeats_of_one_payment_all_answer_credited(tmp_path: Path) -> None:
+    """The same payment sent 50 times at once (a client retrying in a hurry): the credits
+    meet in the receiver's mailbox, money moves once and every repeat answers "credited"
+    with the same transfer."""
+    async with running_economy(tmp_path, limits=LIMITS) as eco:
+        for user in (1, 2):
+            await eco.economy.balance(G, user)
+        results = await pay_all(eco.economy, [(1, 2, 7, "same-key")] * 50)
+        assert all(isinstance(r, PayOutcome) for r in results), results
+        assert {(r.transfer_id, r.status, r.balance) for r in results} == {  # type: ignore[union-attr]
+            (results[0].transfer_id, "credited", START - 7)  # type: ignore[union-attr]
+        }
+        assert (await eco.economy.balance(G, 2)).balance == START + 7
