@@ -12,13 +12,16 @@ writer) with a 64-byte value.
 on the sender, then the credit on the receiver, each durable before the next step) with
 1,000 concurrent users over 100,000 wallets, then at a paced 5,000 payments per second,
 and times leaderboard pages over 1,000,000 wallets. A payment is two wallet mutations,
-one on each side; ``mutations_per_s`` counts both.
+one on each side; ``mutations_per_s`` counts both. It also measures the storage floor:
+the records of the same payments written through the writer with no actors at all.
 
 ``games`` belongs to ``bot.bench_games``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import gc
 import itertools
 import json
@@ -41,7 +44,18 @@ from actors.economy import Economy
 from actors.errors import Busy
 from actors.integrity import check_store
 from actors.ledger import system_add
-from actors.records import HISTORY, TREASURY, WALLET, HistoryEntry, WalletRecord
+from actors.records import (
+    HISTORY,
+    IDEMPOTENCY,
+    OUTBOX,
+    TREASURY,
+    WALLET,
+    HistoryEntry,
+    IdempotencyRecord,
+    OutboxRecord,
+    WalletRecord,
+    user_account,
+)
 from bot.server import tune_gc
 from metrics import new_metrics
 from storage import Limits, Store, open_store
@@ -57,6 +71,9 @@ BENCH_BALANCE_COINS = 1_000_000
 LOAD_BATCH_ROWS = 100_000
 # Wallets are opened long before the run, so nobody's first payment pays for opening.
 LOAD_TIME = 1_700_000_000.0
+# Payments per write request in the storage floor: a group commit as full as the
+# economy's commits get under load.
+FLOOR_PAYMENTS_PER_WRITE = 1_000
 
 
 @dataclass(frozen=True)
@@ -129,7 +146,8 @@ NOTES = {
         "acknowledged; a payment is 2 wallet mutations (debit, credit) and "
         "mutations_per_s counts both; latencies are per payment; busy_answers counts "
         "payments answered busy (no reply within the ask deadline, outcome unknown), "
-        "which are not throughput"
+        "which are not throughput; payment_writes_floor_mutations_per_s writes the same "
+        "records with no actors, the storage ceiling of one process"
     ),
 }
 
@@ -347,6 +365,10 @@ async def bench_economy(sizes: Sizes) -> Figures:
             progress(f"opened {sizes.wallets:,} wallets")
             figures.update(await bench_payments(economy, sizes))
             figures["integrity_check_s_100k_wallets"] = await integrity_check_s(economy.store)
+        async with running_economy(Path(tmp) / "floor", limits) as economy:
+            await load_wallets(economy.store, sizes.wallets, lambda user: BENCH_BALANCE_COINS)
+            figures.update(await bench_payment_writes(economy.store, sizes))
+            await integrity_check_s(economy.store)
         async with running_economy(Path(tmp) / "board", limits) as economy:
             rng = random.Random(1)
             await load_wallets(
@@ -423,6 +445,78 @@ async def bench_payments(economy: Economy, sizes: Sizes) -> Figures:
         figures[f"p99_ms_at_{per_s}_per_s"] = run.percentile_ms(0.99)
         figures[f"busy_answers_at_{per_s}_per_s"] = run.busy
     return figures
+
+
+async def bench_payment_writes(store: Store, sizes: Sizes) -> Figures:
+    """The storage floor of a payment: every record the two wallets write for one payment
+    (history entries, outbox record written, read and deleted, idempotency record, applied
+    marker, both wallet records, both leaderboard moves), with the real keys and codecs,
+    through the real group-commit writer, ``FLOOR_PAYMENTS_PER_WRITE`` payments per write
+    request, and no actors: the trio thread only submits. No design that writes these
+    records in one process settles payments faster than this."""
+    rng = random.Random(2)
+    wallets = {
+        user: WalletRecord(balance=BENCH_BALANCE_COINS, created_at=LOAD_TIME, history_seq=1)
+        for user in range(1, sizes.wallets + 1)
+    }
+    db = store.db
+    db_wallets, db_history, db_board = db("wallets"), db("history"), db("leaderboard")
+    db_outbox, db_applied, db_idem = db("outbox"), db("applied"), db("idempotency")
+
+    def payments(txn: Any, plan: list[tuple[int, int, str]]) -> dict[int, WalletRecord]:
+        """Write the planned payments; the wallets they change, applied by the caller
+        once durable (a write request may run more than once)."""
+        changed: dict[int, WalletRecord] = {}
+        now = time.time()
+
+        def side(user: int, delta: int, party: int, transfer_id: str) -> None:
+            record = changed.get(user)
+            if record is None:
+                record = changed[user] = dataclasses.replace(wallets[user])
+            old_balance = record.balance
+            record.balance += delta
+            entry = HistoryEntry(transfer_id, delta, user_account(party), "", now, record.balance)
+            history_key = keys.history_key(GUILD, user, record.history_seq)
+            txn.put(history_key, HISTORY.encode(entry), db=db_history)
+            record.history_seq += 1
+            txn.put(keys.wallet_key(GUILD, user), WALLET.encode(record), db=db_wallets)
+            txn.delete(keys.leaderboard_key(GUILD, old_balance, user), db=db_board)
+            txn.put(keys.leaderboard_key(GUILD, record.balance, user), b"", db=db_board)
+
+        for sender, receiver, key in plan:
+            transfer_id = f"pay:{GUILD}:{sender}:{key}"
+            tid = transfer_id.encode()
+            # The sender's commit: debit, outbox record, idempotency record.
+            side(sender, -1, receiver, transfer_id)
+            outbox = OutboxRecord(
+                transfer_id, GUILD, user_account(sender), user_account(receiver), 1, "", now
+            )
+            txn.put(tid, OUTBOX.encode(outbox), db=db_outbox)
+            result = {"transfer_id": transfer_id, "to_user": receiver, "amount": 1}
+            remembered = IdempotencyRecord(op="Pay", result=result, at=now)
+            idem_key = keys.idempotency_key(GUILD, sender, key)
+            txn.put(idem_key, IDEMPOTENCY.encode(remembered), db=db_idem)
+            # The receiver's commit: read the outbox record, credit, mark it applied.
+            OUTBOX.decode(txn.get(tid, db=db_outbox))
+            side(receiver, 1, sender, transfer_id)
+            txn.delete(tid, db=db_outbox)
+            txn.put(keys.applied_key(GUILD, receiver, tid), b"credited", db=db_applied)
+        return changed
+
+    done = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < sizes.seconds_per_figure:
+        plan = []
+        for number in range(done, done + FLOOR_PAYMENTS_PER_WRITE):
+            sender = 1 + number % sizes.users
+            receiver = rng.randrange(1, sizes.wallets + 1)
+            receiver = receiver if receiver != sender else sender % sizes.wallets + 1
+            plan.append((sender, receiver, f"floor:{number}"))
+        wallets.update(await store.write(functools.partial(payments, plan=plan)))
+        done += len(plan)
+    per_s = done / (time.perf_counter() - started)
+    progress(f"storage floor: {per_s:,.0f} payments/s with no actors")
+    return {"payment_writes_floor_mutations_per_s": 2 * per_s}
 
 
 def bench_leaderboard(economy: Economy, sizes: Sizes) -> Figures:

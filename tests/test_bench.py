@@ -22,6 +22,7 @@ ECONOMY_FIGURES = {
     "p99_ms_1000_users",
     "p99_ms_at_5000_per_s",
     "leaderboard_page_ms_1m_wallets",
+    "payment_writes_floor_mutations_per_s",
 }
 
 
