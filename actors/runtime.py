@@ -89,7 +89,9 @@ class Actor:
             try:
                 results.append(outcome.Value(await self.handle(message)))
             except CroupierError as exc:
-                results.append(outcome.Error(exc))
+                # A refusal is a reply: without the traceback it does not keep this
+                # frame (and the batch) alive in a cycle for the garbage collector.
+                results.append(outcome.Error(exc.with_traceback(None)))
         return results
 
 
@@ -212,14 +214,14 @@ class _Cell:
 
     async def run(self) -> None:
         kind = self.kind.name
-        carried: list[_Envelope] = []
+        carried: list[_Envelope] | None = None
         escalated = False
         try:
             actor = await self._start(None)
             escalated = actor is None
             while actor is not None:
                 batch = carried or await self._next_batch()
-                carried = []
+                carried = None
                 if batch is None:
                     return
                 self.busy = True
@@ -234,6 +236,9 @@ class _Cell:
                 assert len(results) == len(batch), (kind, len(results), len(batch))
                 for envelope, result in zip(batch, results, strict=True):
                     envelope.resolve(result)
+                # An idle actor keeps nothing of its last batch alive: the garbage
+                # collector walks every resident actor's objects.
+                del batch, results, envelope, result
                 self.busy = False
         finally:
             self._close()

@@ -324,7 +324,9 @@ class Wallet(Actor):
                     result = self._staged(message, settings, now, stage)
                 results.append(outcome.Value(result))
             except CroupierError as exc:
-                results.append(outcome.Error(exc))
+                # A refusal is a reply: without the traceback it does not keep this
+                # frame (and the batch) alive in a cycle for the garbage collector.
+                results.append(outcome.Error(exc.with_traceback(None)))
         await self._flush(stage)
         return results
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -280,3 +281,23 @@ async def test_item_names_must_be_findable(eco: Running) -> None:
     item = await eco.economy.create_item(G, name="Hat", price=1)
     edited = await eco.economy.edit_item(G, item.item_id, name="  Cap  ")
     assert edited.name == "Cap" and eco.economy.find_item(G, "cap").item_id == item.item_id
+
+
+async def test_refusals_and_idle_wallets_leave_no_garbage_cycles(eco: Running) -> None:
+    """Refused requests and idle wallets leave nothing for the cycle collector: its
+    pauses grow with what it must walk, and under load they were the latency tails."""
+    for user in (1, 2):
+        await eco.economy.balance(G, user)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for attempt in range(50):
+            with pytest.raises(InsufficientFunds):
+                await eco.economy.pay(G, 1, 2, 10 * START, f"too-much-{attempt}")
+            await eco.economy.pay(G, 1, 2, 1, f"ok-{attempt}")
+        gc.collect()
+        ours = [o for o in gc.garbage if type(o).__module__.startswith("actors.")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert ours == []
