@@ -362,10 +362,24 @@ class Economy:
         role_id: int | None = None,
         sell_price: int | None = None,
         description: str = "",
+        key: str = "",
     ) -> ShopItem:
+        """Add an item to the scope's shop. With ``key``, a repeat of the same request
+        answers with the item it created (a redelivered command changes nothing twice)."""
         scope = self.scope(guild_id)
+        if key:
+            self.check_key(key)
         item = ShopItem(
-            0, name.strip(), price, stock, role_id, sell_price, False, self.env.now(), description
+            0,
+            name.strip(),
+            price,
+            stock,
+            role_id,
+            sell_price,
+            False,
+            self.env.now(),
+            description,
+            created_by_key=key,
         )
         self._check_item(item)
         db = self.store.db("shop")
@@ -376,10 +390,13 @@ class Economy:
             cursor = txn.cursor(db=db)
             existing = []
             if cursor.set_range(prefix):
-                for key, value in cursor:
-                    if not key.startswith(prefix):
+                for item_key, value in cursor:
+                    if not item_key.startswith(prefix):
                         break
                     existing.append(SHOP_ITEM.decode(value))
+            for earlier in existing:
+                if key and earlier.created_by_key == key:
+                    return earlier
             if len(existing) >= items_max:
                 raise InvalidInput("name", f"a shop holds at most {items_max} items")
             if any(i.name.casefold() == item.name.casefold() and not i.retired for i in existing):

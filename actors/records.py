@@ -156,6 +156,9 @@ class ShopItem:
     retired: bool = False
     created_at: float = 0.0
     description: str = ""
+    # The idempotency key of the request that created the item: a repeat of that request
+    # answers with this item instead of refusing a duplicate name.
+    created_by_key: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -510,3 +510,15 @@ async def test_shop_add_edit_and_retire(commands: CommandSet, eco: Running) -> N
     assert (await run(commands, "inventory")).description == "**Star** (#1) × 1 · retired"
     assert ok(await run(commands, "use", item="star"))["role_id"] == 555
     assert_money_sums_to_zero(eco)
+
+
+async def test_a_redelivered_shop_add_answers_as_the_first_time(
+    commands: CommandSet, eco: Running
+) -> None:
+    """The same /shop-add interaction delivered twice adds one item and answers the same
+    both times, instead of refusing its own item as a duplicate."""
+    first = await admin(commands, "shop-add", name="Cup", price=2, interaction=501)
+    again = await admin(commands, "shop-add", name="Cup", price=2, interaction=501)
+    assert ok(again) == ok(first) and again.title == "Item added"
+    assert refused(await admin(commands, "shop-add", name="Cup", price=2)) == "duplicate_item"
+    assert [item.name for item in eco.economy.items(G)] == ["Cup"]

@@ -216,6 +216,15 @@ async def test_shop_buy_sell_use_and_retire(eco: Running) -> None:
     )
     with pytest.raises(DuplicateItem):
         await eco.economy.create_item(G, name="badge", price=1)
+    # A repeated request (same key) answers with the item it created, even after edits;
+    # another request with that name is still a duplicate.
+    pin = await eco.economy.create_item(G, name="Pin", price=3, key="k-pin")
+    await eco.economy.edit_item(G, pin.item_id, price=4)
+    again = await eco.economy.create_item(G, name="Pin", price=3, key="k-pin")
+    assert (again.item_id, again.price) == (pin.item_id, 4)
+    with pytest.raises(DuplicateItem):
+        await eco.economy.create_item(G, name="Pin", price=3, key="k-other")
+    assert [item.name for item in eco.economy.items(G)] == ["Badge", "Pin"]
     bought = await eco.economy.buy(G, 42, badge.item_id, 2, "b1")
     assert (bought.total, bought.balance, bought.owned) == (60, START - 60, 2)
     assert await eco.economy.buy(G, 42, badge.item_id, 2, "b1") == bought

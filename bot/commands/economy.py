@@ -605,6 +605,7 @@ class EconomyCommands:
             role_id=_role(opts["role"]) if "role" in opts else None,
             sell_price=opts.get("sell_price"),
             description=opts.get("description", ""),
+            key=_key(inv),
         )
         return self._item_reply("Item added", item, inv.guild_id)
 
