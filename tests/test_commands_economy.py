@@ -497,6 +497,15 @@ async def test_shop_add_edit_and_retire(commands: CommandSet, eco: Running) -> N
     }
     restocked = ok(await admin(commands, "shop-edit", item="#1", stock=7, sell_price=5))
     assert (restocked["stock"], restocked["sell_price"]) == (7, 5)
+    described = ok(
+        await admin(commands, "shop-edit", item="star", role="none", description="Shiny")
+    )
+    assert (described["role_id"], described["description"]) == (None, "Shiny")
+    assert refused(await admin(commands, "shop-edit", item="star", role="admins")) == (
+        "invalid_input"
+    )
+    back = ok(await admin(commands, "shop-edit", item="star", role="<@&555>", description="-"))
+    assert (back["role_id"], back["description"]) == (555, "")
     nothing = await admin(commands, "shop-edit", item="star")
     assert refused(nothing) == "invalid_input"
     assert nothing.description.startswith("item: give at least one")

@@ -243,7 +243,7 @@ class EconomyCommands:
             ),
             Command(
                 "shop-edit",
-                "Change an item's price, stock, buy-back price or name",
+                "Change an item's price, stock, buy-back price, name, role or description",
                 (
                     item,
                     Option(
@@ -269,6 +269,20 @@ class EconomyCommands:
                         "New name",
                         required=False,
                         max_length=limits.item_name_chars_max,
+                    ),
+                    Option(
+                        "role",
+                        OptionKind.STRING,
+                        "Role granted on use (mention or id); none for no role",
+                        required=False,
+                        max_length=32,
+                    ),
+                    Option(
+                        "description",
+                        OptionKind.STRING,
+                        "Shown in the shop; - for none",
+                        required=False,
+                        max_length=limits.reason_chars_max,
                     ),
                 ),
                 self._shop_edit,
@@ -619,8 +633,16 @@ class EconomyCommands:
         for name in ("stock", "sell_price"):
             if name in inv.options:
                 changes[name] = None if inv.options[name] == -1 else inv.options[name]
+        if "role" in inv.options:
+            role = inv.options["role"].strip()
+            changes["role_id"] = None if role.casefold() == "none" else _role(role)
+        if "description" in inv.options:
+            description = inv.options["description"].strip()
+            changes["description"] = "" if description == "-" else description
         if not changes:
-            raise InvalidInput("item", "give at least one of price, stock, sell_price or name")
+            raise InvalidInput(
+                "item", "give at least one of price, stock, sell_price, name, role or description"
+            )
         item = await self.economy.edit_item(inv.guild_id, self._item(inv).item_id, **changes)
         return self._item_reply("Item changed", item, inv.guild_id)
 
