@@ -14,6 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import trio
+
 from actors import keys
 from actors.errors import (
     BotRecipient,
@@ -27,6 +29,7 @@ from actors.errors import (
 from actors.ledger import EconomyEnv
 from actors.records import (
     HISTORY,
+    IDEMPOTENCY,
     OUTBOX,
     SETTINGS,
     SHOP_ITEM,
@@ -46,6 +49,7 @@ from actors.wallet import (
     Open,
     Pay,
     PayResult,
+    Prune,
     Reset,
     ResetResult,
     Reward,
@@ -57,6 +61,9 @@ from actors.wallet import (
     Wallet,
     WalletView,
 )
+
+# Wallets pruning their stored results at the same time (see prune_idempotency).
+PRUNE_WALLETS_AT_ONCE = 16
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,42 @@ class Economy:
                 return status
             transfer_id = f"{transfer_id}/refund"
             first = False
+
+    async def prune_idempotency(self) -> int:
+        """Have every wallet holding results older than the retention forget them;
+        return how many were forgotten.
+
+        The store is read in a worker thread to find those wallets (one pass over the
+        stored results); each wallet then deletes its own records, in its own commit."""
+        before = self.env.now() - self.limits.idempotency_retention_seconds
+        wallets = await trio.to_thread.run_sync(self._wallets_with_results_before, before)
+        pruned = 0
+        # A few wallets at a time share commits without crowding out the live traffic.
+        slots = trio.Semaphore(PRUNE_WALLETS_AT_ONCE)
+
+        async def prune(scope: int, user: int) -> None:
+            """Runs holding a slot its starter acquired; gives it back when done."""
+            nonlocal pruned
+            try:
+                forgotten: int = await self.wallet(scope, user).ask(Prune(before))
+                pruned += forgotten
+            finally:
+                slots.release()
+
+        async with trio.open_nursery() as nursery:
+            for scope, user in wallets:
+                await slots.acquire()
+                nursery.start_soon(prune, scope, user)
+        return pruned
+
+    def _wallets_with_results_before(self, before: float) -> list[tuple[int, int]]:
+        found: dict[tuple[int, int], None] = {}
+        with self.store.map_gate, self.store.read() as txn:
+            for key, value in txn.cursor(db=self.store.db("idempotency")):
+                wallet = keys.split_wallet_key(bytes(key[:16]))
+                if wallet not in found and IDEMPOTENCY.decode(value).at < before:
+                    found[wallet] = None
+        return list(found)
 
     async def deliver_pending(self) -> int:
         """Deliver every outbox record in the store; return how many there were."""

@@ -81,6 +81,14 @@ class Credit:
 
 
 @dataclass(frozen=True)
+class Prune:
+    """Forget the stored results of requests made before ``before``: a key repeated
+    after that long counts as a new request. Answers how many were forgotten."""
+
+    before: float
+
+
+@dataclass(frozen=True)
 class Adjust:
     key: str
     op: Literal["add", "remove", "set"]
@@ -335,6 +343,8 @@ class Wallet(Actor):
             return self.view()
         if isinstance(message, Credit):
             return self._credit(message, settings, now, stage)
+        if isinstance(message, Prune):
+            return self._prune(message, stage)
         replay = self._replay(message, stage)
         if replay is not None:
             return replay
@@ -378,6 +388,27 @@ class Wallet(Actor):
         record = IdempotencyRecord(op=type(message).__name__, result=dict(vars(result)), at=now)
         stage.idempotency[message.key] = record
         stage.ops.append(self._put_idempotency(message.key, record))
+
+    def _prune(self, message: Prune, stage: _Stage) -> int:
+        prefix = keys.wallet_key(self.scope, self.user)
+        expired = []
+        with self.store.read() as txn:
+            cursor = txn.cursor(db=self.db_idempotency)
+            if cursor.set_range(prefix):
+                for key, value in cursor:
+                    if not key.startswith(prefix):
+                        break
+                    if IDEMPOTENCY.decode(value).at < message.before:
+                        expired.append(bytes(key))
+        if expired:
+            db = self.db_idempotency
+
+            def forget(txn: Any) -> None:
+                for key in expired:
+                    txn.delete(key, db=db)
+
+            stage.ops.append(forget)
+        return len(expired)
 
     def _put_idempotency(self, key: str, record: IdempotencyRecord) -> Any:
         db_key = keys.idempotency_key(self.scope, self.user, key)

@@ -207,6 +207,7 @@ async def _run(
         await run_integrity(services, wall_clock, startup=True)
         core.start_soon(_integrity_loop, services, wall_clock)
         core.start_soon(_sweep_outbox, economy)
+        core.start_soon(_prune_idempotency, economy, metrics)
         core.start_soon(_update_gauges, services)
         core.start_soon(
             partial(
@@ -435,6 +436,19 @@ async def _sweep_outbox(economy: Economy) -> None:
                 log_event(log, "outbox_swept", delivered=delivered)
         except Exception:
             log.exception("outbox sweep failed")
+
+
+async def _prune_idempotency(economy: Economy, metrics: Metrics) -> None:
+    """Forget stored request results past their retention, so they do not grow forever."""
+    while True:
+        await trio.sleep(economy.limits.idempotency_prune_interval_seconds)
+        try:
+            pruned = await economy.prune_idempotency()
+            metrics.idempotency_pruned.inc(pruned)
+            if pruned:
+                log_event(log, "idempotency_pruned", records=pruned)
+        except Exception:
+            log.exception("pruning stored request results failed")
 
 
 async def _update_gauges(services: Services) -> None:

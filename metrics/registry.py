@@ -179,6 +179,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.idempotency_pruned = Counter(
+            "croupier_economy_idempotency_pruned_total",
+            "Stored results of requests forgotten after the retention period "
+            "(a key repeated after that long counts as a new request).",
+            registry=r,
+        )
         self.money_supply = Gauge(
             "croupier_economy_money_supply_coins",
             "Coins in circulation in a scope (issued by its system accounts: held by users, "

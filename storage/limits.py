@@ -36,6 +36,11 @@ class Limits:
 
     # Economy and games.
     idempotency_key_bytes_max: int = 128
+    # How long a mutation's stored result answers repeats of its key. Discord redelivers
+    # an interaction within minutes (its token lives 15); a week leaves room for any
+    # client retry, and past it the records are pruned so they do not grow forever.
+    idempotency_retention_seconds: float = 7 * 86_400.0
+    idempotency_prune_interval_seconds: float = 3_600.0
     reason_chars_max: int = 200
     history_page_entries_max: int = 25
     leaderboard_page_entries_max: int = 25

@@ -310,3 +310,28 @@ async def test_refusals_and_idle_wallets_leave_no_garbage_cycles(eco: Running) -
         gc.set_debug(0)
         gc.garbage.clear()
     assert ours == []
+
+
+async def test_stored_results_are_forgotten_after_the_retention(eco: Running) -> None:
+    """Results older than the retention are pruned by their own wallets (counted, and only
+    those); a recent key still replays, and the store stays whole."""
+    retention = eco.economy.limits.idempotency_retention_seconds
+    first = await eco.economy.pay(G, 1, 2, 5, "old-pay")
+    # More wallets than are pruned at once.
+    for user in range(10, 50):
+        await eco.economy.reward(G, user, "daily", f"old-daily-{user}")
+    eco.clock.advance(retention / 2)
+    recent = await eco.economy.pay(G, 1, 2, 7, "recent-pay")
+    assert await eco.economy.prune_idempotency() == 0
+    eco.clock.advance(retention / 2 + 1)
+    assert await eco.economy.prune_idempotency() == 41
+    assert await eco.economy.prune_idempotency() == 0
+    # The recent key still answers with its first result and moves nothing.
+    assert await eco.economy.pay(G, 1, 2, 7, "recent-pay") == recent
+    # A forgotten key counts as a new request (keys are interaction ids, which Discord
+    # never reuses, so only a broken client could send one this late): it pays again,
+    # and the store stays whole.
+    again = await eco.economy.pay(G, 1, 2, 5, "old-pay")
+    assert again.transfer_id == first.transfer_id and again.balance == first.balance - 12
+    report = eco.check()
+    assert report.ok, report.text()
