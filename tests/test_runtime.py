@@ -61,6 +61,16 @@ class Counter(Actor):
         return list(self.seen)
 
 
+async def occupy(
+    actors: ActorSystem, nursery: trio.Nursery, key: int, *, seconds: float, queued: int
+) -> None:
+    """Keep counter ``key`` busy for ``seconds`` with tells 0..queued-1 waiting behind."""
+    nursery.start_soon(actors.ask, "counter", key, ("sleep", seconds))
+    await trio.testing.wait_all_tasks_blocked()
+    for i in range(queued):
+        actors.tell("counter", key, i)
+
+
 @pytest.fixture
 async def system(
     store: Store, metrics: Metrics, limits: Limits, nursery: trio.Nursery
@@ -223,10 +233,7 @@ async def test_tell_to_a_full_mailbox_is_a_clear_error(
     """tell never blocks: a full mailbox raises MailboxFull and is counted."""
     actors, _, _ = system
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(actors.ask, "counter", 11, ("sleep", 5))
-        await trio.testing.wait_all_tasks_blocked()
-        for i in range(4):
-            actors.tell("counter", 11, i)
+        await occupy(actors, nursery, 11, seconds=5, queued=4)
         with pytest.raises(MailboxFull):
             actors.tell("counter", 11, "one too many")
         assert sample(metrics, "croupier_actor_mailbox_messages", kind="counter") == 4
@@ -280,10 +287,7 @@ async def test_close_lets_actors_finish_queued_messages(system: Any) -> None:
     """close() stops taking messages but every message already queued is handled."""
     actors, log, _ = system
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(actors.ask, "counter", 14, ("sleep", 0.05))
-        await trio.testing.wait_all_tasks_blocked()
-        for i in range(3):
-            actors.tell("counter", 14, i)
+        await occupy(actors, nursery, 14, seconds=0.05, queued=3)
         await actors.close()
     assert [m for k, m in log if k == 14] == [("sleep", 0.05), 0, 1, 2]
     assert actors.resident == 0
