@@ -443,12 +443,18 @@ async def _prune_idempotency(economy: Economy, metrics: Metrics) -> None:
     while True:
         await trio.sleep(economy.limits.idempotency_prune_interval_seconds)
         try:
-            pruned = await economy.prune_idempotency()
-            metrics.idempotency_pruned.inc(pruned)
-            if pruned:
-                log_event(log, "idempotency_pruned", records=pruned)
+            await prune_idempotency_once(economy, metrics)
         except Exception:
             log.exception("pruning stored request results failed")
+
+
+async def prune_idempotency_once(economy: Economy, metrics: Metrics) -> int:
+    """One pass of the retention: prune, count, log; how many results were forgotten."""
+    pruned = await economy.prune_idempotency()
+    metrics.idempotency_pruned.inc(pruned)
+    if pruned:
+        log_event(log, "idempotency_pruned", records=pruned)
+    return pruned
 
 
 async def _update_gauges(services: Services) -> None:

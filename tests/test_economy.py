@@ -28,6 +28,8 @@ from actors.errors import (
 )
 from actors.records import ScopeSettings
 from actors.wallet import Pay
+from bot.server import prune_idempotency_once
+from tests.conftest import sample
 from tests.economy_fixtures import Running, running_economy
 
 G = 1  # the guild used by most tests
@@ -324,7 +326,9 @@ async def test_stored_results_are_forgotten_after_the_retention(eco: Running) ->
     recent = await eco.economy.pay(G, 1, 2, 7, "recent-pay")
     assert await eco.economy.prune_idempotency() == 0
     eco.clock.advance(retention / 2 + 1)
-    assert await eco.economy.prune_idempotency() == 41
+    # The server's pass: prunes, counts in the metric, logs.
+    assert await prune_idempotency_once(eco.economy, eco.metrics) == 41
+    assert sample(eco.metrics, "croupier_economy_idempotency_pruned_total") == 41
     assert await eco.economy.prune_idempotency() == 0
     # The recent key still answers with its first result and moves nothing.
     assert await eco.economy.pay(G, 1, 2, 7, "recent-pay") == recent
