@@ -62,8 +62,10 @@ from actors.wallet import (
     WalletView,
 )
 
-# Wallets pruning their stored results at the same time (see prune_idempotency).
+# Wallets pruning their stored results at the same time (see prune_idempotency), and
+# stored results read per read transaction when looking for them.
 PRUNE_WALLETS_AT_ONCE = 16
+PRUNE_SCAN_RECORDS_PER_READ = 5_000
 
 
 @dataclass(frozen=True)
@@ -234,13 +236,25 @@ class Economy:
         return pruned
 
     def _wallets_with_results_before(self, before: float) -> list[tuple[int, int]]:
+        """Runs in a worker thread. Reads in short transactions of a few thousand records,
+        each under the map gate, so that the writer never waits long to grow the map."""
         found: dict[tuple[int, int], None] = {}
-        with self.store.map_gate, self.store.read() as txn:
-            for key, value in txn.cursor(db=self.store.db("idempotency")):
-                wallet = keys.split_wallet_key(bytes(key[:16]))
-                if wallet not in found and IDEMPOTENCY.decode(value).at < before:
-                    found[wallet] = None
-        return list(found)
+        db = self.store.db("idempotency")
+        start = b""
+        while True:
+            with self.store.map_gate, self.store.read() as txn:
+                cursor = txn.cursor(db=db)
+                if not cursor.set_range(start):
+                    return list(found)
+                for read, (key, value) in enumerate(cursor):
+                    if read == PRUNE_SCAN_RECORDS_PER_READ:
+                        start = key
+                        break
+                    wallet = keys.split_wallet_key(key[:16])
+                    if wallet not in found and IDEMPOTENCY.decode(value).at < before:
+                        found[wallet] = None
+                else:
+                    return list(found)
 
     async def deliver_pending(self) -> int:
         """Deliver every outbox record in the store; return how many there were."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
+import actors.economy as economy_module
 from actors.errors import (
     BalanceTooHigh,
     BotRecipient,
@@ -314,9 +315,13 @@ async def test_refusals_and_idle_wallets_leave_no_garbage_cycles(eco: Running) -
     assert ours == []
 
 
-async def test_stored_results_are_forgotten_after_the_retention(eco: Running) -> None:
+async def test_stored_results_are_forgotten_after_the_retention(
+    eco: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Results older than the retention are pruned by their own wallets (counted, and only
     those); a recent key still replays, and the store stays whole."""
+    # The search for them reads a few records per transaction: many transactions here.
+    monkeypatch.setattr(economy_module, "PRUNE_SCAN_RECORDS_PER_READ", 7)
     retention = eco.economy.limits.idempotency_retention_seconds
     first = await eco.economy.pay(G, 1, 2, 5, "old-pay")
     # More wallets than are pruned at once.
