@@ -158,7 +158,9 @@ class Metrics:
         )
         self.writer_map_growths = Counter(
             "croupier_writer_map_growths_total",
-            "Times the LMDB map was grown after MapFullError.",
+            "Times the LMDB map was grown: 'early' ahead of need, 'full' after a "
+            "MapFullError (which waits for long readers while writes wait).",
+            ["trigger"],
             registry=r,
         )
         self.lmdb_map_size = Gauge(

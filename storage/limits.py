@@ -33,6 +33,10 @@ class Limits:
     writer_queue_requests_max: int = 65_536
     map_bytes_initial: int = 1 << 30
     map_bytes_growth_factor: int = 2
+    # The writer grows the map ahead of need once it is this full and no long reader
+    # (integrity check, backup) holds the gate, so that MapFullError, which must wait for
+    # such readers while every write waits, stays the exception.
+    map_used_ratio_grow_at: float = 0.75
 
     # Economy and games.
     idempotency_key_bytes_max: int = 128

@@ -164,6 +164,24 @@ class Store:
             self.map_gate.release()
         self.update_map_metrics()
 
+    def grow_map_early(self) -> bool:
+        """Grow the map now if it is fuller than ``map_used_ratio_grow_at`` and no long
+        reader holds the gate; never waits. True if it grew.
+
+        Called by the writer between commits, when no write transaction is open and the
+        trio thread holds no read transaction (this is synchronous code)."""
+        used, size = self.map_usage()
+        if used < size * self.limits.map_used_ratio_grow_at:
+            return False
+        if not self.map_gate.acquire(blocking=False):
+            return False
+        try:
+            self.env.set_mapsize(size * self.limits.map_bytes_growth_factor)
+        finally:
+            self.map_gate.release()
+        self.update_map_metrics()
+        return True
+
     def attach_writer(self, writer: Writer) -> None:
         self._writer = writer
 
@@ -224,6 +242,7 @@ async def open_store(
                 limits=limits,
                 metrics=metrics,
                 grow_map=store.grow_map,
+                grow_map_early=store.grow_map_early,
                 commit_in_thread=commit_in_thread,
             )
             store.attach_writer(writer)

@@ -56,6 +56,7 @@ class Writer:
         limits: Limits,
         metrics: Metrics,
         grow_map: Callable[[], Awaitable[None]],
+        grow_map_early: Callable[[], bool] | None = None,
         commit_in_thread: bool = True,
     ) -> None:
         self._env = env
@@ -63,6 +64,7 @@ class Writer:
         self._limits = limits
         self._metrics = metrics
         self._grow_map = grow_map
+        self._grow_map_early = grow_map_early
         self._queue: deque[_Batch] = deque()
         self._queued_requests = 0
         self._work = trio.lowlevel.ParkingLot()
@@ -112,6 +114,8 @@ class Writer:
                 batch = self._queue.popleft()
                 self._queued_requests -= len(batch.requests)
                 self._space.unpark_all()
+                if self._grow_map_early is not None and self._grow_map_early():
+                    self._metrics.writer_map_growths.labels("early").inc()
                 await self._commit(batch)
         finally:
             self._closed = True
@@ -138,7 +142,7 @@ class Writer:
                 break
             except _MapFull:
                 await self._grow_map()
-                self._metrics.writer_map_growths.inc()
+                self._metrics.writer_map_growths.labels("full").inc()
             except lmdb.Error as exc:
                 # The whole transaction failed (for example the disk is full): every
                 # request of the batch learns it, none is acknowledged.

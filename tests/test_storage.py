@@ -158,8 +158,42 @@ async def test_map_grows_from_a_tiny_map(tmp_path: Path, metrics: Metrics) -> No
                     nursery.start_soon(store.write, lambda txn, key=key: txn.put(key, value, db=db))
         with store.read() as txn:
             assert txn.stat(db)["entries"] == 1000
-        assert sample(metrics, "croupier_writer_map_growths_total") >= 1
+        growths = sum(
+            sample(metrics, "croupier_writer_map_growths_total", trigger=trigger)
+            for trigger in ("early", "full")
+        )
+        assert growths >= 1
         assert store.map_usage()[1] > 64 * 1024
+
+
+async def test_the_writer_grows_the_map_ahead_of_need_without_waiting_for_readers(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    """Past the grow-at ratio the writer grows the map before it is full. While a long
+    reader holds the gate, writes that fit go on without waiting for it, and the map
+    grows at the first commit after the reader is done."""
+    size = 1 << 20
+    limits = Limits(map_bytes_initial=size, map_used_ratio_grow_at=0.5)
+    async with open_store(tmp_path, limits=limits, metrics=metrics) as store:
+        db = store.db("history")
+        value = b"x" * 2000
+        store.map_gate.acquire()  # as an integrity check or a backup does
+        try:
+            written = 0
+            while store.map_usage()[0] < 0.6 * size:
+                key = b"%d" % written
+                await store.write(lambda txn, key=key: txn.put(key, value, db=db))
+                written += 1
+            assert store.map_usage()[1] == size
+        finally:
+            store.map_gate.release()
+        await store.write(lambda txn: txn.put(b"after", value, db=db))
+        used, grown = store.map_usage()
+        assert grown == 2 * size and used < 0.5 * grown
+        assert sample(metrics, "croupier_writer_map_growths_total", trigger="early") == 1
+        assert sample(metrics, "croupier_writer_map_growths_total", trigger="full") == 0
+        with store.read() as txn:
+            assert txn.stat(db)["entries"] == written + 1
 
 
 async def test_migrations_run_once_and_record_themselves(tmp_path: Path) -> None:
