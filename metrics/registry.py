@@ -163,6 +163,9 @@ class Metrics:
             ["trigger"],
             registry=r,
         )
+        # Both series exist from the start (at 0), so "no growth" is data, not a gap.
+        for trigger in ("early", "full"):
+            self.writer_map_growths.labels(trigger)
         self.lmdb_map_size = Gauge(
             "croupier_lmdb_map_size_bytes",
             "Configured size of the LMDB memory map.",
