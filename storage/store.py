@@ -8,6 +8,7 @@ writer); every write goes through ``Store.write``.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +34,8 @@ from storage.migrations import (
 from storage.writer import WriteFn, Writer
 
 T = TypeVar("T")
+
+log = logging.getLogger("croupier.storage")
 
 ENV_DIR_NAME = "lmdb"
 _MAX_DBS = 64
@@ -177,6 +180,11 @@ class Store:
             return False
         try:
             self.env.set_mapsize(size * self.limits.map_bytes_growth_factor)
+        except lmdb.Error:
+            # Not fatal here: the map is not full yet, and growing after a MapFullError
+            # is still there (and reports its failure to the writes that need it).
+            log.warning("could not grow the LMDB map ahead of need", exc_info=True)
+            return False
         finally:
             self.map_gate.release()
         self.update_map_metrics()

@@ -141,7 +141,15 @@ class Writer:
                     await trio.lowlevel.checkpoint()
                 break
             except _MapFull:
-                await self._grow_map()
+                try:
+                    await self._grow_map()
+                except lmdb.Error as exc:
+                    # The map cannot grow (address space, file size limit): this batch
+                    # fails, typed, and the writer serves the next one.
+                    error = StorageError(f"the store is full and could not grow: {exc}")
+                    for request in batch.requests:
+                        request.error = error
+                    break
                 self._metrics.writer_map_growths.labels("full").inc()
             except lmdb.Error as exc:
                 # The whole transaction failed (for example the disk is full): every

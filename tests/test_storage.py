@@ -296,3 +296,23 @@ async def test_a_read_only_store_reads_its_meta_record(tmp_path: Path) -> None:
         pass
     with open_store_readonly(tmp_path / "lmdb") as store, store.read() as txn:
         assert read_schema_version(txn, store.db("meta")) == len(MIGRATIONS)
+
+
+async def test_a_map_that_cannot_grow_fails_its_batch_typed_and_the_writer_goes_on(
+    tmp_path: Path, metrics: Metrics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If growing the map fails, the writes that needed it get a StorageError naming the
+    cause, nothing of them is stored, and later writes that fit are served."""
+    limits = Limits(map_bytes_initial=64 * 1024, map_used_ratio_grow_at=1.0)
+    async with open_store(tmp_path, limits=limits, metrics=metrics) as store:
+        db = store.db("history")
+
+        async def cannot_grow() -> None:
+            raise lmdb.Error("simulated: no address space")
+
+        monkeypatch.setattr(store._writer, "_grow_map", cannot_grow)
+        with pytest.raises(StorageError, match="could not grow: simulated"):
+            await store.write(lambda txn: txn.put(b"big", b"x" * 200_000, db=db))
+        assert await store.write(lambda txn: txn.put(b"small", b"x", db=db)) is True
+        with store.read() as txn:
+            assert txn.get(b"big", db=db) is None and txn.get(b"small", db=db) == b"x"
