@@ -15,7 +15,7 @@ import logging
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Literal
@@ -205,9 +205,21 @@ async def _run(
             config, metrics, readiness, store, actors, economy, games, timers, commands
         )
         await run_integrity(services, wall_clock, startup=True)
-        core.start_soon(_integrity_loop, services, wall_clock)
-        core.start_soon(_sweep_outbox, economy)
-        core.start_soon(_prune_idempotency, economy, metrics)
+        core.start_soon(
+            _every,
+            config.integrity_interval_seconds,
+            partial(run_integrity, services, wall_clock),
+            "integrity check failed to run",
+        )
+        core.start_soon(
+            _every, OUTBOX_SWEEP_SECONDS, partial(sweep_outbox_once, economy), "outbox sweep failed"
+        )
+        core.start_soon(
+            _every,
+            economy.limits.idempotency_prune_interval_seconds,
+            partial(prune_idempotency_once, economy, metrics),
+            "pruning stored request results failed",
+        )
         core.start_soon(_update_gauges, services)
         core.start_soon(
             partial(
@@ -417,35 +429,22 @@ def publish_money_supply(store: Store, metrics: Metrics) -> None:
         metrics.money_supply.labels("other").set(rest)
 
 
-async def _integrity_loop(services: Services, wall_clock: Callable[[], float]) -> None:
+async def _every(seconds: float, job: Callable[[], Awaitable[object]], failure: str) -> None:
+    """Run ``job`` every ``seconds``; a failed run is logged and the next one comes anyway."""
     while True:
-        await trio.sleep(services.config.integrity_interval_seconds)
+        await trio.sleep(seconds)
         try:
-            await run_integrity(services, wall_clock)
+            await job()
         except Exception:
-            log.exception("integrity check failed to run")
+            log.exception(failure)
 
 
-async def _sweep_outbox(economy: Economy) -> None:
+async def sweep_outbox_once(economy: Economy) -> int:
     """Deliver transfers whose first delivery did not finish (a busy wallet, a timeout)."""
-    while True:
-        await trio.sleep(OUTBOX_SWEEP_SECONDS)
-        try:
-            delivered = await economy.deliver_pending()
-            if delivered:
-                log_event(log, "outbox_swept", delivered=delivered)
-        except Exception:
-            log.exception("outbox sweep failed")
-
-
-async def _prune_idempotency(economy: Economy, metrics: Metrics) -> None:
-    """Forget stored request results past their retention, so they do not grow forever."""
-    while True:
-        await trio.sleep(economy.limits.idempotency_prune_interval_seconds)
-        try:
-            await prune_idempotency_once(economy, metrics)
-        except Exception:
-            log.exception("pruning stored request results failed")
+    delivered = await economy.deliver_pending()
+    if delivered:
+        log_event(log, "outbox_swept", delivered=delivered)
+    return delivered
 
 
 async def prune_idempotency_once(economy: Economy, metrics: Metrics) -> int:
