@@ -460,9 +460,9 @@ async def bench_payment_writes(
     (history entries, outbox record written, read and deleted, idempotency record, applied
     marker, both wallet records, both leaderboard moves), with the real keys and codecs,
     through the real group-commit writer, ``per_write`` payments per write request, and
-    no actors: the trio thread only submits. ``wallets`` is what the store holds, kept
-    in step. No design that writes these
-    records in one process settles payments faster than this."""
+    no actors: the trio thread only submits. No design that writes these records in one
+    process settles payments faster than this. ``wallets`` is what the store holds, kept
+    in step."""
     rng = random.Random(per_write)
     db = store.db
     db_wallets, db_history, db_board = db("wallets"), db("history"), db("leaderboard")
@@ -474,7 +474,7 @@ async def bench_payment_writes(
         changed: dict[int, WalletRecord] = {}
         now = time.time()
 
-        def side(user: int, delta: int, party: int, transfer_id: str) -> None:
+        def side(user: int, delta: int, party: int, transfer_id: str) -> int:
             record = changed.get(user)
             if record is None:
                 record = changed[user] = dataclasses.replace(wallets[user])
@@ -487,17 +487,24 @@ async def bench_payment_writes(
             txn.put(keys.wallet_key(GUILD, user), WALLET.encode(record), db=db_wallets)
             txn.delete(keys.leaderboard_key(GUILD, old_balance, user), db=db_board)
             txn.put(keys.leaderboard_key(GUILD, record.balance, user), b"", db=db_board)
+            return record.balance
 
         for sender, receiver, key in plan:
             transfer_id = f"pay:{GUILD}:{sender}:{key}"
             tid = transfer_id.encode()
             # The sender's commit: debit, outbox record, idempotency record.
-            side(sender, -1, receiver, transfer_id)
+            balance = side(sender, -1, receiver, transfer_id)
             outbox = OutboxRecord(
                 transfer_id, GUILD, user_account(sender), user_account(receiver), 1, "", now
             )
             txn.put(tid, OUTBOX.encode(outbox), db=db_outbox)
-            result = {"transfer_id": transfer_id, "to_user": receiver, "amount": 1}
+            # The stored result has PayResult's fields.
+            result = {
+                "transfer_id": transfer_id,
+                "to_user": receiver,
+                "amount": 1,
+                "balance": balance,
+            }
             remembered = IdempotencyRecord(op="Pay", result=result, at=now)
             idem_key = keys.idempotency_key(GUILD, sender, key)
             txn.put(idem_key, IDEMPOTENCY.encode(remembered), db=db_idem)
