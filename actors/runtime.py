@@ -189,10 +189,7 @@ class _Cell:
             return False
         self.mailbox.append(envelope)
         self.system._queued[self.kind.name] += 1
-        task = self.waiting
-        if task is not None:
-            self.waiting = None
-            trio.lowlevel.reschedule(task)
+        self._wake()
         return True
 
     async def put(self, envelope: _Envelope) -> None:
@@ -203,6 +200,7 @@ class _Cell:
             await self.space.park()
 
     def _wake(self) -> None:
+        """Reschedule the actor's task if it is parked on the empty mailbox."""
         task = self.waiting
         if task is not None:
             self.waiting = None
