@@ -13,7 +13,7 @@ from bot.commands import build_command_set
 from bot.dispatch import CommandSet, RateLimit
 from bot.model import ButtonPress, ButtonRoute, Command, Invocation, Reply, UserRef
 from tests.economy_fixtures import T0, Running, running_economy
-from tests.support.invoke import press, run
+from tests.support.invoke import ok, press, refused, run
 
 G = 1
 ALICE, BOB, CAROL, ADMIN, BOT = 42, 43, 44, 7, 99
@@ -36,20 +36,6 @@ def commands(eco: Running) -> CommandSet:
 
 async def admin(commands: CommandSet, command: str, **options: Any) -> Reply:
     return await run(commands, command, by=ADMIN, admin=True, **options)
-
-
-def ok(reply: Reply) -> dict[str, Any]:
-    """The result of a reply that must have succeeded."""
-    assert reply.error_code is None, (reply.error_code, reply.description)
-    assert not reply.ephemeral
-    return dict(reply.result)
-
-
-def refused(reply: Reply) -> str:
-    """The error code of a reply that must have been refused, ephemerally."""
-    assert reply.error_code is not None, reply
-    assert reply.ephemeral
-    return reply.error_code
 
 
 async def balance_of(commands: CommandSet, user: int) -> int:

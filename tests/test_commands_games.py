@@ -18,7 +18,7 @@ from bot.dispatch import CommandSet, RateLimit
 from bot.model import Button, Reply
 from metrics import new_metrics
 from tests.economy_fixtures import RunningGames, running_games
-from tests.support.invoke import press, run
+from tests.support.invoke import ok, press, refused, run
 from tests.test_games import CLIENT_SEED, seed_where
 
 G = 1
@@ -69,20 +69,6 @@ async def deal(
     """Start a blackjack game whose deal satisfies ``wanted``."""
     force_seed(seed_where(wanted, interaction))
     return await run(commands, "blackjack", interaction=interaction, stake=stake, seed=CLIENT_SEED)
-
-
-def ok(reply: Reply) -> dict[str, Any]:
-    """The result of a reply that must have succeeded."""
-    assert reply.error_code is None, (reply.error_code, reply.description)
-    assert not reply.ephemeral
-    return dict(reply.result)
-
-
-def refused(reply: Reply) -> str:
-    """The error code of a reply that must have been refused, ephemerally."""
-    assert reply.error_code is not None, reply
-    assert reply.ephemeral and not reply.buttons
-    return reply.error_code
 
 
 def button(reply: Reply, label: str) -> Button:

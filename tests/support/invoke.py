@@ -1,4 +1,5 @@
-"""Send commands and button presses straight to a ``CommandSet``, as a transport would."""
+"""Send commands and button presses straight to a ``CommandSet``, as a transport would,
+and read their replies."""
 
 from __future__ import annotations
 
@@ -40,3 +41,18 @@ async def press(commands: CommandSet, custom_id: str, *, by: int = 42, guild: in
     return await commands.press(
         ButtonPress(custom_id=custom_id, interaction_id=next(_ids), user_id=by, guild_id=guild)
     )
+
+
+def ok(reply: Reply) -> dict[str, Any]:
+    """The result of a reply that must have succeeded."""
+    assert reply.error_code is None, (reply.error_code, reply.description)
+    assert not reply.ephemeral
+    return dict(reply.result)
+
+
+def refused(reply: Reply) -> str:
+    """The error code of a reply that must have been refused: ephemerally, and with no
+    buttons to press."""
+    assert reply.error_code is not None, reply
+    assert reply.ephemeral and not reply.buttons
+    return reply.error_code
