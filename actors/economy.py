@@ -68,6 +68,26 @@ PRUNE_WALLETS_AT_ONCE = 16
 PRUNE_SCAN_RECORDS_PER_READ = 5_000
 
 
+def check_user_id(value: object, field: str) -> int:
+    """A Discord user id (a snowflake, 1 to 2**64-1), or ``InvalidInput`` naming ``field``.
+
+    The command layer parses ids at the boundary; the domain refuses them again because
+    an id outside the range becomes a key (or an outbox record) that can never be used.
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= keys.u64_max:
+        raise InvalidInput(field, "must be a Discord id, a whole number from 1 to 2**64-1")
+    return value
+
+
+def check_guild_id(value: object) -> int:
+    """A guild id, or 0 for "no guild" (a direct message, the console without one)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= keys.u64_max:
+        raise InvalidInput(
+            "guild", "must be a Discord id, a whole number from 1 to 2**64-1 (or 0 for none)"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class PayOutcome:
     """A payment: ``status`` is "credited", or "returned" when the recipient was at the
@@ -120,17 +140,21 @@ class Economy:
     # --- scopes and wallets ------------------------------------------------------------
 
     def scope(self, guild_id: int) -> int:
+        check_guild_id(guild_id)
         if not self.env.global_scope and guild_id == 0:
             raise GuildOnly()
         return self.env.scope_of(guild_id)
 
     def wallet(self, scope: int, user: int) -> ActorRef:
+        # Callers validate user input first; an id out of range here is a bug.
+        assert 0 <= scope <= keys.u64_max and 1 <= user <= keys.u64_max, (scope, user)
         return self.actors.ref(WALLET_KIND, (scope, user))
 
     def settings(self, guild_id: int) -> ScopeSettings:
         return self.env.settings(self.scope(guild_id))
 
     async def balance(self, guild_id: int, user: int) -> WalletView:
+        check_user_id(user, "user")
         view: WalletView = await self.wallet(self.scope(guild_id), user).ask(Open())
         return view
 
@@ -138,6 +162,7 @@ class Economy:
         self, guild_id: int, user: int, kind: Literal["daily", "work"], key: str
     ) -> RewardResult:
         self.check_key(key)
+        check_user_id(user, "user")
         result: RewardResult = await self.wallet(self.scope(guild_id), user).ask(Reward(kind, key))
         return result
 
@@ -156,6 +181,10 @@ class Economy:
     ) -> PayOutcome:
         scope = self.scope(guild_id)
         self.check_key(key)
+        # The recipient is checked before the debit commits: money sent to an id that no
+        # wallet can have would sit in the outbox forever.
+        check_user_id(user, "user")
+        check_user_id(to_user, "to_user")
         if to_user == user:
             raise SelfTransfer()
         if to_is_bot:
@@ -282,6 +311,8 @@ class Economy:
     ) -> AdjustResult:
         scope = self.scope(guild_id)
         self.check_key(key)
+        check_user_id(admin, "admin")
+        check_user_id(user, "user")
         if op != "set":
             _check_amount(amount)
         elif not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
@@ -297,6 +328,8 @@ class Economy:
     ) -> ResetResult:
         scope = self.scope(guild_id)
         self.check_key(key)
+        check_user_id(admin, "admin")
+        check_user_id(user, "user")
         reason = self._check_reason(reason)
         result: ResetResult = await self.wallet(scope, user).ask(Reset(key, reason, admin))
         return result
@@ -333,6 +366,7 @@ class Economy:
 
     def history(self, guild_id: int, user: int, page: int = 1) -> HistoryPage:
         scope = self.scope(guild_id)
+        check_user_id(user, "user")
         size = self.limits.history_page_entries_max
         with self.store.read() as txn:
             raw = txn.get(keys.wallet_key(scope, user), db=self.store.db("wallets"))
@@ -512,6 +546,7 @@ class Economy:
         scope = self.scope(guild_id)
         self.check_key(key)
         _check_amount(quantity, field="quantity")
+        check_user_id(user, "user")
         result: TradeResult = await self.wallet(scope, user).ask(Buy(key, item_id, quantity))
         return result
 
@@ -521,17 +556,20 @@ class Economy:
         scope = self.scope(guild_id)
         self.check_key(key)
         _check_amount(quantity, field="quantity")
+        check_user_id(user, "user")
         result: TradeResult = await self.wallet(scope, user).ask(Sell(key, item_id, quantity))
         return result
 
     async def use(self, guild_id: int, user: int, item_id: int, key: str) -> UseResult:
         scope = self.scope(guild_id)
         self.check_key(key)
+        check_user_id(user, "user")
         result: UseResult = await self.wallet(scope, user).ask(UseItem(key, item_id))
         return result
 
     def inventory(self, guild_id: int, user: int) -> list[InventoryLine]:
         scope = self.scope(guild_id)
+        check_user_id(user, "user")
         prefix = keys.wallet_key(scope, user)
         lines = []
         with self.store.read() as txn:

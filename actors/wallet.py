@@ -270,6 +270,8 @@ class Wallet(Actor):
         self.env = env
         self.store = env.store
         self.scope, self.user = key
+        # The economy refuses ids out of range before any message is sent; one here is a bug.
+        assert 0 <= self.scope <= keys.u64_max and 1 <= self.user <= keys.u64_max, key
         self.key = keys.wallet_key(self.scope, self.user)
         self.account = user_account(self.user)
         self.record = WalletRecord(balance=0, created_at=0.0)

@@ -26,7 +26,7 @@ from typing import Any
 import trio
 
 from actors import keys
-from actors.economy import Economy
+from actors.economy import Economy, check_user_id
 from actors.errors import Busy, GameInProgress, GameOver, InvalidInput, NotFound, NotYourGame
 from actors.games import rules
 from actors.games.records import GAME, LIVE, REFUNDED, SETTLED, GameRecord, TimerRecord
@@ -242,6 +242,7 @@ class Games:
             raise InvalidInput("game", f"choose one of {', '.join(INSTANT_KINDS)}")
         scope = self.economy.scope(guild_id)
         self.economy.check_key(key)
+        check_user_id(user, "user")
         stake = self._check_stake(scope, params.get("stake"))
         rules.check_params(kind, params)
         server_seed, client_seed, nonce = self._seeds(key, client_seed)
@@ -285,6 +286,7 @@ class Games:
     ) -> GameView:
         scope = self.economy.scope(guild_id)
         self.economy.check_key(key)
+        check_user_id(user, "user")
         stake = self._check_stake(scope, stake)
         rules.check_stake(stake)
         server_seed, client_seed, nonce = self._seeds(key, client_seed)
@@ -328,6 +330,7 @@ class Games:
 
     async def move(self, game_id: str, user: int, action: str, step: int, key: str) -> GameView:
         self.economy.check_key(key)
+        check_user_id(user, "user")
         # Only a known game gets an actor; its actor loads the record itself.
         if self._raw(game_id) is None:
             raise NotFound("game", game_id)
