@@ -102,7 +102,8 @@ class NotFound(CroupierError):
     code = "not_found"
 
     def __init__(self, what: str, key: object) -> None:
-        super().__init__(f"no {what} {key!r}; check the name and try again")
+        shown = repr(key) if not isinstance(key, str) or len(key) <= 60 else repr(key[:60] + "…")
+        super().__init__(f"no {what} {shown}; check the name and try again")
         self.what = what
         self.key = key
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import logging
 import os
 import re
 import shlex
@@ -25,12 +26,23 @@ from typing import Any
 
 import trio
 
-from bot.dispatch import CommandSet
+from actors.errors import InvalidInput
+from bot.dispatch import CommandSet, error_reply
+from bot.inputs import OversizedNumber, number_from_text, snowflake
 from bot.model import ButtonPress, Command, Invocation, Option, OptionKind, Reply, UserRef
+
+logger = logging.getLogger(__name__)
 
 # A line longer than this is refused whole, so one runaway input cannot grow memory.
 console_line_bytes_max = 64 * 1024
 _receive_bytes_max = 16 * 1024
+# A request is at most three levels deep ({"options": {"user": {"id": ...}}}); deeper
+# nesting is refused before parsing, so a line of thousands of brackets cannot exhaust
+# the parser's recursion.
+json_depth_max = 8
+# Discord's limits: a command name has at most 32 characters, a custom id at most 100.
+_command_name_chars_max = 32
+custom_id_chars_max = 100
 
 # Discord's epoch; console interaction ids are laid out like Discord snowflakes
 # (milliseconds since it, shifted left 22 bits) so they are unique across runs too: an
@@ -39,8 +51,8 @@ _receive_bytes_max = 16 * 1024
 _discord_epoch_ms = 1_420_070_400_000
 _snowflake_sequence_bits = 22
 
-_MENTION = re.compile(r"^<@!?([0-9]+)>$")
-_INTEGER = re.compile(r"^[-+]?[0-9]+$")
+_MENTION = re.compile(r"<@!?([0-9]{1,20})>")
+_BUTTON_NUMBER = re.compile(r"[0-9]{1,3}")
 _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 _FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 _JSON_REQUEST_KEYS = frozenset({"user", "guild", "channel", "admin", "id", "command", "options"})
@@ -176,6 +188,7 @@ def _decode(raw: bytes) -> str | BadRequest:
 
 
 async def _serve_json(session: _Session, line: str | BadRequest) -> dict[str, Any]:
+    """Exactly one reply for one line, whatever the line holds."""
     try:
         if isinstance(line, BadRequest):
             raise line
@@ -186,12 +199,20 @@ async def _serve_json(session: _Session, line: str | BadRequest) -> dict[str, An
         inv = _json_invocation(session, request)
         return reply_json(await session.commands.invoke(inv), inv.interaction_id)
     except BadRequest as err:
-        return {"ok": False, "error": {"code": "bad_request", "message": str(err)}}
+        return {"ok": False, "id": None, "error": {"code": "bad_request", "message": str(err)}}
+    except InvalidInput as err:
+        # A request field (user, guild, channel, id) refused at the boundary.
+        return {"ok": False, "id": None, "error": {"code": err.code, "message": err.message}}
+    except Exception:
+        # Only ``Exception``: Cancelled and KeyboardInterrupt must keep unwinding.
+        reply = session.commands.internal_failure("console JSON line")
+        return reply_json(reply, 0) | {"id": None}
 
 
 def _parse_json(line: str) -> dict[str, Any]:
+    _check_depth(line)
     try:
-        request = json.loads(line)
+        request = json.loads(line, parse_int=_json_number)
     except json.JSONDecodeError as err:
         raise BadRequest(f"not valid JSON: {err.msg} at column {err.colno}") from None
     if not isinstance(request, dict):
@@ -205,43 +226,66 @@ def _parse_json(line: str) -> dict[str, Any]:
     return request
 
 
-def _json_int(request: Mapping[str, Any], key: str, default: int) -> int:
-    value = request.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise BadRequest(f'"{key}" must be a whole number of at least 0')
-    return value
+def _check_depth(line: str) -> None:
+    """Refuse nesting deeper than ``json_depth_max`` without parsing (brackets inside
+    strings do not count)."""
+    if line.count("[") + line.count("{") <= json_depth_max:
+        return
+    depth, in_string, escaped = 0, False, False
+    for char in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > json_depth_max:
+                raise BadRequest(f"JSON nested deeper than {json_depth_max} levels")
+        elif char in "]}":
+            depth -= 1
+
+
+def _json_number(text: str) -> int | OversizedNumber:
+    """JSON integers, without converting more digits than any bound admits."""
+    number = number_from_text(text)
+    assert number is not None, text
+    return number
+
+
+def _json_id(request: Mapping[str, Any], key: str, default: int) -> int:
+    return snowflake(request[key], key) if key in request else default
 
 
 def _json_common(session: _Session, request: Mapping[str, Any]) -> dict[str, Any]:
     admin = request.get("admin", session.admin)
     if not isinstance(admin, bool):
         raise BadRequest('"admin" must be true or false')
-    interaction_id = request["id"] if "id" in request else session.ids.next()
-    if (
-        not isinstance(interaction_id, int)
-        or isinstance(interaction_id, bool)
-        or interaction_id < 1
-    ):
-        raise BadRequest('"id" must be a whole number above 0')
+    # 0 is how a request says it comes from outside any server (a direct message).
+    guild = 0 if request.get("guild") == 0 else _json_id(request, "guild", session.guild_id)
     return {
-        "interaction_id": interaction_id,
-        "user_id": _json_int(request, "user", session.user_id),
-        "guild_id": _json_int(request, "guild", session.guild_id),
-        "channel_id": _json_int(request, "channel", 0),
+        "interaction_id": _json_id(request, "id", 0) or session.ids.next(),
+        "user_id": _json_id(request, "user", session.user_id),
+        "guild_id": guild,
+        "channel_id": _json_id(request, "channel", 0),
         "can_manage_guild": admin,
     }
 
 
 def _json_button(session: _Session, request: Mapping[str, Any]) -> ButtonPress:
     custom_id = request["button"]
-    if not isinstance(custom_id, str) or not custom_id:
-        raise BadRequest('"button" must be a non-empty custom id')
+    if not isinstance(custom_id, str) or not 0 < len(custom_id) <= custom_id_chars_max:
+        raise BadRequest(f'"button" must be a custom id of 1 to {custom_id_chars_max} characters')
     return ButtonPress(custom_id=custom_id, **_json_common(session, request))
 
 
 def _json_invocation(session: _Session, request: Mapping[str, Any]) -> Invocation:
     name = request["command"]
-    if not isinstance(name, str):
+    if not isinstance(name, str) or not 0 < len(name) <= _command_name_chars_max + 1:
         raise BadRequest('"command" must be a command name')
     raw = request.get("options", {})
     if not isinstance(raw, dict):
@@ -258,14 +302,14 @@ def _from_json(command: Command | None, name: str, value: Any) -> Any:
     is, so the dispatcher refuses it with the same message as on every transport."""
     kind = _option_kind(command, name)
     if kind is OptionKind.USER:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return UserRef(value)
-        if isinstance(value, str) and value.isdigit():
-            return UserRef(int(value))
+        user_id, bot = value, False
         if isinstance(value, dict) and set(value) <= {"id", "bot"}:
             user_id, bot = value.get("id"), value.get("bot", False)
-            if isinstance(user_id, int) and not isinstance(user_id, bool) and isinstance(bot, bool):
-                return UserRef(user_id, bot=bot)
+        try:
+            if isinstance(bot, bool):
+                return UserRef(snowflake(user_id, name), bot=bot)
+        except InvalidInput:
+            pass
     return value
 
 
@@ -320,7 +364,7 @@ async def _serve_human(session: _Session, line: str | BadRequest) -> bool:
         text = line.strip()
         if not text:
             return True
-        if text.isdigit():
+        if _BUTTON_NUMBER.fullmatch(text):
             await _press_numbered(session, int(text))
             return True
         name, _, rest = text.removeprefix("/").partition(" ")
@@ -340,6 +384,11 @@ async def _serve_human(session: _Session, line: str | BadRequest) -> bool:
         await _show(session, await session.commands.invoke(inv))
     except BadRequest as err:
         await session.write(f"error: {err}\n")
+    except InvalidInput as err:
+        await session.write(format_reply(error_reply(err)))
+    except Exception:
+        # Only ``Exception``: Cancelled and KeyboardInterrupt must keep unwinding.
+        await session.write(format_reply(session.commands.internal_failure("console line")))
     return True
 
 
@@ -388,12 +437,15 @@ def parse_options(command: Command | None, text: str) -> dict[str, Any]:
 def _from_text(kind: OptionKind | None, text: str) -> Any:
     """Type a typed-in value by its option kind; text that does not fit stays text, and
     the dispatcher refuses it naming the option."""
-    if kind is OptionKind.INTEGER and _INTEGER.match(text):
-        return int(text)
+    if kind is OptionKind.INTEGER:
+        number = number_from_text(text)
+        return text if number is None else number
     if kind is OptionKind.USER:
-        mention = _MENTION.match(text)
-        if mention or text.isdigit():
-            return UserRef(int(mention.group(1) if mention else text))
+        mention = _MENTION.fullmatch(text)
+        try:
+            return UserRef(snowflake(mention.group(1) if mention else text, "user"))
+        except InvalidInput:
+            return text
     if kind is OptionKind.BOOLEAN and text.lower() in _TRUE_WORDS | _FALSE_WORDS:
         return text.lower() in _TRUE_WORDS
     return text
@@ -445,13 +497,13 @@ def _console_command(session: _Session, name: str, argument: str) -> str:
             raise BadRequest("usage: /admin on|off")
         session.admin = argument == "on"
         return f"Manage Server permission is {argument}.\n"
-    if not argument.isdigit():
+    if not argument:
         raise BadRequest(f"usage: /{name} <id>")
     if name == "as":
-        session.user_id = int(argument)
-        return f"Acting as user {argument}.\n"
-    session.guild_id = int(argument)
-    return f"In guild {argument}.\n"
+        session.user_id = snowflake(argument, "user")
+        return f"Acting as user {session.user_id}.\n"
+    session.guild_id = snowflake(argument, "guild")
+    return f"In guild {session.guild_id}.\n"
 
 
 def help_text(commands: CommandSet) -> str:

@@ -11,6 +11,7 @@ ever sees a ``Reply``: typed errors become ephemeral error replies and bugs beco
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections import OrderedDict
@@ -21,6 +22,15 @@ from typing import Any
 import trio
 
 from actors.errors import CroupierError, InvalidInput, NotFound, NotPermitted, RateLimited
+from bot.inputs import (
+    INTEGER_OPTION_MAX,
+    INTEGER_OPTION_MIN,
+    clean_text,
+    is_snowflake,
+    shown,
+    text_chars_max_default,
+    whole_number,
+)
 from bot.model import (
     ButtonPress,
     ButtonRoute,
@@ -47,6 +57,8 @@ _options_per_command_max = 25
 # as labels: an unknown command or button is counted under these.
 _UNKNOWN_COMMAND_LABEL = "unknown"
 _UNKNOWN_BUTTON_LABEL = "button:unknown"
+# A failure in a transport around a command (reading the request, writing the reply).
+_TRANSPORT_LABEL = "transport"
 
 
 @dataclass(frozen=True)
@@ -155,8 +167,8 @@ class CommandSet:
             self._throttle(inv.user_id, label)
             if command.admin_only and not inv.can_manage_guild:
                 raise NotPermitted(f"/{command.name}")
-            validate_options(command, inv.options)
-            return await command.handler(inv)
+            options = validate_options(command, inv.options)
+            return await command.handler(dataclasses.replace(inv, options=options))
 
         return await self._serve(label, f"/{inv.command}", inv.interaction_id, run)
 
@@ -173,6 +185,14 @@ class CommandSet:
             return await route.handler(p)
 
         return await self._serve(label, f"button {p.custom_id!r}", p.interaction_id, run)
+
+    def internal_failure(self, what: str) -> Reply:
+        """Log the exception being handled (once, with its traceback), count it, and
+        return the "internal error" reply: for a transport's own failure around a
+        command, so that one bad input never ends the process."""
+        logger.exception("%s failed", what)
+        self._metrics.commands.labels(command=_TRANSPORT_LABEL, outcome="failed").inc()
+        return internal_error_reply()
 
     def _throttle(self, user_id: int, label: str) -> None:
         wait = self._buckets.take(user_id)
@@ -222,42 +242,44 @@ def internal_error_reply() -> Reply:
     )
 
 
-def validate_options(command: Command, options: Mapping[str, Any]) -> None:
-    """Check typed option values against the command's specs; raise ``InvalidInput``
-    naming the first offending option."""
+def validate_options(command: Command, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Check typed option values against the command's specs and return them cleaned
+    (text NFC-normalised); raise ``InvalidInput`` naming the first offending option.
+
+    Every integer option is bounded (by its spec, else by what Discord can send), so no
+    transport can hand the domain an unbounded figure."""
     specs = {option.name: option for option in command.options}
     for name in options:
         if name not in specs:
             known = ", ".join(specs) or "none"
-            raise InvalidInput(name, f"/{command.name} has no such option (options: {known})")
+            label = name if _NAME_PATTERN.match(name) else shown(name)
+            raise InvalidInput(label, f"/{command.name} has no such option (options: {known})")
+    cleaned: dict[str, Any] = {}
     for spec in command.options:
         if spec.name not in options:
             if spec.required:
                 raise InvalidInput(spec.name, "is required")
             continue
-        _check_value(spec, options[spec.name])
+        cleaned[spec.name] = _check_value(spec, options[spec.name])
+    return cleaned
 
 
-def _check_value(spec: Option, value: Any) -> None:
+def _check_value(spec: Option, value: Any) -> Any:
     if spec.kind is OptionKind.INTEGER:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidInput(spec.name, f"{value!r} is not a whole number")
-        if spec.min_value is not None and value < spec.min_value:
-            raise InvalidInput(spec.name, f"must be at least {spec.min_value}")
-        if spec.max_value is not None and value > spec.max_value:
-            raise InvalidInput(spec.name, f"must be at most {spec.max_value}")
+        minimum = INTEGER_OPTION_MIN if spec.min_value is None else spec.min_value
+        maximum = INTEGER_OPTION_MAX if spec.max_value is None else spec.max_value
+        value = whole_number(value, spec.name, minimum=minimum, maximum=maximum)
     elif spec.kind is OptionKind.STRING:
-        if not isinstance(value, str):
-            raise InvalidInput(spec.name, f"{value!r} is not text")
-        if spec.max_length is not None and len(value) > spec.max_length:
-            raise InvalidInput(spec.name, f"must be at most {spec.max_length} characters")
+        chars_max = text_chars_max_default if spec.max_length is None else spec.max_length
+        value = clean_text(value, spec.name, chars_max=chars_max)
     elif spec.kind is OptionKind.USER:
-        if not isinstance(value, UserRef):
-            raise InvalidInput(spec.name, f"{value!r} is not a user; mention a member")
+        if not isinstance(value, UserRef) or not is_snowflake(value.id):
+            raise InvalidInput(spec.name, f"{shown(value)} is not a user; mention a member")
     elif spec.kind is OptionKind.BOOLEAN and not isinstance(value, bool):
-        raise InvalidInput(spec.name, f"{value!r} is not true or false")
+        raise InvalidInput(spec.name, f"{shown(value)} is not true or false")
     if spec.choices and str(value) not in spec.choices:
         raise InvalidInput(spec.name, f"must be one of: {', '.join(spec.choices)}")
+    return value
 
 
 def _check_command(command: Command) -> None:
