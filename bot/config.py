@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,12 @@ class Config:
     console_user: int = 1
     console_guild: int = 1
     console_admin: bool = True
+    # Discord's HTTP interactions endpoint: host:port to serve POST /interactions on
+    # (off when empty), the application's public key (hex) that signs deliveries, and
+    # whether to connect the gateway too (with the endpoint on, it is optional).
+    interactions_addr: str = ""
+    discord_public_key: str = ""
+    discord_gateway: bool = True
 
     @property
     def discord_enabled(self) -> bool:
@@ -55,6 +61,11 @@ class Config:
     @property
     def metrics_host_port(self) -> tuple[str, int]:
         host, _, port = self.metrics_addr.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def interactions_host_port(self) -> tuple[str, int]:
+        host, _, port = self.interactions_addr.rpartition(":")
         return host.strip("[]"), int(port)
 
 
@@ -136,6 +147,7 @@ def _check(config: Config) -> None:
     host, _, port = config.metrics_addr.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         fail("metrics_addr", f"{config.metrics_addr!r} must be host:port, e.g. 127.0.0.1:9464")
+    _check_interactions(config, fail)
     if not config.discord_api_url.startswith(("http://", "https://")):
         fail("discord_api_url", f"{config.discord_api_url!r} must be an http(s) URL")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
@@ -154,3 +166,23 @@ def _check(config: Config) -> None:
     for key in positive:
         if getattr(config, key) < 1:
             fail(key, f"{getattr(config, key)} must be at least 1")
+
+
+def _check_interactions(config: Config, fail: Callable[[str, str], None]) -> None:
+    if not config.interactions_addr:
+        if not config.discord_gateway:
+            fail("discord_gateway", "false needs the HTTP endpoint (CROUPIER_INTERACTIONS_ADDR)")
+        return
+    host, _, port = config.interactions_addr.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        fail(
+            "interactions_addr",
+            f"{config.interactions_addr!r} must be host:port, e.g. 0.0.0.0:8080",
+        )
+    key = config.discord_public_key
+    if len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key):
+        fail(
+            "discord_public_key",
+            "must be the application's public key (64 hex digits, from the developer "
+            "portal) when the interactions endpoint is on",
+        )

@@ -112,7 +112,8 @@ async def serve(
     if transport == "auto":
         transport = "discord" if config.discord_enabled else "console"
     metrics = new_metrics(process_collectors=True)
-    readiness = Readiness(metrics, health.server_conditions(discord=transport == "discord"))
+    gateway = transport == "discord" and config.discord_gateway
+    readiness = Readiness(metrics, health.server_conditions(discord=gateway))
     host, port = config.metrics_host_port
     # The lock comes first: a second server on the same data must stop before it touches
     # anything, the metrics port included.
@@ -249,7 +250,9 @@ async def _serve_transport(
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, stop)
-        if transport == "discord":
+        if config.interactions_addr:
+            await _start_interactions_endpoint(services, nursery, register=transport == "discord")
+        if transport == "discord" and config.discord_gateway:
             readiness = services.readiness
 
             def on_connected(ok: bool) -> None:
@@ -275,6 +278,39 @@ async def _serve_transport(
         else:
             await stop.wait()
         nursery.cancel_scope.cancel()
+
+
+async def _start_interactions_endpoint(
+    services: Services, nursery: trio.Nursery, *, register: bool
+) -> None:
+    """Serve Discord's HTTP interactions endpoint in ``nursery``. Without the gateway
+    (which registers the commands when it connects) it registers them over REST."""
+    from bot.http import open_http_listeners
+    from bot.http.interactions import run_endpoint
+
+    config = services.config
+    host, port = config.interactions_host_port
+    try:
+        listeners = await open_http_listeners(host, port)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen on {config.interactions_addr} (CROUPIER_INTERACTIONS_ADDR): "
+            f"{exc.strerror}"
+        ) from exc
+    await nursery.start(
+        partial(
+            run_endpoint,
+            services.commands,
+            listeners,
+            public_key_hex=config.discord_public_key,
+            api_url=config.discord_api_url,
+            token=config.discord_token,
+            metrics=services.metrics,
+            readiness=services.readiness,
+            register=register and not config.discord_gateway,
+        )
+    )
+    log_event(log, "interactions_endpoint_ready", addr=config.interactions_addr)
 
 
 async def run_discord_until(

@@ -222,6 +222,13 @@ class FakeDiscord:
             timeout,
         )
 
+    def take_http_answer(self, payload: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
+        """Apply the answer an interactions endpoint gave in its HTTP response: Discord
+        takes it as the interaction's initial callback."""
+        with self._lock:
+            self._interactions[payload["token"]] = dict(payload)
+        self._callback(dict(answer), str(payload["id"]), payload["token"])
+
     # Pushing gateway events.
 
     def send_interaction(self, payload: Mapping[str, Any]) -> int:

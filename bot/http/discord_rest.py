@@ -1,0 +1,132 @@
+"""The few Discord REST calls the HTTP interactions endpoint makes, over httpx on trio.
+
+The endpoint answers most interactions in the HTTP response itself, so REST is needed
+only to register the commands (with the bot token), to finish an interaction that was
+deferred (with the interaction's own token, which Discord does not count against the
+bot's global rate limit) and to grant roles. A 429 is waited out for as long as Discord's
+``retry_after`` says, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+import trio
+
+log = logging.getLogger("croupier.discord_rest")
+
+# Connections to Discord held open at once: follow-ups of deferred interactions and role
+# grants share them, and a burst of slow commands must not open thousands of sockets.
+rest_connections_max = 100
+rest_timeout_seconds = 10.0
+# A 429 is retried at most this many times, each after Discord's retry_after (capped).
+rate_limited_retries_max = 3
+retry_after_seconds_max = 10.0
+
+
+class DiscordRestError(Exception):
+    """Discord refused a request; ``status`` and Discord's error ``code`` say why."""
+
+    def __init__(self, method: str, path: str, status: int, code: int, message: str) -> None:
+        super().__init__(f"{method} {path}: HTTP {status}, Discord code {code}: {message}")
+        self.status = status
+        self.code = code
+
+
+class DiscordRest:
+    """A REST client bound to one API base URL; open with ``async with``."""
+
+    def __init__(self, api_url: str, token: str = "") -> None:
+        self._token = token
+        self._client = httpx.AsyncClient(
+            base_url=api_url.rstrip("/"),
+            timeout=rest_timeout_seconds,
+            limits=httpx.Limits(
+                max_connections=rest_connections_max,
+                max_keepalive_connections=rest_connections_max,
+            ),
+            headers={"User-Agent": "DiscordBot (https://github.com/croupier, 0.1)"},
+        )
+
+    async def __aenter__(self) -> DiscordRest:
+        await self._client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self._client.__aexit__(*exc_info)
+
+    async def application_id(self) -> int:
+        """The bot's application id, from its token."""
+        answer = await self._request("GET", "/oauth2/applications/@me", bot=True)
+        return int(answer["id"])
+
+    async def register_commands(
+        self, application_id: int, definitions: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Replace the application's global commands with ``definitions``."""
+        await self._request(
+            "PUT", f"/applications/{application_id}/commands", bot=True, body=list(definitions)
+        )
+
+    async def edit_original(
+        self, application_id: int, token: str, message: Mapping[str, Any]
+    ) -> None:
+        await self._request(
+            "PATCH", f"/webhooks/{application_id}/{token}/messages/@original", body=message
+        )
+
+    async def delete_original(self, application_id: int, token: str) -> None:
+        await self._request("DELETE", f"/webhooks/{application_id}/{token}/messages/@original")
+
+    async def follow_up(self, application_id: int, token: str, message: Mapping[str, Any]) -> None:
+        await self._request("POST", f"/webhooks/{application_id}/{token}", body=message)
+
+    async def add_role(self, guild_id: int, user_id: int, role_id: int, reason: str) -> None:
+        await self._request(
+            "PUT",
+            f"/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
+            bot=True,
+            headers={"X-Audit-Log-Reason": reason},
+        )
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        bot: bool = False,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        sent = dict(headers or {})
+        if bot:
+            sent["Authorization"] = f"Bot {self._token}"
+        for attempt in range(rate_limited_retries_max + 1):
+            answer = await self._client.request(method, path, json=body, headers=sent)
+            if answer.status_code != 429 or attempt == rate_limited_retries_max:
+                break
+            wait = min(_retry_after(answer), retry_after_seconds_max)
+            log.warning("Discord rate-limited %s %s; retrying in %.2f s", method, path, wait)
+            await trio.sleep(wait)
+        if answer.is_success:
+            return answer.json() if answer.content else None
+        code, message = _error(answer)
+        raise DiscordRestError(method, path, answer.status_code, code, message)
+
+
+def _retry_after(answer: httpx.Response) -> float:
+    try:
+        return float(answer.json()["retry_after"])
+    except (ValueError, KeyError, TypeError):
+        return float(answer.headers.get("Retry-After", 1.0))
+
+
+def _error(answer: httpx.Response) -> tuple[int, str]:
+    try:
+        document = answer.json()
+        return int(document.get("code", 0)), str(document.get("message", ""))
+    except (ValueError, AttributeError):
+        return 0, answer.text[:200]

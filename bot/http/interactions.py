@@ -1,0 +1,431 @@
+"""Discord's HTTP interactions endpoint: ``POST /interactions``, answered in the response.
+
+Discord signs every delivery (Ed25519 over timestamp + body, with the application's
+public key); one that does not verify is refused with 401 before anything is parsed. A
+PING is answered PONG. A command (type 2) or a button press (type 3) becomes an
+``Invocation`` or a ``ButtonPress`` and runs through the same ``CommandSet`` as every
+other transport, so idempotency, the rate limit and permissions are the same.
+
+The answer is the HTTP response itself: no REST call per interaction. The command runs in
+the endpoint's own nursery, not in the request: if it has not finished
+``defer_after_seconds`` after the delivery arrived, the response is a deferral (type 5 for
+a command, 6 for a button) sent in time for Discord's 3 s window, and the reply follows
+by REST with the interaction's token once the command finishes.
+
+A delivery of an interaction id already seen gets the first answer (and waits for it if
+the first is still running); the recent answers are kept in a bounded map. At most
+``in_flight_max`` interactions run at once; past that a delivery is answered "busy" at
+once and nothing runs, rather than letting Discord's window pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import trio
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from actors.errors import CroupierError, InvalidInput
+from bot.dispatch import CommandSet, error_reply
+from bot.http import payload as discord
+from bot.http.discord_rest import DiscordRest, DiscordRestError
+from bot.http.server import bound_port, serve_http
+from bot.model import Reply
+from metrics import Metrics, Readiness
+
+log = logging.getLogger("croupier.interactions")
+
+INTERACTIONS_PATH = "/interactions"
+_AUTOCOMPLETE = 4
+_AUTOCOMPLETE_RESULT = 8
+_signature_bytes = 64
+_timestamp_chars_max = 20
+
+
+@dataclass(frozen=True)
+class EndpointLimits:
+    """The endpoint's bounds; the defaults suit Discord's own deliveries."""
+
+    # Discord's largest deliveries carry a message (a button's) and resolved users.
+    body_bytes_max: int = 128 * 1024
+    in_flight_max: int = 5_000
+    # Discord needs the answer within 3 s of sending; this leaves a second for the
+    # network and for a response queued behind others.
+    defer_after_seconds: float = 2.0
+    # How long a deferred command may take before its follow-up is abandoned: Discord's
+    # interaction tokens last 15 minutes.
+    follow_up_seconds_max: float = 14 * 60.0
+    answers_kept_max: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.body_bytes_max < 1024:
+            raise ValueError("body_bytes_max must be at least 1024")
+        if self.in_flight_max < 1 or self.answers_kept_max < 1:
+            raise ValueError("in_flight_max and answers_kept_max must be at least 1")
+        if not 0 < self.defer_after_seconds < 3:
+            raise ValueError("defer_after_seconds must be between 0 and 3")
+
+
+def verify_key(public_key_hex: str) -> VerifyKey:
+    """The application's public key, as Discord's developer portal shows it (64 hex)."""
+    return VerifyKey(bytes.fromhex(public_key_hex))
+
+
+@dataclass
+class _Job:
+    """One interaction being answered: its first HTTP answer, once known, and what the
+    command replied."""
+
+    payload: Mapping[str, Any]
+    button: bool
+    answered: trio.Event = field(default_factory=trio.Event)
+    answer: dict[str, Any] | None = None
+    finished: trio.Event = field(default_factory=trio.Event)
+    reply: Reply | None = None
+    deferred: bool = False
+    # Set once the deferral has gone out in an HTTP response, so the follow-up cannot
+    # reach Discord before the interaction it edits.
+    deferral_sent: trio.Event = field(default_factory=trio.Event)
+
+
+class InteractionsEndpoint:
+    """The endpoint's state; ``routes()`` are its Starlette routes, and ``run`` must be
+    running (it owns the tasks that run commands) while they serve."""
+
+    def __init__(
+        self,
+        commands: CommandSet,
+        *,
+        public_key: VerifyKey,
+        rest: DiscordRest,
+        metrics: Metrics,
+        limits: EndpointLimits | None = None,
+    ) -> None:
+        self.commands = commands
+        self.limits = limits or EndpointLimits()
+        self._key = public_key
+        self._rest = rest
+        self._metrics = metrics
+        self._jobs: OrderedDict[int, _Job] = OrderedDict()
+        self._in_flight = 0
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def routes(self) -> list[Route]:
+        return [Route(INTERACTIONS_PATH, self.handle_request, methods=["POST"])]
+
+    def app(self) -> Starlette:
+        return Starlette(routes=self.routes())
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the tasks that run commands and follow-ups, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
+    # HTTP.
+
+    async def handle_request(self, request: Request) -> Response:
+        arrived = trio.current_time()
+        body = await _read_body(request, self.limits.body_bytes_max)
+        if body is None:
+            return _json({"code": "too_large", "message": "request body too large"}, 413)
+        if not self._signed(request, body):
+            return _json({"code": "bad_signature", "message": "invalid request signature"}, 401)
+        try:
+            delivered = json.loads(body)
+            if not isinstance(delivered, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            return _json({"code": "invalid_input", "message": "body is not a JSON object"}, 400)
+        kind = delivered.get("type")
+        if kind == discord.PING:
+            return _json({"type": discord.PONG})
+        if kind == _AUTOCOMPLETE:
+            # No option of Croupier's autocompletes; an empty list is a valid answer.
+            return _json({"type": _AUTOCOMPLETE_RESULT, "data": {"choices": []}})
+        if kind not in (discord.APPLICATION_COMMAND, discord.MESSAGE_COMPONENT):
+            return _json(_message_answer(_unsupported_reply(), button=False))
+        try:
+            interaction_id = discord.snowflake(delivered.get("id"), "id")
+        except InvalidInput as err:
+            return _json({"code": err.code, "message": err.message}, 400)
+        job, first = self._job(interaction_id, delivered, kind == discord.MESSAGE_COMPONENT)
+        if job is None:
+            self._metrics.discord_interactions.labels(type="busy").inc()
+            return _json(_message_answer(_busy_reply(), button=False))
+        if first:
+            self._start(job)
+            with trio.move_on_at(arrived + self.limits.defer_after_seconds):
+                await job.answered.wait()
+            # State changes between awaits: the reply cannot arrive between this check
+            # and the deferral, so exactly one of the two is the first answer.
+            if not job.answered.is_set():
+                job.deferred = True
+                kind = (
+                    discord.DEFERRED_UPDATE_MESSAGE
+                    if job.button
+                    else discord.DEFERRED_CHANNEL_MESSAGE
+                )
+                job.answer = {"type": kind}
+                job.answered.set()
+                return _json(job.answer, background=BackgroundTask(job.deferral_sent.set))
+        await job.answered.wait()
+        assert job.answer is not None
+        return _json(job.answer)
+
+    def _signed(self, request: Request, body: bytes) -> bool:
+        signature = request.headers.get("x-signature-ed25519", "")
+        timestamp = request.headers.get("x-signature-timestamp", "")
+        if not timestamp or len(timestamp) > _timestamp_chars_max:
+            return False
+        try:
+            raw = bytes.fromhex(signature)
+            if len(raw) != _signature_bytes:
+                return False
+            self._key.verify(timestamp.encode() + body, raw)
+        except (ValueError, BadSignatureError):
+            return False
+        return True
+
+    # Interactions.
+
+    def _job(
+        self, interaction_id: int, delivered: dict[str, Any], button: bool
+    ) -> tuple[_Job | None, bool]:
+        """The job of this interaction, and whether this delivery created it; no job
+        when too many are running."""
+        known = self._jobs.get(interaction_id)
+        if known is not None:
+            return known, False
+        if self._in_flight >= self.limits.in_flight_max:
+            return None, False
+        job = _Job(delivered, button)
+        self._jobs[interaction_id] = job
+        while len(self._jobs) > self.limits.answers_kept_max:
+            self._jobs.popitem(last=False)
+        return job, True
+
+    def _start(self, job: _Job) -> None:
+        assert self._nursery is not None, "InteractionsEndpoint.run is not running"
+        self._in_flight += 1
+        label = "button" if job.button else "command"
+        self._metrics.discord_interactions.labels(type=label).inc()
+        self._nursery.start_soon(self._run_job, job)
+
+    async def _run_job(self, job: _Job) -> None:
+        try:
+            reply = await self._run(job)
+            job.reply = reply
+            if not job.answered.is_set():
+                job.answer = _message_answer(reply, button=job.button)
+                job.answered.set()
+            else:
+                await self._follow_up(job, reply)
+            await self._grant_roles(job, reply)
+        finally:
+            self._in_flight -= 1
+            job.finished.set()
+
+    async def _run(self, job: _Job) -> Reply:
+        try:
+            if job.button:
+                return await self.commands.press(discord.button_press(job.payload))
+            name = _mapping(job.payload.get("data")).get("name")
+            command = self.commands.command(name) if isinstance(name, str) else None
+            return await self.commands.invoke(discord.invocation(job.payload, command))
+        except CroupierError as err:
+            # Only a malformed payload gets here: the command set answers every error
+            # of the command itself.
+            return error_reply(err)
+
+    async def _follow_up(self, job: _Job, reply: Reply) -> None:
+        """Finish a deferred interaction by REST with its own token."""
+        application_id = int(job.payload.get("application_id") or 0)
+        token = str(job.payload.get("token") or "")
+        interaction_id = job.payload.get("id")
+        # The deferral normally leaves within milliseconds; a client that went away
+        # before it was sent never gets it, and the follow-up then fails at Discord.
+        with trio.move_on_after(self.limits.defer_after_seconds):
+            await job.deferral_sent.wait()
+        message = discord.message(reply)
+        try:
+            with trio.fail_after(self.limits.follow_up_seconds_max):
+                if not reply.ephemeral:
+                    message.pop("flags", None)
+                    await self._rest.edit_original(application_id, token, message)
+                    return
+                if not job.button:
+                    # A deferred command shows a public "thinking" placeholder; an
+                    # ephemeral answer cannot replace it, so it goes and a follow-up only
+                    # the user sees takes its place.
+                    await self._rest.delete_original(application_id, token)
+                await self._rest.follow_up(application_id, token, message)
+        except Exception:
+            log.exception(
+                "could not send the reply of deferred interaction %s (%s)",
+                interaction_id,
+                reply.title,
+            )
+
+    async def _grant_roles(self, job: _Job, reply: Reply) -> None:
+        if not reply.grant_role_ids:
+            return
+        press_or_inv = (
+            discord.button_press(job.payload)
+            if job.button
+            else discord.invocation(job.payload, None)
+        )
+        for role_id in reply.grant_role_ids:
+            try:
+                await self._rest.add_role(
+                    press_or_inv.guild_id, press_or_inv.user_id, role_id, "Croupier reward"
+                )
+            except Exception:
+                log.exception("could not grant role %d to user %d", role_id, press_or_inv.user_id)
+
+
+async def _read_body(request: Request, bytes_max: int) -> bytes | None:
+    """The body, or None when it is (or claims to be) longer than ``bytes_max``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > bytes_max):
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > bytes_max:
+                return None
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return None
+    return b"".join(chunks)
+
+
+def _message_answer(reply: Reply, *, button: bool) -> dict[str, Any]:
+    """The HTTP answer carrying ``reply``: a button's public reply replaces the message it
+    was on; anything else (a command, an ephemeral reply) is a new message."""
+    message = discord.message(reply)
+    if button and not reply.ephemeral:
+        return {"type": discord.UPDATE_MESSAGE, "data": message}
+    return {"type": discord.CHANNEL_MESSAGE, "data": message}
+
+
+def _busy_reply() -> Reply:
+    return error_reply(_Overloaded())
+
+
+def _unsupported_reply() -> Reply:
+    return error_reply(InvalidInput("type", "Croupier does not handle this kind of interaction"))
+
+
+class _Overloaded(CroupierError):
+    code = "busy"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Croupier is very busy right now; nothing was done. Try again in a moment."
+        )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _json(
+    document: Mapping[str, Any], status: int = 200, background: BackgroundTask | None = None
+) -> Response:
+    return Response(
+        json.dumps(document, separators=(",", ":")).encode(),
+        status_code=status,
+        media_type="application/json",
+        background=background,
+    )
+
+
+# Serving.
+
+READINESS_CONDITION = "interactions_endpoint"
+# Registering the commands is retried with backoff while Discord cannot be reached.
+register_retry_seconds_min = 1.0
+register_retry_seconds_max = 60.0
+
+
+async def run_endpoint(
+    commands: CommandSet,
+    listeners: list[trio.SocketListener],
+    *,
+    public_key_hex: str,
+    api_url: str,
+    token: str,
+    metrics: Metrics,
+    readiness: Readiness,
+    register: bool,
+    limits: EndpointLimits | None = None,
+    task_status: trio.TaskStatus[InteractionsEndpoint] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the endpoint on ``listeners`` until cancelled. With ``register`` (the
+    gateway is off, so nothing else does it) the commands are put on Discord over REST,
+    retried until Discord takes them; readiness holds once it is listening and, with
+    ``register``, the commands are registered."""
+    async with DiscordRest(api_url, token) as rest, trio.open_nursery() as nursery:
+        endpoint = InteractionsEndpoint(
+            commands,
+            public_key=verify_key(public_key_hex),
+            rest=rest,
+            metrics=metrics,
+            limits=limits,
+        )
+        await nursery.start(endpoint.run)
+        await nursery.start(serve_http, endpoint.app(), listeners)
+        where = f"listening on port {bound_port(listeners)}"
+        readiness.set(READINESS_CONDITION, not register, where)
+        task_status.started(endpoint)
+        if register:
+            await _register_until_done(commands, rest)
+            readiness.set(READINESS_CONDITION, True, f"{where}, commands registered")
+
+
+async def _register_until_done(commands: CommandSet, rest: DiscordRest) -> None:
+    backoff = register_retry_seconds_min
+    while True:
+        try:
+            application_id = await register_commands(commands, rest)
+        except (DiscordRestError, httpx.HTTPError) as exc:
+            log.warning("registering the commands failed (%s); retrying in %.0f s", exc, backoff)
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, register_retry_seconds_max)
+            continue
+        log.info(
+            "registered %d commands for application %d", len(commands.commands), application_id
+        )
+        return
+
+
+async def register_commands(commands: CommandSet, rest: DiscordRest) -> int:
+    """Put every command of ``commands`` on Discord over REST; the application id."""
+    application_id = await rest.application_id()
+    await rest.register_commands(
+        application_id, [discord.command_definition(c) for c in commands.commands]
+    )
+    return application_id

@@ -1,0 +1,130 @@
+"""The one HTTP stack: hypercorn's trio worker serving an ASGI app, inside the server's
+own trio run.
+
+Hypercorn is a well-kept HTTP/1.1 and HTTP/2 server that runs natively on trio (no thread,
+no second event loop), so a request handler can ``await`` the actor system directly.
+The apps are Starlette apps (``bot.http.interactions`` today; the HTTP API and the
+dashboard will add routes the same way): Starlette runs on anyio, which runs on trio, and
+brings the routing, forms, cookies and middleware a dashboard needs.
+
+Hypercorn bounds header sizes and idle time but not the number of open connections, so
+``serve_http`` accepts connections itself, at most ``connections_max`` at once, and hands
+each to hypercorn's trio connection handler. Past the bound, new connections wait in the
+kernel's accept backlog instead of costing memory here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ASGIFramework, ConnectionState
+from hypercorn.utils import wrap_app
+
+log = logging.getLogger("croupier.http")
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """What one HTTP listener accepts: connections, header bytes and idle times."""
+
+    connections_max: int = 1_000
+    # Connections the kernel may queue while ``connections_max`` are open.
+    backlog_connections: int = 1_024
+    # Request line plus headers; hypercorn answers 400 past it.
+    header_bytes_max: int = 16 * 1024
+    # A connection that sends nothing for this long is closed (slow clients).
+    read_idle_seconds: int = 30
+    # An idle keep-alive connection is closed after this long.
+    keep_alive_seconds: float = 75.0
+    keep_alive_requests_max: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("connections_max", "backlog_connections", "header_bytes_max"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+
+def hypercorn_config(limits: HttpLimits) -> HypercornConfig:
+    config = HypercornConfig()
+    config.h11_max_incomplete_size = limits.header_bytes_max
+    config.h2_max_header_list_size = limits.header_bytes_max
+    config.read_timeout = limits.read_idle_seconds
+    config.keep_alive_timeout = limits.keep_alive_seconds
+    config.keep_alive_max_requests = limits.keep_alive_requests_max
+    config.include_server_header = False
+    # Requests are counted by the app's own metrics; an access log line per interaction
+    # would cost more than answering it.
+    config.accesslog = None
+    config.errorlog = log
+    return config
+
+
+async def open_http_listeners(
+    host: str, port: int, limits: HttpLimits | None = None
+) -> list[trio.SocketListener]:
+    """Bind ``host:port`` (port 0 picks one); raises ``OSError`` if it cannot. Binding is
+    separate from serving so a caller can report a taken address before anything runs."""
+    backlog = (limits or HttpLimits()).backlog_connections
+    return await trio.open_tcp_listeners(port, host=host, backlog=backlog)
+
+
+def bound_port(listeners: list[trio.SocketListener]) -> int:
+    port: int = listeners[0].socket.getsockname()[1]
+    return port
+
+
+async def serve_http(
+    app: ASGIFramework,
+    listeners: list[trio.SocketListener],
+    *,
+    limits: HttpLimits | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on ``listeners`` (from ``open_http_listeners``) until cancelled."""
+    limits = limits or HttpLimits()
+    config = hypercorn_config(limits)
+    slots = trio.Semaphore(limits.connections_max)
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    context = WorkerContext(None)
+
+    async def handle(stream: trio.SocketStream) -> None:
+        try:
+            state = ConnectionState({})
+            await TCPServer(wrapped, config, context, state, stream).run()  # type: ignore[arg-type]
+        finally:
+            slots.release()
+
+    async with trio.open_nursery() as nursery:
+        for listener in listeners:
+            nursery.start_soon(_accept_loop, listener, slots, handle, nursery)
+        task_status.started()
+
+
+async def _accept_loop(
+    listener: trio.SocketListener,
+    slots: trio.Semaphore,
+    handle: Callable[[trio.SocketStream], Awaitable[None]],
+    nursery: trio.Nursery,
+) -> None:
+    async with listener:
+        while True:
+            await slots.acquire()
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                # Out of file descriptors and the like: wait a little rather than spin,
+                # as trio.serve_listeners does.
+                slots.release()
+                log.warning("accept failed: %s", exc)
+                await trio.sleep(0.1)
+                continue
+            except BaseException:
+                slots.release()
+                raise
+            nursery.start_soon(handle, stream)
