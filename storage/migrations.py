@@ -39,6 +39,13 @@ SUBDATABASES_V1 = (
     "inventory",  # (scope, user, item id) -> count
     "settings",  # scope -> per-scope settings
 )
+# Added by 0002: the first answer of every interaction (see actors/answers.py).
+SUBDATABASES_V2 = (
+    "answers",  # interaction id -> fingerprint of the request and its reply
+    "answers_by_time",  # (answered at, interaction id) -> empty: the retention's order
+)
+# Every sub-database the current schema has, in the order migrations create them.
+SUBDATABASES = SUBDATABASES_V1 + SUBDATABASES_V2
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ def _create_subdatabases(names: Sequence[str]) -> Callable[[lmdb.Environment, An
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_initial_subdatabases", _create_subdatabases(SUBDATABASES_V1)),
+    Migration("0002_interaction_answers", _create_subdatabases(SUBDATABASES_V2)),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

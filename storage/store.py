@@ -26,7 +26,7 @@ from storage.lock import InstanceLock
 from storage.migrations import (
     META_DB,
     MIGRATIONS,
-    SUBDATABASES_V1,
+    SUBDATABASES,
     Migration,
     migrate,
     read_schema_version,
@@ -115,7 +115,7 @@ class Store:
         with env.begin() as txn:
             self.schema_version = read_schema_version(txn, meta)
         self.dbs["meta"] = meta
-        for name in SUBDATABASES_V1:
+        for name in SUBDATABASES:
             self.dbs[name] = env.open_db(name.encode(), create=False)
         self.update_map_metrics()
 

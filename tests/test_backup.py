@@ -48,7 +48,7 @@ from storage.backup import (
     run_backup_schedule,
     verify_backup,
 )
-from storage.migrations import MIGRATIONS, SCHEMA_VERSION, SUBDATABASES_V1
+from storage.migrations import MIGRATIONS, SCHEMA_VERSION, SUBDATABASES
 from tests.conftest import sample
 
 SUPPORT = Path(__file__).parent / "support"
@@ -204,7 +204,7 @@ async def test_the_manifest_records_time_size_checksum_schema_and_counts(
         "size_bytes": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
         "schema_version": SCHEMA_VERSION,
-        "records": {name: 3 if name == "history" else 0 for name in SUBDATABASES_V1},
+        "records": {name: 3 if name == "history" else 0 for name in SUBDATABASES},
         "verified_at": None,
         "verified_ok": None,
     }
