@@ -42,6 +42,7 @@ from bot.dispatch import CommandSet, error_reply
 from bot.http import payload as discord
 from bot.http.discord_rest import DiscordRest, DiscordRestError
 from bot.http.server import bound_port, serve_http
+from bot.inputs import snowflake
 from bot.model import Reply
 from metrics import Metrics, Readiness
 
@@ -166,7 +167,7 @@ class InteractionsEndpoint:
         if kind not in (discord.APPLICATION_COMMAND, discord.MESSAGE_COMPONENT):
             return _json(_message_answer(_unsupported_reply(), button=False))
         try:
-            interaction_id = discord.snowflake(delivered.get("id"), "id")
+            interaction_id = snowflake(delivered.get("id"), "id")
         except InvalidInput as err:
             return _json({"code": err.code, "message": err.message}, 400)
         job, first = self._job(interaction_id, delivered, kind == discord.MESSAGE_COMPONENT)

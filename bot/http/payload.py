@@ -1,9 +1,9 @@
 """Discord's JSON, both ways, for the transports that speak it without a library.
 
 In: an interaction payload becomes an ``Invocation`` or a ``ButtonPress`` (options typed
-the way the command model types them, ids checked as snowflakes). Out: a ``Reply``
-becomes a message payload, and a ``Command`` the definition Discord registers.
-Everything here is a pure function of its arguments, so it is tested without a server.
+the way the command model types them, ids parsed by ``bot.inputs.snowflake`` as every
+transport does). Out: a ``Reply`` becomes a message payload, and a ``Command`` the
+definition Discord registers. Everything here is a pure function of its arguments.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from actors.errors import InvalidInput
+from bot.inputs import snowflake
 from bot.model import (
     Button,
     ButtonPress,
@@ -37,7 +38,6 @@ EPHEMERAL_FLAG = 1 << 6
 
 _MANAGE_GUILD = 1 << 5
 _ADMINISTRATOR = 1 << 3
-_SNOWFLAKE_MAX = 2**64 - 1
 
 # Discord's limits on what a message may carry; longer text is cut, since a refused
 # reply would leave the user with "This interaction failed" instead.
@@ -73,16 +73,6 @@ NO_MENTIONS: Mapping[str, Any] = {"parse": []}
 
 
 # In.
-
-
-def snowflake(value: Any, field: str) -> int:
-    """A Discord id from a payload: a decimal string (or int) from 1 to 2**64 - 1."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidInput(field, f"{value!r} is not a Discord id")
-    text = str(value)
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= _SNOWFLAKE_MAX:
-        raise InvalidInput(field, f"{value!r} is not a Discord id")
-    return int(text)
 
 
 def invocation(payload: Mapping[str, Any], command: Command | None) -> Invocation:
