@@ -34,8 +34,12 @@ class Casino:
 
     async def boot(self, nursery: trio.Nursery, *, recover: bool = True) -> BootReport:
         """Start the actors, deliver transfers left in flight, refund or resume games,
-        then start the timers (so overdue deadlines of young games fire after recovery)."""
+        then start the timers (so overdue deadlines of young games fire after recovery).
+
+        A transfer that fails to deliver does not stop boot: the redelivery loop, started
+        first, retries it with backoff and parks it if it never lands."""
         await nursery.start(self.actors.run)
+        await nursery.start(self.economy.run_redelivery)
         delivered = await self.economy.deliver_pending()
         recovery = await self.games.recover() if recover else None
         await nursery.start(self.timers.run)

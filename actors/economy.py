@@ -11,6 +11,8 @@ sweep). Reads (history, leaderboard, shop) are served from ordered indexes in th
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,15 +20,20 @@ import trio
 
 from actors import keys
 from actors.errors import (
+    AlreadyRefunded,
     BotRecipient,
+    Busy,
     DuplicateItem,
     GuildOnly,
     InvalidAmount,
     InvalidInput,
     NotFound,
+    NotRefundable,
     SelfTransfer,
+    Undeliverable,
 )
 from actors.ledger import EconomyEnv
+from actors.parked import PARKED, ParkedRecord, error_text, list_parked, parked_key
 from actors.records import (
     HISTORY,
     IDEMPOTENCY,
@@ -38,7 +45,7 @@ from actors.records import (
     ScopeSettings,
     ShopItem,
 )
-from actors.runtime import ActorKind, ActorRef, ActorSystem
+from actors.runtime import ActorCrashed, ActorKind, ActorRef, ActorSystem
 from actors.wallet import (
     WALLET_KIND,
     Adjust,
@@ -47,9 +54,11 @@ from actors.wallet import (
     Credit,
     CreditResult,
     Open,
+    ParkedRefundResult,
     Pay,
     PayResult,
     Prune,
+    RefundParked,
     Reset,
     ResetResult,
     Reward,
@@ -61,6 +70,11 @@ from actors.wallet import (
     Wallet,
     WalletView,
 )
+from metrics import log_event
+from metrics.registry import DELIVERY_TRANSFER_KINDS
+from storage import RecordDecodeError
+
+log = logging.getLogger("croupier.economy")
 
 # Wallets pruning their stored results at the same time (see prune_idempotency), and
 # stored results read per read transaction when looking for them.
@@ -86,6 +100,16 @@ def check_guild_id(value: object) -> int:
             "guild", "must be a Discord id, a whole number from 1 to 2**64-1 (or 0 for none)"
         )
     return value
+
+
+@dataclass
+class _Failing:
+    """A transfer whose delivery raised: how often, the last error, and when (on trio's
+    clock) it is tried again."""
+
+    attempts: int = 0
+    error: str = ""
+    retry_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +160,11 @@ class Economy:
         self.limits = env.limits
         self.actors = actors
         actors.register(ActorKind(WALLET_KIND, lambda key: Wallet(env, key)))
+        # Transfers whose delivery failed, retried by ``run_redelivery``. Kept in memory:
+        # after a restart each is tried again from its first attempt, so a bad record
+        # costs a bounded number of attempts per run before it is parked.
+        self._failing: dict[str, _Failing] = {}
+        self._retry_wake = trio.Event()
 
     # --- scopes and wallets ------------------------------------------------------------
 
@@ -195,10 +224,16 @@ class Economy:
         # The receiver is known, so its wallet is asked straight away; it reads the outbox
         # record itself and applies it once (a repeat finds it gone and answers from its
         # applied marker).
-        credit: CreditResult = await self.wallet(scope, debit.to_user).ask(
-            Credit(debit.transfer_id)
-        )
-        status = credit.status
+        try:
+            credit: CreditResult = await self.wallet(scope, debit.to_user).ask(
+                Credit(debit.transfer_id)
+            )
+            status: str = credit.status
+        except (ActorCrashed, Undeliverable) as exc:
+            # The debit is durable and the transfer stays in flight: it is retried with
+            # backoff (and parked if it never lands), so the payment is answered pending.
+            await self._failed(debit.transfer_id, exc)
+            status = "failed"
         if status == "bounced":
             # Delivered now or by an earlier attempt: the refund may still be in flight.
             await self.deliver(f"{debit.transfer_id}/refund")
@@ -214,28 +249,182 @@ class Economy:
     async def deliver(self, transfer_id: str) -> str:
         """Deliver an outbox record (and its refund, if it bounces) until none is left.
 
-        Returns "credited" or "bounced" for a transfer delivered now, and "absent" when
-        there was nothing to deliver.
+        Returns "credited" or "bounced" for a transfer delivered now, "absent" when
+        there was nothing to deliver, and "failed" when delivering it raised: the failure
+        is contained to that transfer, which ``run_redelivery`` tries again with backoff
+        and parks after ``delivery_attempts_max`` attempts. A busy wallet is no fault of
+        the transfer: ``Busy`` propagates, and a later sweep delivers it.
         """
         status = "absent"
         first = True
         while True:
-            with self.store.read() as txn:
-                raw = txn.get(transfer_id.encode(), db=self.store.db("outbox"))
-            if raw is None:
+            try:
+                credit = await self._deliver_once(transfer_id)
+            except ActorCrashed as exc:
+                # The target's actor crashed on it (a Busy, but not a transient one).
+                await self._failed(transfer_id, exc)
+                return "failed"
+            except Busy:
+                raise
+            except Exception as exc:
+                await self._failed(transfer_id, exc)
+                return "failed"
+            self._failing.pop(transfer_id, None)
+            if credit is None:
                 return status
-            record = OUTBOX.decode(raw)
-            kind, _, ident = record.target.partition(":")
-            # Every transfer in flight ends in a wallet: games pay out through the outbox
-            # but take their stakes in the same commit as the wallet's debit.
-            assert kind == "user", record
-            credit = await self.wallet(record.scope, int(ident)).ask(Credit(transfer_id))
             if first:
                 status = credit.status
             if credit.status != "bounced":
                 return status
             transfer_id = f"{transfer_id}/refund"
             first = False
+
+    async def _deliver_once(self, transfer_id: str) -> CreditResult | None:
+        """Ask the target wallet to apply one outbox record; None if there is none."""
+        with self.store.read() as txn:
+            raw = txn.get(transfer_id.encode(), db=self.store.db("outbox"))
+        if raw is None:
+            return None
+        record = OUTBOX.decode(raw)
+        kind, _, ident = record.target.partition(":")
+        # Every transfer in flight ends in a wallet: games pay out through the outbox
+        # but take their stakes in the same commit as the wallet's debit.
+        valid = ident.isascii() and ident.isdigit() and 1 <= int(ident) <= keys.u64_max
+        if kind != "user" or not valid or not 0 <= record.scope <= keys.u64_max:
+            raise Undeliverable(transfer_id, f"its target {record.target!r} is not a member")
+        credit: CreditResult = await self.wallet(record.scope, int(ident)).ask(Credit(transfer_id))
+        return credit
+
+    async def _failed(self, transfer_id: str, exc: Exception) -> None:
+        """Count a failed delivery; schedule its retry, or park it past the limit."""
+        failing = self._failing.pop(transfer_id, None) or _Failing()
+        failing.attempts += 1
+        failing.error = error_text(exc)
+        kind = transfer_id.split(":", 1)[0]
+        label = kind if kind in DELIVERY_TRANSFER_KINDS else "other"
+        self.store.metrics.delivery_failures.labels(label).inc()
+        attempts_max = self.limits.delivery_attempts_max
+        # The traceback once per transfer and run; later attempts log one line each.
+        log.warning(
+            "delivery of %s failed (attempt %d of %d): %s",
+            transfer_id,
+            failing.attempts,
+            attempts_max,
+            failing.error,
+            exc_info=exc if failing.attempts == 1 else None,
+        )
+        if failing.attempts >= attempts_max:
+            await self._park(transfer_id, failing)
+            return
+        wait = self.limits.delivery_retry_seconds_min * 2 ** (failing.attempts - 1)
+        failing.retry_at = trio.current_time() + min(wait, self.limits.delivery_retry_seconds_max)
+        self._failing[transfer_id] = failing
+        self._retry_wake.set()
+
+    async def _park(self, transfer_id: str, failing: _Failing) -> None:
+        """Move the outbox record into ``parked`` in one commit, with what it holds."""
+        key, now = transfer_id.encode(), self.env.now()
+        db_outbox, db_parked = self.store.db("outbox"), self.store.db("parked")
+        target_key = parked_key("transfer", transfer_id)
+
+        def write(txn: Any) -> bool:
+            raw = txn.get(key, db=db_outbox)
+            if raw is None:
+                return False
+            parked = ParkedRecord(
+                kind="transfer",
+                ident=transfer_id,
+                source_db="outbox",
+                source_key=key,
+                value=bytes(raw),
+                error=failing.error,
+                attempts=failing.attempts,
+                parked_at=now,
+            )
+            _describe_transfer(parked, raw)
+            txn.delete(key, db=db_outbox)
+            txn.put(target_key, PARKED.encode(parked), db=db_parked)
+            return True
+
+        if await self.store.write(write):
+            self.store.metrics.parked.labels("transfer").inc()
+            log_event(
+                log,
+                "transfer_parked",
+                level=logging.ERROR,
+                transfer=transfer_id,
+                attempts=failing.attempts,
+                error=failing.error,
+            )
+
+    async def run_redelivery(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Retry each failed transfer when its backoff ends, until cancelled."""
+        task_status.started()
+        while True:
+            self._retry_wake = trio.Event()
+            now = trio.current_time()
+            due = [tid for tid, failing in self._failing.items() if failing.retry_at <= now]
+            for transfer_id in due:
+                try:
+                    await self.deliver(transfer_id)
+                except Busy:
+                    # Not the transfer's fault: look again after the shortest wait.
+                    failing = self._failing.get(transfer_id)
+                    if failing is not None:
+                        failing.retry_at = now + self.limits.delivery_retry_seconds_min
+            if due:
+                continue
+            next_at = min((f.retry_at for f in self._failing.values()), default=math.inf)
+            with trio.move_on_at(next_at):
+                await self._retry_wake.wait()
+
+    def failing_transfers(self) -> dict[str, int]:
+        """Transfer id -> failed attempts so far, for transfers waiting to be retried."""
+        return {tid: failing.attempts for tid, failing in self._failing.items()}
+
+    # --- parked transfers --------------------------------------------------------------
+
+    def parked_transfers(self) -> list[ParkedRecord]:
+        return list_parked(self.store, "transfer")
+
+    async def refund_parked(
+        self, transfer_id: str, *, by: str, guild_id: int | None = None
+    ) -> ParkedRefundResult:
+        """Return a parked payment's coins to the member who sent it, exactly once.
+
+        With ``guild_id`` (an admin's command) only a transfer of that guild's scope is
+        found; without it (the operator's command line) any is.
+        """
+        if not transfer_id or len(transfer_id.encode()) > self.limits.idempotency_key_bytes_max * 2:
+            raise InvalidInput("id", "give the id of a parked transfer (see list-parked)")
+        with self.store.read() as txn:
+            raw = txn.get(parked_key("transfer", transfer_id), db=self.store.db("parked"))
+        if raw is None:
+            raise NotFound("parked transfer", transfer_id)
+        parked = PARKED.decode(raw)
+        if guild_id is not None and parked.scope != self.scope(guild_id):
+            raise NotFound("parked transfer", transfer_id)
+        if parked.refunded:
+            raise AlreadyRefunded(transfer_id, parked.refunded_at)
+        kind, _, ident = parked.source.partition(":")
+        valid = ident.isascii() and ident.isdigit() and 1 <= int(ident) <= keys.u64_max
+        if kind != "user" or not valid or parked.amount <= 0:
+            raise NotRefundable(transfer_id, parked.source or "an unreadable record")
+        result: ParkedRefundResult = await self.wallet(parked.scope, int(ident)).ask(
+            RefundParked(transfer_id, by)
+        )
+        self.store.metrics.parked_refunds.inc()
+        log_event(
+            log,
+            "parked_transfer_refunded",
+            level=logging.WARNING,
+            transfer=transfer_id,
+            coins=result.amount,
+            by=by,
+        )
+        return result
 
     async def prune_idempotency(self) -> int:
         """Have every wallet holding results older than the retention forget them;
@@ -286,15 +475,27 @@ class Economy:
                     return list(found)
 
     async def deliver_pending(self) -> int:
-        """Deliver every outbox record in the store; return how many there were."""
+        """Deliver every outbox record in the store; return how many were tried.
+
+        A transfer that fails is contained (see ``deliver``), and one waiting out its
+        backoff is left to ``run_redelivery``; a busy wallet leaves its transfer for the
+        next sweep. Nothing one record does stops the others.
+        """
         with self.store.read() as txn:
             pending = [
                 bytes(k).decode()
                 for k in txn.cursor(db=self.store.db("outbox")).iternext(values=False)
             ]
+        tried = 0
         for transfer_id in pending:
-            await self.deliver(transfer_id)
-        return len(pending)
+            if transfer_id in self._failing:
+                continue
+            tried += 1
+            try:
+                await self.deliver(transfer_id)
+            except Busy:
+                log.warning("delivery of %s deferred: its wallet is busy", transfer_id)
+        return tried
 
     # --- admin -------------------------------------------------------------------------
 
@@ -619,3 +820,19 @@ class Economy:
 def _check_amount(amount: object, *, field: str = "amount") -> None:
     if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
         raise InvalidAmount(amount, field=field)
+
+
+def _describe_transfer(parked: ParkedRecord, raw: bytes) -> None:
+    """Copy what a parked transfer holds from its outbox record, when it can be read and
+    its figures make sense; otherwise it is parked as unreadable, holding nothing."""
+    try:
+        record = OUTBOX.decode(raw)
+    except RecordDecodeError:
+        return
+    scope, amount = record.scope, record.amount
+    if not (isinstance(scope, int) and 0 <= scope <= keys.u64_max):
+        return
+    if not (isinstance(amount, int) and not isinstance(amount, bool) and amount > 0):
+        return
+    parked.scope, parked.amount = scope, amount
+    parked.source, parked.target = str(record.source), str(record.target)

@@ -223,3 +223,42 @@ class GameOver(CroupierError):
     def __init__(self, game_id: str) -> None:
         super().__init__(f"game {game_id} is already settled; start a new one")
         self.game_id = game_id
+
+
+class AlreadyRefunded(CroupierError):
+    """A parked transfer's money went back to its sender before; it goes back once."""
+
+    code = "already_refunded"
+
+    def __init__(self, transfer_id: str, refunded_at: float) -> None:
+        super().__init__(f"parked transfer {transfer_id} was already refunded; nothing to do")
+        self.transfer_id = transfer_id
+        self.refunded_at = refunded_at
+
+
+class NotRefundable(CroupierError):
+    """A parked transfer whose money is not its sender's to take back (a game's payout
+    or refund belongs to its player)."""
+
+    code = "not_refundable"
+
+    def __init__(self, transfer_id: str, source: str) -> None:
+        super().__init__(
+            f"parked transfer {transfer_id} comes from {source}, not a member; "
+            "only a payment between members can be refunded"
+        )
+        self.transfer_id = transfer_id
+        self.source = source
+
+
+class Undeliverable(CroupierError):
+    """A transfer in flight that its target wallet cannot apply (an unreadable record, or
+    one addressed elsewhere). Raised per message, so the rest of the wallet's batch goes
+    on; the economy retries it with backoff and then parks it."""
+
+    code = "undeliverable"
+
+    def __init__(self, transfer_id: str, why: str) -> None:
+        super().__init__(f"transfer {transfer_id} cannot be delivered: {why}")
+        self.transfer_id = transfer_id
+        self.why = why

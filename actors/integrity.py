@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors import keys
+from actors.parked import check_parked
 from actors.records import HISTORY, OUTBOX, SHOP_ITEM, SYSTEM_ACCOUNTS, WALLET
 from actors.wallet import APPLIED_BOUNCED
 from storage import Store, unpackb
@@ -91,6 +92,7 @@ def check_store(
         _check_outbox(txn, store, report, sums)
         _check_leaderboard(txn, store, report, balances)
         _check_shop(txn, store, report)
+        check_parked(txn, store, report, sums)
         for check in extra_checks:
             check(txn, store, report, sums)
     for scope, total in sorted(sums.items()):

@@ -19,6 +19,7 @@ import outcome
 
 from actors import keys
 from actors.errors import (
+    AlreadyRefunded,
     BalanceTooHigh,
     CroupierError,
     InsufficientFunds,
@@ -30,8 +31,10 @@ from actors.errors import (
     NotSellable,
     OnCooldown,
     OutOfStock,
+    Undeliverable,
 )
 from actors.ledger import EconomyEnv, system_add
+from actors.parked import PARKED, parked_key
 from actors.records import (
     HISTORY,
     IDEMPOTENCY,
@@ -48,6 +51,7 @@ from actors.records import (
     user_account,
 )
 from actors.runtime import Actor
+from storage import RecordDecodeError
 
 WALLET_KIND = "wallet"
 
@@ -78,6 +82,15 @@ class Credit:
     """Apply the outbox record ``transfer_id`` addressed to this wallet, once."""
 
     transfer_id: str
+
+
+@dataclass(frozen=True)
+class RefundParked:
+    """Return the coins of parked transfer ``transfer_id``, sent by this wallet, once.
+    ``by`` names who asked (an admin's id, or the operator's command line)."""
+
+    transfer_id: str
+    by: str
 
 
 @dataclass(frozen=True)
@@ -176,6 +189,16 @@ class PayResult:
 class CreditResult:
     transfer_id: str
     status: Literal["credited", "bounced", "absent"]
+    amount: int
+    balance: int
+
+
+@dataclass(frozen=True)
+class ParkedRefundResult:
+    """The coins of a parked transfer back with ``user``, its sender, at ``balance``."""
+
+    transfer_id: str
+    user: int
     amount: int
     balance: int
 
@@ -286,6 +309,7 @@ class Wallet(Actor):
         self.db_applied = db("applied")
         self.db_shop = db("shop")
         self.db_inventory = db("inventory")
+        self.db_parked = db("parked")
 
     # --- activation --------------------------------------------------------------------
 
@@ -347,6 +371,8 @@ class Wallet(Actor):
             return self._credit(message, settings, now, stage)
         if isinstance(message, Prune):
             return self._prune(message, stage)
+        if isinstance(message, RefundParked):
+            return self._refund_parked(message, now, stage)
         replay = self._replay(message, stage)
         if replay is not None:
             return replay
@@ -525,8 +551,16 @@ class Wallet(Actor):
             if marker == APPLIED_BOUNCED:
                 return CreditResult(transfer_id, "bounced", 0, balance)
             return CreditResult(transfer_id, "absent", 0, balance)
-        record = OUTBOX.decode(raw)
-        assert record.target == self.account and record.scope == self.scope, record
+        try:
+            record = OUTBOX.decode(raw)
+        except RecordDecodeError as exc:
+            raise Undeliverable(transfer_id, f"its record cannot be read ({exc})") from None
+        if record.target != self.account or record.scope != self.scope:
+            raise Undeliverable(
+                transfer_id, f"it is addressed to {record.target} in scope {record.scope}"
+            )
+        if not isinstance(record.amount, int) or record.amount <= 0:
+            raise Undeliverable(transfer_id, f"its amount {record.amount!r} is not positive")
         db_outbox, db_applied = self.db_outbox, self.db_applied
         # Only a payment from another user can bounce. Refunds and game payouts are the
         # player's own money coming back and always land, even past the maximum balance
@@ -566,6 +600,36 @@ class Wallet(Actor):
         stage.ops.append(credit)
         stage.consumed[transfer_id] = "credited"
         return CreditResult(transfer_id, "credited", record.amount, self.record.balance)
+
+    def _refund_parked(
+        self, message: RefundParked, now: float, stage: _Stage
+    ) -> ParkedRefundResult:
+        """The parked record is marked refunded in the same commit as the credit, and
+        this actor is its only writer after parking, so the coins come back once."""
+        transfer_id = message.transfer_id
+        if f"parked:{transfer_id}" in stage.consumed:
+            raise AlreadyRefunded(transfer_id, now)
+        key = parked_key("transfer", transfer_id)
+        with self.store.read() as txn:
+            raw = txn.get(key, db=self.db_parked)
+        if raw is None:
+            raise NotFound("parked transfer", transfer_id)
+        parked = PARKED.decode(raw)
+        if parked.refunded:
+            raise AlreadyRefunded(transfer_id, parked.refunded_at)
+        assert parked.source == self.account and parked.scope == self.scope, parked
+        assert parked.amount > 0, parked
+        # Like every refund, the sender's own money lands even past the maximum balance.
+        self.record.balance += parked.amount
+        reason = f"returned: the transfer to {parked.target} could not be delivered"
+        self._stage_history(
+            stage, f"{transfer_id}/parked-refund", parked.amount, parked.target, reason, now
+        )
+        refunded = dataclasses.replace(parked, refunded_at=now, refunded_by=message.by)
+        value, db = PARKED.encode(refunded), self.db_parked
+        stage.ops.append(lambda txn: txn.put(key, value, db=db))
+        stage.consumed[f"parked:{transfer_id}"] = "credited"
+        return ParkedRefundResult(transfer_id, self.user, parked.amount, self.record.balance)
 
     def _adjust(
         self, message: Adjust, settings: ScopeSettings, now: float, stage: _Stage

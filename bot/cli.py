@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.backup_cli import add_backup_parser
 
     add_backup_parser(commands)
+    from bot.transfers_cli import add_transfers_parser
+
+    add_transfers_parser(commands)
     return parser
 
 
@@ -120,6 +123,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         from bot.backup_cli import run_backup_command
 
         return run_backup_command(args, config)
+    if args.command == "transfers":
+        from bot.transfers_cli import run_transfers_command
+
+        return run_transfers_command(args, config)
     raise AssertionError(args.command)
 
 

@@ -35,6 +35,8 @@ _LATENCY_BUCKETS_SECONDS = (
     2.5,
     5.0,
 )
+# The ``transfer`` label of delivery failures: a transfer id's first word, else "other".
+DELIVERY_TRANSFER_KINDS = ("pay", "settle", "refund", "other")
 _BATCH_BUCKETS_WRITES = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 
 
@@ -190,6 +192,30 @@ class Metrics:
             "(a key repeated after that long counts as a new request).",
             registry=r,
         )
+        self.delivery_failures = Counter(
+            "croupier_economy_delivery_failures_total",
+            "Failed attempts to deliver a transfer in flight, by transfer kind (pay, "
+            "settle, refund, other); each is retried with backoff, then parked.",
+            ["transfer"],
+            registry=r,
+        )
+        self.parked = Counter(
+            "croupier_parked_records_total",
+            "Records set aside because they could not be handled, by kind (transfer, "
+            "game, timer); see croupier transfers list-parked and croupier check.",
+            ["kind"],
+            registry=r,
+        )
+        # The bounded label sets exist from the start, so "no failure" is data, not a gap.
+        for transfer in DELIVERY_TRANSFER_KINDS:
+            self.delivery_failures.labels(transfer)
+        for kind in ("transfer", "game", "timer"):
+            self.parked.labels(kind)
+        self.parked_refunds = Counter(
+            "croupier_economy_parked_refunds_total",
+            "Parked transfers whose money went back to their sender.",
+            registry=r,
+        )
         self.money_supply = Gauge(
             "croupier_economy_money_supply_coins",
             "Coins in circulation in a scope (issued by its system accounts: held by users, "
@@ -223,6 +249,18 @@ class Metrics:
         self.games_paid_out = Counter(
             "croupier_games_paid_out_coins_total",
             "Coins paid back to players on settled games, stake included, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.games_recovery_failures = Counter(
+            "croupier_games_recovery_failures_total",
+            "Live games that recovery at boot could not handle (each is parked).",
+            registry=r,
+        )
+        self.timer_failures = Counter(
+            "croupier_timers_failures_total",
+            "Timer firings whose handler raised (retried, then parked), by timer kind "
+            "(a registered kind, or 'unknown').",
             ["kind"],
             registry=r,
         )

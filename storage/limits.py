@@ -56,6 +56,14 @@ class Limits:
     game_idle_seconds_max: float = 300.0
     game_recovery_seconds: float = 2 * 3600.0
     metrics_scopes_max: int = 20
+
+    # Containment: a transfer, game or timer whose handling raises is retried with a
+    # doubling wait from the first to the last figure, and set aside ("parked") after
+    # this many failed attempts, so one bad record never stops boot or a loop.
+    delivery_attempts_max: int = 5
+    delivery_retry_seconds_min: float = 1.0
+    delivery_retry_seconds_max: float = 300.0
+    timer_attempts_max: int = 5
     settings_cached_scopes_max: int = 10_000
 
 

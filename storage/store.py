@@ -8,6 +8,7 @@ writer); every write goes through ``Store.write``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -116,7 +117,11 @@ class Store:
             self.schema_version = read_schema_version(txn, meta)
         self.dbs["meta"] = meta
         for name in SUBDATABASES:
-            self.dbs[name] = env.open_db(name.encode(), create=False)
+            # Only a read-only copy made before the migration that added a sub-database
+            # lacks it (a writable store is migrated before this); readers treat a
+            # missing one as empty.
+            with contextlib.suppress(lmdb.NotFoundError):
+                self.dbs[name] = env.open_db(name.encode(), create=False)
         self.update_map_metrics()
 
     def db(self, name: str) -> Any:

@@ -75,12 +75,12 @@ async def test_command_set_holds_every_economy_command_and_the_extras(eco: Runni
     assert {c.name for c in commands.commands} == {
         *("balance", "daily", "work", "pay", "leaderboard", "history", "shop", "buy", "sell"),
         *("inventory", "use", "economy-config", "money-add", "money-remove", "money-set"),
-        *("reset-user", "shop-add", "shop-edit", "shop-retire", "hello"),
+        *("reset-user", "shop-add", "shop-edit", "shop-retire", "transfer-refund", "hello"),
     }
     admin_only = {c.name for c in commands.commands if c.admin_only}
     assert admin_only == {
         *("economy-config", "money-add", "money-remove", "money-set", "reset-user"),
-        *("shop-add", "shop-edit", "shop-retire"),
+        *("shop-add", "shop-edit", "shop-retire", "transfer-refund"),
     }
     assert (await run(commands, "hello")).title == "Hello"
     assert ok(await press(commands, "slots:1:spin")) == {"id": "slots:1:spin"}
@@ -365,6 +365,7 @@ async def test_inventory_pages_and_refuses_other_members_buttons(commands: Comma
         ("shop-add", {"name": "Gem", "price": 5}),
         ("shop-edit", {"item": "Cake", "price": 1}),
         ("shop-retire", {"item": "Cake"}),
+        ("transfer-refund", {"id": "pay:1:42:7"}),
     ],
 )
 async def test_admin_commands_need_manage_server(

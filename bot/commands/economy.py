@@ -295,6 +295,13 @@ class EconomyCommands:
                 self._shop_retire,
                 admin_only=True,
             ),
+            Command(
+                "transfer-refund",
+                "Return a parked transfer's money to the member who sent it",
+                (Option("id", OptionKind.STRING, "The parked transfer's id", max_length=256),),
+                self._transfer_refund,
+                admin_only=True,
+            ),
         )
 
     # --- wallets and rewards -----------------------------------------------------------
@@ -376,6 +383,25 @@ class EconomyCommands:
                 "status": out.status,
                 "transfer_id": out.transfer_id,
                 "balance": out.balance,
+            },
+        )
+
+    async def _transfer_refund(self, inv: Invocation) -> Reply:
+        """A transfer parked because it could not be delivered goes back to its sender,
+        once; a second refund is refused (``already_refunded``)."""
+        got = await self.economy.refund_parked(
+            inv.options["id"], by=f"admin {inv.user_id}", guild_id=inv.guild_id
+        )
+        settings = self._settings(inv.guild_id)
+        return Reply(
+            title="Transfer refunded",
+            description=f"{money(settings, got.amount)} went back to {mention(got.user)}.",
+            fields=(Field("Their balance", money(settings, got.balance)),),
+            result={
+                "transfer_id": got.transfer_id,
+                "user": got.user,
+                "amount": got.amount,
+                "balance": got.balance,
             },
         )
 

@@ -1,0 +1,112 @@
+"""Records set aside because they could not be handled: parked transfers, games, timers.
+
+A transfer in flight, a live game or a timer whose handling keeps raising would otherwise
+stop boot, the outbox sweep or the timer loop on every start. After a bounded number of
+attempts its record is moved, in one commit, out of its sub-database into ``parked``,
+exactly as it was (its key and bytes are kept, so nothing is lost and an operator can
+see what it held). A parked transfer still holds its coins: the integrity check counts it
+like a transfer in flight until ``croupier transfers refund`` returns the money to its
+sender, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from storage import Store
+from storage.codec import RecordCodec
+
+if TYPE_CHECKING:
+    # Only a type here: the integrity check calls ``check_parked``, not the other way.
+    from actors.integrity import IntegrityReport
+
+ParkedKind = Literal["transfer", "game", "timer"]
+PARKED_KINDS: tuple[ParkedKind, ...] = ("transfer", "game", "timer")
+# A parked record's last error is kept to this many characters.
+PARKED_ERROR_CHARS_MAX = 500
+
+
+@dataclass
+class ParkedRecord:
+    """One record set aside. ``source_db``/``source_key``/``value`` are where it was and
+    its bytes there. For a transfer, ``scope``, ``amount``, ``source`` and ``target`` are
+    read from it when it could be decoded (``amount`` stays 0 when it could not)."""
+
+    kind: str
+    ident: str
+    source_db: str
+    source_key: bytes
+    value: bytes
+    error: str
+    attempts: int
+    parked_at: float
+    scope: int = 0
+    amount: int = 0
+    source: str = ""
+    target: str = ""
+    refunded_at: float = 0.0
+    refunded_by: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def refunded(self) -> bool:
+        return self.refunded_at > 0
+
+    @property
+    def coins_held(self) -> int:
+        """Coins this record still accounts for in its scope."""
+        return 0 if self.refunded else self.amount
+
+
+PARKED = RecordCodec(ParkedRecord, kind="parked", version=1)
+
+
+def parked_key(kind: ParkedKind, ident: str) -> bytes:
+    assert kind in PARKED_KINDS, kind
+    return kind.encode() + b":" + ident.encode()
+
+
+def error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text[:PARKED_ERROR_CHARS_MAX]
+
+
+def parked_db(store: Store) -> Any | None:
+    """The ``parked`` sub-database, or None in a read-only copy made before it existed."""
+    return store.dbs.get("parked")
+
+
+def read_parked(txn: Any, store: Store, kind: ParkedKind) -> list[ParkedRecord]:
+    db = parked_db(store)
+    if db is None:
+        return []
+    prefix = kind.encode() + b":"
+    found = []
+    cursor = txn.cursor(db=db)
+    if cursor.set_range(prefix):
+        for key, value in cursor:
+            if not bytes(key).startswith(prefix):
+                break
+            found.append(PARKED.decode(value))
+    return found
+
+
+def list_parked(store: Store, kind: ParkedKind) -> list[ParkedRecord]:
+    with store.read() as txn:
+        return read_parked(txn, store, kind)
+
+
+def check_parked(txn: Any, store: Store, report: IntegrityReport, sums: dict[int, int]) -> None:
+    """Count the coins parked transfers still hold into their scope's sum, and report how
+    many records of each kind are parked (figures: a parked record is a warning for an
+    operator, not a fault in the money)."""
+    for kind in PARKED_KINDS:
+        records = read_parked(txn, store, kind)
+        waiting = [r for r in records if not r.refunded]
+        report.figures[f"parked_{kind}s"] = len(waiting)
+        if kind == "transfer":
+            report.figures["parked_transfers_refunded"] = len(records) - len(waiting)
+            report.figures["parked_transfer_coins"] = sum(r.coins_held for r in waiting)
+        for record in waiting:
+            sums[record.scope] += record.coins_held
