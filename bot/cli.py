@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, ensure_data_dir, load_config
 from storage import InstanceLockedError, SchemaTooNewError, StorageError
 
 
@@ -94,6 +94,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         from bot.server import Transport, serve
 
+        ensure_data_dir(config)
         transport: Transport = "auto" if args.command == "run" else "console"
         trio.run(
             partial(

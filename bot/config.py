@@ -1,54 +1,183 @@
 """Configuration: a TOML file plus ``CROUPIER_*`` environment variables.
 
-Precedence: environment over file over defaults. Every value is checked at load time, and
-an invalid one stops start-up with one ``ConfigError`` line naming the key and the fix.
+Precedence: environment over file over defaults. ``Config`` is a pydantic-settings model
+in strict mode, so a value of the wrong type is refused rather than converted: a list, a
+table, a date or a fractional number where a whole number belongs stops start-up, and
+nothing is ever truncated. Environment values are text, so they are read first by
+spelling rules of our own (ASCII digits only, a short list of words for booleans) and then
+validated like values from the file. Every numeric key has a named maximum here, with its
+unit last. An invalid value raises one ``ConfigError`` line naming the key and what it
+expects: ``CROUPIER_X / x: expected ..., got ...``.
+
+Unknown keys in the file are refused; unknown ``CROUPIER_*`` environment variables are
+left alone, because the environment is shared with tools and tests that set their own.
+
+Adding a key: a field whose ``description`` says what it expects (the error line quotes
+it), bounds from a named maximum here for a number (``_whole``), a pattern or validator
+for text, and a line in the README's table and in ``croupier.example.toml`` (a test
+checks both list exactly the keys).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
+import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 DISCORD_API_URL_DEFAULT = "https://discord.com/api/v10"
 ENV_PREFIX = "CROUPIER_"
 
+# The bounds of every numeric key. A minute-scale mistake (seconds typed as
+# milliseconds, a pasted snowflake) must be refused, not run with for weeks.
+backup_keep_days_max = 3_650
+integrity_interval_seconds_max = 7 * 86_400
+game_idle_seconds_max = 86_400
+game_recovery_seconds_max = 30 * 86_400
+ratelimit_commands_per_minute_max = 1_000_000
+ratelimit_burst_commands_max = 100_000
+snowflake_id_max = 2**64 - 1
+port_number_max = 65_535
+# Text keys are bounded too, so one pasted file cannot become a setting.
+discord_token_chars_max = 256
+url_chars_max = 2_048
+path_chars_max = 4_096
+# An environment value longer than this many characters is not a number we accept, so it
+# is never handed to int() (whose cost grows with the length of the text).
+env_number_chars_max = 24
+# How much of a refused value the error line repeats.
+shown_value_chars_max = 60
+
+_ENV_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+_ENV_TRUE = frozenset({"true", "yes", "on", "1"})
+_ENV_FALSE = frozenset({"false", "no", "off", "0"})
+
 
 class ConfigError(Exception):
-    """A configuration value is invalid; the message names the key."""
+    """A configuration value is invalid; the message is one line naming the key."""
 
 
-@dataclass(frozen=True)
-class Config:
-    data_dir: Path = Path("data")
-    discord_token: str = ""
-    discord_api_url: str = DISCORD_API_URL_DEFAULT
-    metrics_addr: str = "127.0.0.1:9464"
-    economy_scope: str = "guild"
-    log_level: str = "info"
-    log_file: str = ""
-    log_json: bool = False
-    backup_dir: Path | None = None
-    backup_time: str = "03:00"
-    backup_keep_days: int = 7
-    integrity_interval_seconds: int = 3600
-    game_idle_seconds: int = 300
-    game_recovery_seconds: int = 7200
-    ratelimit_commands_per_minute: int = 30
-    ratelimit_burst: int = 10
-    console_user: int = 1
-    console_guild: int = 1
-    console_admin: bool = True
+def _whole(default: int, low: int, high: int, unit: str = "") -> Any:
+    """A whole-number field from ``low`` to ``high``, whose error text says so."""
+    suffix = f" {unit}" if unit else ""
+    return Field(
+        default, ge=low, le=high, description=f"a whole number from {low} to {high}{suffix}"
+    )
+
+
+def _path_text(value: object) -> Path:
+    # Path("") is the current directory, so an empty value must be refused before it
+    # becomes a path that silently means "here". A Path is a default or a caller's value.
+    if isinstance(value, Path):
+        return value
+    if not isinstance(value, str) or not value or "\x00" in value or len(value) > path_chars_max:
+        raise ValueError("not a path")
+    return Path(value).expanduser()
+
+
+def _lower_text(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _check_port(addr: str) -> str:
+    if addr and int(addr.rpartition(":")[2]) > port_number_max:
+        raise ValueError("port out of range")
+    return addr
+
+
+_PATH_EXPECTED = f"a directory path (text, 1 to {path_chars_max} characters)"
+DirectoryPath = Annotated[Path, BeforeValidator(_path_text)]
+_ADDRESS = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}"
+Address = Annotated[str, Field(pattern=f"^{_ADDRESS}$"), AfterValidator(_check_port)]
+# An address that may also be empty, for a listener that is off unless configured.
+OptionalAddress = Annotated[str, Field(pattern=f"^({_ADDRESS})?$"), AfterValidator(_check_port)]
+
+
+class Config(BaseSettings):
+    """Every setting of the server; build it with ``load_config``."""
+
+    model_config = SettingsConfigDict(
+        strict=True,
+        frozen=True,
+        extra="forbid",
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+    )
+
+    data_dir: DirectoryPath = Field(default=Path("data"), description=_PATH_EXPECTED)
+    discord_token: str = Field(
+        default="",
+        pattern=r"^[!-~]*$",
+        max_length=discord_token_chars_max,
+        description="a bot token (printable ASCII without spaces), or empty for the console",
+    )
+    discord_api_url: str = Field(
+        default=DISCORD_API_URL_DEFAULT,
+        pattern=r"^https?://[!-~]+$",
+        max_length=url_chars_max,
+        description="an http(s) URL such as https://discord.com/api/v10",
+    )
+    metrics_addr: Address = Field(
+        default="127.0.0.1:9464",
+        description="host:port with a port from 0 to 65535, e.g. 127.0.0.1:9464",
+    )
+    economy_scope: Literal["guild", "global"] = Field(
+        default="guild", description="'guild' or 'global'"
+    )
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"], BeforeValidator(_lower_text)
+    ] = Field(default="info", description="debug, info, warning or error")
+    log_file: str = Field(
+        default="",
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        max_length=path_chars_max,
+        description="a file path, or empty for stderr only",
+    )
+    log_json: bool = Field(default=False, description="true or false")
+    backup_dir: DirectoryPath | None = Field(default=None, description=_PATH_EXPECTED)
+    backup_time: str = Field(
+        default="03:00",
+        pattern=r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$",
+        description='a local time of day "HH:MM" (in quotes in TOML), e.g. "03:00"',
+    )
+    backup_keep_days: int = _whole(7, 1, backup_keep_days_max, "days")
+    integrity_interval_seconds: int = _whole(3_600, 1, integrity_interval_seconds_max, "seconds")
+    game_idle_seconds: int = _whole(300, 1, game_idle_seconds_max, "seconds")
+    game_recovery_seconds: int = _whole(7_200, 1, game_recovery_seconds_max, "seconds")
+    ratelimit_commands_per_minute: int = _whole(30, 1, ratelimit_commands_per_minute_max)
+    ratelimit_burst: int = _whole(10, 1, ratelimit_burst_commands_max, "commands")
+    console_user: int = _whole(1, 1, snowflake_id_max, "(a Discord user id)")
+    console_guild: int = _whole(1, 1, snowflake_id_max, "(a Discord server id)")
+    console_admin: bool = Field(default=True, description="true or false")
     # Discord's HTTP interactions endpoint: host:port to serve POST /interactions on
     # (off when empty), the application's public key (hex) that signs deliveries, and
     # whether to connect the gateway too (with the endpoint on, it is optional).
-    interactions_addr: str = ""
-    discord_public_key: str = ""
-    discord_gateway: bool = True
+    interactions_addr: OptionalAddress = Field(
+        default="",
+        description="host:port with a port from 0 to 65535, e.g. 0.0.0.0:8080, or empty for off",
+    )
+    discord_public_key: str = Field(
+        default="",
+        pattern=r"^([0-9A-Fa-f]{64})?$",
+        description="the application's public key (64 hex digits, from the developer portal)",
+    )
+    discord_gateway: bool = Field(default=True, description="true or false")
 
     @property
     def discord_enabled(self) -> bool:
@@ -68,8 +197,112 @@ class Config:
         host, _, port = self.interactions_addr.rpartition(":")
         return host.strip("[]"), int(port)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The process environment is read only through ``load_config``'s ``environ``, so
+        # a bare ``Config()`` is the defaults and tests never see the caller's variables.
+        inputs = _inputs.get(_NO_INPUTS)
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            _Environment(settings_cls, inputs.environ),
+        ]
+        if inputs.file is not None:
+            sources.append(_TomlFile(settings_cls, inputs.file))
+        return tuple(sources)
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+@dataclass(frozen=True)
+class _Inputs:
+    file: Path | None
+    environ: Mapping[str, str]
+
+
+# pydantic-settings builds its sources in a class method, so the file and environment of
+# one ``load_config`` call reach it through a context variable set for that call only.
+_inputs: ContextVar[_Inputs] = ContextVar("croupier_config_inputs")
+_NO_INPUTS = _Inputs(None, {})
+
+
+@contextmanager
+def _reading(inputs: _Inputs) -> Iterator[None]:
+    token = _inputs.set(inputs)
+    try:
+        yield
+    finally:
+        _inputs.reset(token)
+
+
+class _Environment(EnvSettingsSource):
+    """``CROUPIER_*`` variables from a given mapping, spelled as text and read strictly."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in self._environ.items()}
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        # Text that is not spelled as the type wants stays text, so the strict model
+        # refuses it with the key's expectation instead of guessing what was meant.
+        if not isinstance(value, str):
+            return value
+        if field.annotation is bool:
+            word = value.lower()
+            return True if word in _ENV_TRUE else False if word in _ENV_FALSE else value
+        if field.annotation is int:
+            spelled = len(value) <= env_number_chars_max and _ENV_INTEGER.fullmatch(value)
+            return int(value) if spelled else value
+        return value
+
+
+class _TomlFile(TomlConfigSettingsSource):
+    """The TOML file, with ``[section] key`` read as the key ``section_key``."""
+
+    def _read_file(self, file_path: Path) -> dict[str, Any]:
+        try:
+            with file_path.open("rb") as handle:
+                document = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"config file {file_path}: {exc.strerror}") from exc
+        except ValueError as exc:
+            # TOMLDecodeError is a ValueError, and so is tomllib's refusal of an integer
+            # longer than Python's int-string limit.
+            raise ConfigError(f"config file {file_path}: not valid TOML ({exc})") from exc
+        flat: dict[str, Any] = {}
+        _flatten(document, flat, file_path, prefix="", spelled="")
+        return flat
+
+
+def _flatten(
+    table: Mapping[str, Any], flat: dict[str, Any], file_path: Path, *, prefix: str, spelled: str
+) -> None:
+    fields = Config.model_fields
+    for key, value in table.items():
+        name, shown = prefix + key, f"{spelled}.{key}" if spelled else key
+        if name in fields:
+            if name in flat:
+                raise ConfigError(
+                    f"{_label(name)}: expected one value, got a second one in {file_path} "
+                    f"(as {shown})"
+                )
+            # A table where a value belongs stays a table, so the key reports its type.
+            flat[name] = value
+        elif isinstance(value, dict) and any(field.startswith(name + "_") for field in fields):
+            _flatten(value, flat, file_path, prefix=name + "_", spelled=shown)
+        else:
+            raise ConfigError(
+                f"config key {shown!r} in {file_path} is unknown; known keys: {', '.join(fields)}"
+            )
 
 
 def load_config(
@@ -77,112 +310,99 @@ def load_config(
 ) -> Config:
     """Read the file (if any) and the environment into a checked ``Config``."""
     environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    file_path = path or environ.get(f"{ENV_PREFIX}CONFIG")
-    if file_path:
-        try:
-            with open(file_path, "rb") as handle:
-                document = tomllib.load(handle)
-        except OSError as exc:
-            raise ConfigError(f"config file {file_path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {file_path}: not valid TOML ({exc})") from exc
-        for key, value in _flatten(document).items():
-            if key not in _FIELDS:
-                raise ConfigError(
-                    f"config key {key!r} is unknown; known keys: {', '.join(_FIELDS)}"
-                )
-            values[key] = _coerce(key, value, source="config file")
-    for name in _FIELDS:
-        raw = environ.get(ENV_PREFIX + name.upper())
-        if raw is not None:
-            values[name] = _coerce(name, raw, source="environment")
-    config = Config(**values)
-    _check(config)
+    file_name = path or environ.get(f"{ENV_PREFIX}CONFIG")
+    file = Path(file_name).expanduser() if file_name else None
+    if file is not None and not file.is_file():
+        # The pydantic-settings file source skips a missing file; a named one must exist.
+        why = "is a directory" if file.is_dir() else "No such file"
+        raise ConfigError(f"config file {file}: {why}")
+    try:
+        with _reading(_Inputs(file, environ)):
+            config = Config()
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+    _check_together(config)
     return config
 
 
-def _flatten(document: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``[discord] token = ...`` is the same key as ``discord_token = ...``."""
-    flat: dict[str, Any] = {}
-    for key, value in document.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}_"))
-        else:
-            flat[name] = value
-    return flat
+def _check_together(config: Config) -> None:
+    """Rules that tie keys together, each valid on its own."""
+    if not config.interactions_addr and not config.discord_gateway:
+        raise ConfigError(
+            f"{_label('discord_gateway')}: expected true unless the HTTP endpoint is on "
+            "(CROUPIER_INTERACTIONS_ADDR), got false"
+        )
+    if config.interactions_addr and not config.discord_public_key:
+        raise ConfigError(
+            f"{_label('discord_public_key')}: expected {_expected('discord_public_key')} "
+            "when the interactions endpoint is on, got ''"
+        )
 
 
-def _coerce(name: str, value: Any, *, source: str) -> Any:
-    kind = str(_FIELDS[name].type)
-    label = f"{ENV_PREFIX}{name.upper()}" if source == "environment" else name
+def _label(key: str) -> str:
+    return f"{ENV_PREFIX}{key.upper()} / {key}"
+
+
+def _one_line(error: ValidationError) -> str:
+    """pydantic's report, one entry per failed check, as one line for the first bad key."""
+    order = list(Config.model_fields)
+    details = error.errors(include_url=False)
+    keys = sorted({str(d["loc"][0]) for d in details}, key=lambda k: order.index(k))
+    key = keys[0]
+    first = next(d for d in details if d["loc"][0] == key)
+    line = f"{_label(key)}: expected {_expected(key)}, got {_shown(first['input'])}"
+    if len(keys) > 1:
+        line += f" (also invalid: {', '.join(keys[1:])})"
+    return line
+
+
+def _expected(key: str) -> str:
+    description = Config.model_fields[key].description
+    assert description is not None, f"config key {key} has no description"
+    return description
+
+
+def _shown(value: object) -> str:
+    """The refused value, named by its TOML type where its text would not help."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a number of {len(str(value))} digits"
+    if isinstance(value, (datetime, date, time)):
+        return f"a TOML date/time ({value.isoformat()})"
+    text = repr(value)
+    if len(text) > shown_value_chars_max:
+        text = text[: shown_value_chars_max - 3] + "..."
+    return text
+
+
+def ensure_data_dir(config: Config) -> None:
+    """Create the data directory if needed and prove it takes a file, or raise one line.
+
+    A server that finds out only at its first commit that it cannot write has already
+    started taking requests; checking here turns that into a configuration error.
+    """
+    path = config.data_dir
+
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(
+            f"{_label('data_dir')}: expected a directory this process can create and "
+            f"write, got {str(path)!r} ({why})"
+        )
+
+    if path.exists() and not path.is_dir():
+        raise refuse("not a directory")
     try:
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError("expected true or false")
-        if kind == "int":
-            if isinstance(value, bool):
-                raise ValueError("expected a whole number")
-            return int(value)
-        if kind in ("Path", "Path | None"):
-            return Path(str(value)).expanduser()
-        return str(value)
-    except ValueError as exc:
-        raise ConfigError(f"{label} = {value!r} is invalid: {exc}") from None
-
-
-def _check(config: Config) -> None:
-    def fail(key: str, why: str) -> None:
-        raise ConfigError(f"{ENV_PREFIX}{key.upper()} / {key}: {why}")
-
-    if config.economy_scope not in ("guild", "global"):
-        fail("economy_scope", f"{config.economy_scope!r} must be 'guild' or 'global'")
-    host, _, port = config.metrics_addr.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        fail("metrics_addr", f"{config.metrics_addr!r} must be host:port, e.g. 127.0.0.1:9464")
-    _check_interactions(config, fail)
-    if not config.discord_api_url.startswith(("http://", "https://")):
-        fail("discord_api_url", f"{config.discord_api_url!r} must be an http(s) URL")
-    if config.log_level.lower() not in ("debug", "info", "warning", "error"):
-        fail("log_level", f"{config.log_level!r} must be debug, info, warning or error")
-    hour, _, minute = config.backup_time.partition(":")
-    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
-        fail("backup_time", f"{config.backup_time!r} must be HH:MM in local time")
-    positive = (
-        "backup_keep_days",
-        "integrity_interval_seconds",
-        "game_idle_seconds",
-        "game_recovery_seconds",
-        "ratelimit_commands_per_minute",
-        "ratelimit_burst",
-    )
-    for key in positive:
-        if getattr(config, key) < 1:
-            fail(key, f"{getattr(config, key)} must be at least 1")
-
-
-def _check_interactions(config: Config, fail: Callable[[str, str], None]) -> None:
-    if not config.interactions_addr:
-        if not config.discord_gateway:
-            fail("discord_gateway", "false needs the HTTP endpoint (CROUPIER_INTERACTIONS_ADDR)")
-        return
-    host, _, port = config.interactions_addr.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        fail(
-            "interactions_addr",
-            f"{config.interactions_addr!r} must be host:port, e.g. 0.0.0.0:8080",
-        )
-    key = config.discord_public_key
-    if len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key):
-        fail(
-            "discord_public_key",
-            "must be the application's public key (64 hex digits, from the developer "
-            "portal) when the interactions endpoint is on",
-        )
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise refuse(f"cannot create it: {exc.strerror}") from exc
+    probe = path / f".croupier-write-probe-{os.getpid()}"
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as exc:
+        raise refuse(f"cannot write a file in it: {exc.strerror}") from exc
