@@ -193,6 +193,20 @@ class KeyReused(CroupierError):
         self.op = op
 
 
+class IdReused(CroupierError):
+    """An interaction id came again with a different request (another command, options,
+    user, guild or button); nothing is changed."""
+
+    code = "id_reused"
+
+    def __init__(self, interaction_id: int) -> None:
+        super().__init__(
+            f"interaction id {interaction_id} was already used for a different request; "
+            "send this one with a new id"
+        )
+        self.interaction_id = interaction_id
+
+
 class GuildOnly(CroupierError):
     code = "guild_only"
 

@@ -12,6 +12,9 @@ ever sees a ``Reply``: typed errors become ephemeral error replies and bugs beco
 from __future__ import annotations
 
 import dataclasses
+import enum
+import hashlib
+import json
 import logging
 import re
 from collections import OrderedDict
@@ -21,7 +24,16 @@ from typing import Any
 
 import trio
 
-from actors.errors import CroupierError, InvalidInput, NotFound, NotPermitted, RateLimited
+from actors.answers import AnswerLog, fingerprint_bytes
+from actors.errors import (
+    Busy,
+    CroupierError,
+    IdReused,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    RateLimited,
+)
 from bot.inputs import (
     INTEGER_OPTION_MAX,
     INTEGER_OPTION_MIN,
@@ -32,9 +44,12 @@ from bot.inputs import (
     whole_number,
 )
 from bot.model import (
+    Button,
     ButtonPress,
     ButtonRoute,
+    ButtonStyle,
     Command,
+    Field,
     Invocation,
     Option,
     OptionKind,
@@ -59,6 +74,9 @@ _UNKNOWN_COMMAND_LABEL = "unknown"
 _UNKNOWN_BUTTON_LABEL = "button:unknown"
 # A failure in a transport around a command (reading the request, writing the reply).
 _TRANSPORT_LABEL = "transport"
+# Refusals that say "try again", not "no": they are not stored as an interaction's answer,
+# so the retry they ask for can go through.
+TRANSIENT_ERROR_CODES = frozenset({Busy.code, RateLimited.code, "internal"})
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,7 @@ class CommandSet:
         metrics: Metrics,
         rate_limit: RateLimit | None = None,
         clock: Callable[[], float] = trio.current_time,
+        answers: AnswerLog | None = None,
     ) -> None:
         self._commands: dict[str, Command] = {}
         for command in commands:
@@ -143,6 +162,11 @@ class CommandSet:
         self._metrics = metrics
         self._clock = clock
         self._buckets = TokenBuckets(rate_limit or RateLimit(), clock)
+        # Without a log (command sets over no store, in tests) every delivery runs.
+        self.answers = answers
+        # Interactions being answered now, so that a redelivery arriving meanwhile waits
+        # for the first answer instead of running the request a second time.
+        self._in_flight: dict[int, _InFlight] = {}
 
     @property
     def commands(self) -> tuple[Command, ...]:
@@ -170,7 +194,8 @@ class CommandSet:
             options = validate_options(command, inv.options)
             return await command.handler(dataclasses.replace(inv, options=options))
 
-        return await self._serve(label, f"/{inv.command}", inv.interaction_id, run)
+        request = ("command", inv.command, inv.options, inv.user_id, inv.guild_id)
+        return await self._answer_once(inv.interaction_id, request, label, f"/{inv.command}", run)
 
     async def press(self, p: ButtonPress) -> Reply:
         """Route one button press by the prefix of its custom id; always returns a reply."""
@@ -184,7 +209,65 @@ class CommandSet:
             self._throttle(p.user_id, label)
             return await route.handler(p)
 
-        return await self._serve(label, f"button {p.custom_id!r}", p.interaction_id, run)
+        request = ("button", p.custom_id, None, p.user_id, p.guild_id)
+        what = f"button {p.custom_id[:100]!r}"
+        return await self._answer_once(p.interaction_id, request, label, what, run)
+
+    async def _answer_once(
+        self,
+        interaction_id: int,
+        request: tuple[str, str, object, int, int],
+        label: str,
+        what: str,
+        run: Callable[[], Awaitable[Reply]],
+    ) -> Reply:
+        """Serve an interaction once: a repeat of its id gets the first answer (waiting
+        for it if the first delivery is still running), and a different request under
+        the same id is refused with ``id_reused``."""
+        if self.answers is None:
+            return await self._serve(label, what, interaction_id, run)
+        fingerprint = request_fingerprint(request)
+        running = self._in_flight.get(interaction_id)
+        if running is not None:
+            if running.fingerprint != fingerprint:
+                return error_reply(IdReused(interaction_id))
+            await running.done.wait()
+            assert running.reply is not None
+            return running.reply
+        stored = self.answers.get(interaction_id)
+        if stored is not None:
+            if stored.fingerprint != fingerprint:
+                return error_reply(IdReused(interaction_id))
+            self._metrics.commands.labels(command=label, outcome="replayed").inc()
+            return reply_from_record(stored.answer)
+        flight = self._in_flight[interaction_id] = _InFlight(fingerprint)
+        try:
+            flight.reply = await self._serve(label, what, interaction_id, run)
+            flight.reply = await self._keep(interaction_id, fingerprint, flight.reply)
+            return flight.reply
+        finally:
+            del self._in_flight[interaction_id]
+            if flight.reply is None:
+                # Cancelled before an answer: a waiting redelivery is told to retry.
+                flight.reply = error_reply(Busy())
+            flight.done.set()
+
+    async def _keep(self, interaction_id: int, fingerprint: bytes, reply: Reply) -> Reply:
+        """Store ``reply`` as the interaction's answer unless it is transient; return
+        the answer that stays (another process may have stored one first)."""
+        assert self.answers is not None
+        if reply.error_code in TRANSIENT_ERROR_CODES:
+            return reply
+        try:
+            kept = await self.answers.put(interaction_id, fingerprint, reply_record(reply))
+        except Exception:
+            # The answer was given but cannot be kept: a redelivery will run the request
+            # again, which the domain's own idempotency keys make safe for money.
+            logger.exception("storing the answer of interaction %d failed", interaction_id)
+            return reply
+        if kept.fingerprint != fingerprint:
+            return error_reply(IdReused(interaction_id))
+        return reply_from_record(kept.answer)
 
     def internal_failure(self, what: str) -> Reply:
         """Log the exception being handled (once, with its traceback), count it, and
@@ -219,6 +302,85 @@ class CommandSet:
         self._metrics.commands.labels(command=label, outcome=outcome).inc()
         self._metrics.command_duration.labels(command=label).observe(self._clock() - started)
         return reply
+
+
+@dataclass
+class _InFlight:
+    fingerprint: bytes
+    done: trio.Event = dataclasses.field(default_factory=trio.Event)
+    reply: Reply | None = None
+
+
+def request_fingerprint(request: object) -> bytes:
+    """A digest of what a request asks (kind, command or button, options, user, guild);
+    two deliveries of one interaction have the same one."""
+    text = json.dumps(_canonical(request), sort_keys=True, allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:fingerprint_bytes]
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, UserRef):
+        return ["user", value.id, value.bot]
+    if isinstance(value, Mapping):
+        return {str(key): _canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    if isinstance(value, bool | float | str) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**64 else ["big", value.bit_length()]
+    return ["value", shown(value)]
+
+
+def reply_record(reply: Reply) -> dict[str, Any]:
+    """A reply as plain values, to be stored (``reply_from_record`` reads it back)."""
+    return {
+        "title": reply.title,
+        "description": reply.description,
+        "fields": [[f.name, f.value, f.inline] for f in reply.fields],
+        "buttons": [[b.custom_id, b.label, b.style.value, b.disabled] for b in reply.buttons],
+        "ephemeral": reply.ephemeral,
+        "color": reply.color,
+        "footer": reply.footer,
+        "error_code": reply.error_code,
+        "result": _plain(reply.result),
+        "grant_role_ids": list(reply.grant_role_ids),
+    }
+
+
+def reply_from_record(record: Mapping[str, Any]) -> Reply:
+    return Reply(
+        title=record["title"],
+        description=record["description"],
+        fields=tuple(Field(name, value, inline) for name, value, inline in record["fields"]),
+        buttons=tuple(
+            Button(custom_id, label, ButtonStyle(style), disabled)
+            for custom_id, label, style, disabled in record["buttons"]
+        ),
+        ephemeral=record["ephemeral"],
+        color=record["color"],
+        footer=record["footer"],
+        error_code=record["error_code"],
+        result=record["result"],
+        grant_role_ids=tuple(record["grant_role_ids"]),
+    )
+
+
+def _plain(value: object) -> Any:
+    """``value`` as the plain values a JSON reply would show (records become maps)."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)
 
 
 def error_reply(err: CroupierError) -> Reply:

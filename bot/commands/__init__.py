@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from actors.answers import AnswerLog
 from actors.economy import Economy
 from bot.commands.economy import EconomyCommands, NotYourButton, RewardCooldown
 from bot.dispatch import CommandSet, RateLimit
@@ -25,11 +26,13 @@ def build_command_set(
     extra_commands: Iterable[Command] = (),
     extra_buttons: Iterable[ButtonRoute] = (),
 ) -> CommandSet:
-    """Every command and button route of the server, behind one dispatcher."""
+    """Every command and button route of the server, behind one dispatcher that keeps
+    each interaction's first answer in the economy's store."""
     economy_commands = EconomyCommands(economy)
     return CommandSet(
         [*economy_commands.commands(), *extra_commands],
         [*economy_commands.buttons(), *extra_buttons],
         metrics=metrics,
         rate_limit=rate_limit,
+        answers=AnswerLog(economy.store, economy.env.now),
     )

@@ -1,0 +1,111 @@
+"""The first answer of every interaction, kept so that a redelivery gets it again.
+
+Like an idempotency key at a payment API, an interaction id names one request: the
+command layer stores the answer it gave (a success or a refusal of the request itself)
+together with a fingerprint of the request, and answers a repeat of the id from here. A
+repeat with another fingerprint is a different request reusing the id, and is refused.
+Transient refusals (busy, rate limited, internal) are not stored, so the retry they ask
+for can go through.
+
+The log is its own keyspace, written through the group-commit writer like everything
+else; the first answer stored wins, so two deliveries racing each other still end with
+one answer. Answers are forgotten after the idempotency retention, oldest first, through
+an index ordered by the time they were given.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors import keys
+from storage import RecordCodec, Store
+
+# The retention removes at most this many answers per commit, so one pass never holds
+# the writer for long.
+answers_pruned_per_commit_max = 2_000
+fingerprint_bytes = 16
+
+_TIME = struct.Struct(">d")
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """An interaction's first answer: the request's fingerprint, the answer as plain
+    values, and when it was given."""
+
+    fingerprint: bytes
+    answer: dict[str, Any]
+    at: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_ANSWER = RecordCodec(StoredAnswer, kind="answer", version=1)
+
+
+def _time_key(at: float, interaction_id: int) -> bytes:
+    # Times are never negative, so the big-endian bytes of the double sort like the time.
+    assert at >= 0, at
+    return _TIME.pack(at) + keys.u64(interaction_id)
+
+
+class AnswerLog:
+    """Stored answers keyed by interaction id, over one store."""
+
+    def __init__(self, store: Store, now: Callable[[], float]) -> None:
+        self._store = store
+        self._now = now
+
+    def get(self, interaction_id: int) -> StoredAnswer | None:
+        with self._store.read() as txn:
+            raw = txn.get(keys.u64(interaction_id), db=self._store.db("answers"))
+        return None if raw is None else _ANSWER.decode(raw)
+
+    async def put(
+        self, interaction_id: int, fingerprint: bytes, answer: Mapping[str, Any]
+    ) -> StoredAnswer:
+        """Store ``answer`` unless the id already has one; return the one that stays."""
+        assert len(fingerprint) == fingerprint_bytes, fingerprint
+        record = StoredAnswer(fingerprint, dict(answer), self._now())
+        value = _ANSWER.encode(record)
+        answers, by_time = self._store.db("answers"), self._store.db("answers_by_time")
+
+        def write(txn: Any) -> StoredAnswer:
+            key = keys.u64(interaction_id)
+            existing = txn.get(key, db=answers)
+            if existing is not None:
+                return _ANSWER.decode(existing)
+            txn.put(key, value, db=answers)
+            txn.put(_time_key(record.at, interaction_id), b"", db=by_time)
+            return record
+
+        return await self._store.write(write)
+
+    async def prune(self, before: float) -> int:
+        """Forget every answer given before ``before``; return how many."""
+        answers, by_time = self._store.db("answers"), self._store.db("answers_by_time")
+        end = _TIME.pack(max(before, 0.0))
+        pruned = 0
+        while True:
+
+            def write(txn: Any) -> int:
+                cursor = txn.cursor(db=by_time)
+                removed = 0
+                if not cursor.first():
+                    return 0
+                while removed < answers_pruned_per_commit_max:
+                    key = bytes(cursor.key())
+                    if not key or key[: _TIME.size] >= end:
+                        break
+                    txn.delete(key[_TIME.size :], db=answers)
+                    removed += 1
+                    if not cursor.delete():
+                        break
+                return removed
+
+            removed = await self._store.write(write)
+            pruned += removed
+            if removed < answers_pruned_per_commit_max:
+                return pruned
