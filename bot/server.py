@@ -218,7 +218,7 @@ async def _run(
         core.start_soon(
             _every,
             economy.limits.idempotency_prune_interval_seconds,
-            partial(prune_idempotency_once, economy, metrics),
+            partial(prune_idempotency_once, economy, metrics, commands),
             "pruning stored request results failed",
         )
         core.start_soon(_update_gauges, services)
@@ -483,9 +483,17 @@ async def sweep_outbox_once(economy: Economy) -> int:
     return delivered
 
 
-async def prune_idempotency_once(economy: Economy, metrics: Metrics) -> int:
-    """One pass of the retention: prune, count, log; how many results were forgotten."""
+async def prune_idempotency_once(
+    economy: Economy, metrics: Metrics, commands: CommandSet | None = None
+) -> int:
+    """One pass of the retention: prune, count, log; how many results were forgotten.
+
+    The wallets' stored results and the interactions' stored answers share the one
+    retention, so an id is answered the same for as long as it is remembered at all."""
     pruned = await economy.prune_idempotency()
+    if commands is not None and commands.answers is not None:
+        before = economy.env.now() - economy.limits.idempotency_retention_seconds
+        pruned += await commands.answers.prune(before)
     metrics.idempotency_pruned.inc(pruned)
     if pruned:
         log_event(log, "idempotency_pruned", records=pruned)

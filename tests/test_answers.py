@@ -238,3 +238,18 @@ async def test_answers_are_forgotten_after_the_retention(
     assert commands.answers.get(1302) is not None
     assert await commands.answers.prune(T0 + 7200) == 1
     assert commands.answers.get(1302) is None
+
+
+async def test_the_servers_retention_pass_forgets_answers_with_results(
+    commands: CommandSet, casino: RunningGames
+) -> None:
+    """The periodic retention pass prunes stored answers on the week's schedule of the
+    wallets' stored results, and counts them."""
+    from bot.server import prune_idempotency_once
+
+    ok(await send(commands, 1401, "daily"))
+    assert await prune_idempotency_once(casino.economy, casino.metrics, commands) == 0
+    casino.clock.advance(casino.economy.limits.idempotency_retention_seconds + 1)
+    # The daily's stored result in the wallet and the interaction's answer.
+    assert await prune_idempotency_once(casino.economy, casino.metrics, commands) == 2
+    assert commands.answers is not None and commands.answers.get(1401) is None
