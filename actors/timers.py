@@ -7,7 +7,9 @@ and calls the handler of the timer's kind; the handler's own write removes the t
 
 Catch-up policy: timers that fell due while the server was down fire at start, oldest
 first, at most ``timer_fires_concurrent_max`` at a time. A handler that fails is retried
-after ``timer_retry_seconds``.
+after ``timer_retry_seconds``; a timer that fails ``attempts_max`` times in a row (its
+handler raises, or it has no handler), or whose record cannot be read, is parked: moved
+into the ``parked`` sub-database, counted and logged, so no timer stops the loop.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import trio
 
 from actors import keys
 from actors.games.records import TIMER, TimerRecord
-from storage import Store
+from actors.parked import PARKED, ParkedRecord, error_text, parked_key
+from metrics import log_event
+from storage import RecordDecodeError, Store
 
 log = logging.getLogger("croupier.timers")
 
@@ -37,6 +41,7 @@ class TimerService:
         fires_concurrent_max: int = 64,
         poll_seconds_max: float = 5.0,
         retry_seconds: float = 30.0,
+        attempts_max: int | None = None,
     ) -> None:
         self.store = store
         self.wall_clock = wall_clock
@@ -47,7 +52,13 @@ class TimerService:
         self._limit = trio.CapacityLimiter(fires_concurrent_max)
         self._poll_seconds_max = poll_seconds_max
         self._retry_seconds = retry_seconds
+        self._attempts_max = (
+            store.limits.timer_attempts_max if attempts_max is None else attempts_max
+        )
+        # Failed firings in a row, per timer key; cleared when a firing succeeds.
+        self._failures: dict[bytes, int] = {}
         self.fired = 0
+        self.parked = 0
 
     def register(self, kind: str, handler: TimerHandler) -> None:
         assert kind not in self._handlers, kind
@@ -73,7 +84,10 @@ class TimerService:
             task_status.started()
             while True:
                 self._wake = trio.Event()
-                due, next_due = self._due_now()
+                due, next_due, unreadable = self._due_now()
+                for key, error in unreadable:
+                    self.store.metrics.timer_failures.labels("unknown").inc()
+                    await self._park(key, None, error)
                 for key, record in due:
                     self._in_flight.add(key)
                     nursery.start_soon(self._fire, key, record)
@@ -85,15 +99,24 @@ class TimerService:
                 with trio.move_on_after(wait):
                     await self._wake.wait()
 
-    def _due_now(self) -> tuple[list[tuple[bytes, TimerRecord]], float | None]:
+    def _due_now(
+        self,
+    ) -> tuple[list[tuple[bytes, TimerRecord]], float | None, list[tuple[bytes, str]]]:
+        """Timers due now, when the next one falls due, and records that cannot be read
+        (to be parked)."""
         now = self.wall_clock()
         due: list[tuple[bytes, TimerRecord]] = []
         next_due: float | None = None
+        unreadable: list[tuple[bytes, str]] = []
         with self.store.read() as txn:
             for key, value in txn.cursor(db=self.store.db("timers")):
                 key = bytes(key)
-                record = TIMER.decode(value)
                 if key in self._in_flight:
+                    continue
+                try:
+                    record = TIMER.decode(value)
+                except RecordDecodeError as exc:
+                    unreadable.append((key, error_text(exc)))
                     continue
                 retry = self._retry_at.get(key, -math.inf)
                 when = max(record.due, retry)
@@ -105,18 +128,18 @@ class TimerService:
                 due.append((key, record))
                 if len(due) >= 1024:
                     break
-        return due, next_due
+        return due, next_due, unreadable
 
     async def _fire(self, key: bytes, record: TimerRecord) -> None:
         try:
             async with self._limit:
                 handler = self._handlers.get(record.kind)
                 if handler is None:
-                    log.error("timer %r has no handler for kind %r", key, record.kind)
-                    self._retry_at[key] = self.wall_clock() + self._retry_seconds
+                    await self._failed(key, record, f"no handler for timer kind {record.kind!r}")
                     return
                 await handler(record)
                 self.fired += 1
+                self._failures.pop(key, None)
                 with self.store.read() as txn:
                     still_there = txn.get(key, db=self.store.db("timers")) is not None
                 if still_there:
@@ -125,14 +148,75 @@ class TimerService:
                     self._retry_at[key] = self.wall_clock() + self._retry_seconds
                 else:
                     self._retry_at.pop(key, None)
-        except Exception:
+        except Exception as exc:
             log.exception(
                 "timer %r (%s %s) failed; retrying later", key, record.kind, record.target
             )
-            self._retry_at[key] = self.wall_clock() + self._retry_seconds
+            await self._failed(key, record, error_text(exc))
         finally:
             self._in_flight.discard(key)
             self._wake.set()
+
+    async def _failed(self, key: bytes, record: TimerRecord, error: str) -> None:
+        """Count a failed firing; retry it later, or park it past ``attempts_max``."""
+        label = record.kind if record.kind in self._handlers else "unknown"
+        self.store.metrics.timer_failures.labels(label).inc()
+        failures = self._failures.get(key, 0) + 1
+        if failures >= self._attempts_max:
+            await self._park(key, record, error, failures)
+            return
+        log.error("timer %r (%s %s) failed: %s", key, record.kind, record.target, error)
+        self._failures[key] = failures
+        self._retry_at[key] = self.wall_clock() + self._retry_seconds
+
+    async def _park(
+        self, key: bytes, record: TimerRecord | None, error: str, attempts: int = 1
+    ) -> None:
+        """Move the timer record into ``parked`` in one commit (if it is still there)."""
+        db_timers, db_parked = self.store.db("timers"), self.store.db("parked")
+        now = self.wall_clock()
+        target = parked_key("timer", key.hex())
+
+        def write(txn: Any) -> bool:
+            raw = txn.get(key, db=db_timers)
+            if raw is None:
+                return False
+            parked = ParkedRecord(
+                kind="timer",
+                ident=key.hex(),
+                source_db="timers",
+                source_key=key,
+                value=bytes(raw),
+                error=error,
+                attempts=attempts,
+                parked_at=now,
+                target=record.target if record is not None else "",
+            )
+            txn.delete(key, db=db_timers)
+            txn.put(target, PARKED.encode(parked), db=db_parked)
+            return True
+
+        self._failures.pop(key, None)
+        self._retry_at.pop(key, None)
+        try:
+            moved = await self.store.write(write)
+        except Exception:
+            # The store refused the write (it fails only this request): try again later.
+            log.exception("parking timer %r failed; retrying later", key)
+            self._retry_at[key] = self.wall_clock() + self._retry_seconds
+            return
+        if moved:
+            self.parked += 1
+            self.store.metrics.parked.labels("timer").inc()
+            log_event(
+                log,
+                "timer_parked",
+                level=logging.ERROR,
+                timer=key.hex(),
+                kind=record.kind if record is not None else "unreadable",
+                target=record.target if record is not None else "",
+                error=error,
+            )
 
 
 def put_timer(txn: Any, store: Store, timer_id: str, record: TimerRecord) -> bytes:

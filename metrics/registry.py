@@ -254,7 +254,8 @@ class Metrics:
         )
         self.games_recovery_failures = Counter(
             "croupier_games_recovery_failures_total",
-            "Live games that recovery at boot could not handle (each is parked).",
+            "Live games that could not be handled (their refund at boot raised, or their "
+            "crashing actor's record could not be read); each is parked.",
             registry=r,
         )
         self.timer_failures = Counter(

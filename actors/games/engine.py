@@ -29,16 +29,17 @@ from actors import keys
 from actors.economy import Economy, check_user_id
 from actors.errors import Busy, GameInProgress, GameOver, InvalidInput, NotFound, NotYourGame
 from actors.games import rules
-from actors.games.records import GAME, LIVE, REFUNDED, SETTLED, GameRecord, TimerRecord
+from actors.games.records import GAME, LIVE, REFUNDED, SETTLED, TIMER, GameRecord, TimerRecord
 from actors.games.rules import blackjack as bj
 from actors.integrity import IntegrityReport
 from actors.ledger import EconomyEnv, system_add
+from actors.parked import PARKED, ParkedRecord, error_text, parked_key
 from actors.records import HOUSE, OUTBOX, OutboxRecord, game_account, user_account
-from actors.runtime import Actor, ActorKind, ActorSystem
+from actors.runtime import Actor, ActorCrashed, ActorKind, ActorSystem
 from actors.timers import TimerService, delete_timer, put_timer
 from actors.wallet import Wager, WagerResult
 from metrics import Metrics, log_event
-from storage import Store, packb, unpackb
+from storage import RecordDecodeError, Store, packb, unpackb
 
 log = logging.getLogger("croupier.games")
 
@@ -120,6 +121,50 @@ class VerifyReport:
 class RecoveryReport:
     resumed: int
     refunded: int
+    # Games parked so far by this process (at recovery or after repeated crashes).
+    parked: int = 0
+
+
+def _readable_game(raw: bytes | None) -> GameRecord | None:
+    """The game record, if there is one that decodes with ids and escrow in range."""
+    if raw is None:
+        return None
+    try:
+        record = GAME.decode(raw)
+    except RecordDecodeError:
+        return None
+    fields = (record.scope, record.user, record.escrow)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in fields):
+        return None
+    if not (0 <= record.scope < 2**64 and 0 < record.user < 2**64 and record.escrow >= 0):
+        return None
+    return record
+
+
+def _timers_of(txn: Any, store: Store, game_id: str) -> list[bytes]:
+    """Keys of the game timers aimed at ``game_id`` (a scan: only parking needs it)."""
+    found = []
+    for key, value in txn.cursor(db=store.db("timers")):
+        try:
+            timer = TIMER.decode(value)
+        except RecordDecodeError:
+            continue
+        if timer.kind == TIMER_KIND and timer.target == game_id:
+            found.append(bytes(key))
+    return found
+
+
+def _index_entries_of(txn: Any, store: Store, game_id: str) -> list[bytes]:
+    """Keys of the live index entries naming ``game_id`` (a scan: only parking needs it)."""
+    found = []
+    for key, value in txn.cursor(db=store.db("live_games")):
+        try:
+            named = unpackb(value)[0]
+        except (RecordDecodeError, TypeError, IndexError, KeyError):
+            continue
+        if named == game_id:
+            found.append(bytes(key))
+    return found
 
 
 def view_of(record: GameRecord, note: str = "") -> GameView:
@@ -178,6 +223,7 @@ class Games:
         self.metrics = metrics
         self.idle_seconds = idle_seconds
         self.recovery_seconds = recovery_seconds
+        self.parked = 0
         actors.register(
             ActorKind(GAME_ACTOR, lambda game_id: BlackjackGame(self, game_id), self._escalated)
         )
@@ -374,44 +420,148 @@ class Games:
 
     async def recover(self) -> RecoveryReport:
         """At boot: refund every live game older than the recovery window. Younger ones
-        are left in the store and resume on their next message or deadline."""
+        are left in the store and resume on their next message or deadline. A game that
+        cannot be handled (an unreadable index entry or record, a refund that raises) is
+        parked instead, so no game stops boot."""
         cutoff = self.env.now() - self.recovery_seconds
-        old: list[str] = []
+        old: list[tuple[bytes, str]] = []
+        unreadable: list[tuple[bytes, str]] = []
         resumed = 0
         with self.store.read() as txn:
-            for value in txn.cursor(db=self.store.db("live_games")).iternext(keys=False):
-                game_id, created_at = unpackb(value)
-                if created_at < cutoff:
-                    old.append(str(game_id))
+            for key, value in txn.cursor(db=self.store.db("live_games")):
+                try:
+                    game_id, created_at = unpackb(value)
+                    is_old = float(created_at) < cutoff
+                except (RecordDecodeError, TypeError, ValueError) as exc:
+                    unreadable.append((bytes(key), error_text(exc)))
+                    continue
+                if is_old:
+                    old.append((bytes(key), str(game_id)))
                 else:
                     resumed += 1
         limiter = trio.CapacityLimiter(64)
         refunded = 0
 
-        async def refund(game_id: str) -> None:
+        async def refund(live_key: bytes, game_id: str) -> None:
             nonlocal refunded
             async with limiter:
-                if await self.actors.ask(GAME_ACTOR, game_id, Refund("expired")):
-                    refunded += 1
+                try:
+                    if await self.actors.ask(GAME_ACTOR, game_id, Refund("expired")):
+                        refunded += 1
+                except ActorCrashed as exc:
+                    await self._unrecoverable(game_id, live_key, error_text(exc))
+                except Busy:
+                    # Not the game's fault: it stays live and its deadline timer refunds it.
+                    log.warning("refund of game %s deferred: its actor is busy", game_id)
+                except Exception as exc:
+                    await self._unrecoverable(game_id, live_key, error_text(exc))
 
+        for live_key, error in unreadable:
+            await self._unrecoverable("", live_key, error)
         async with trio.open_nursery() as nursery:
-            for game_id in old:
-                nursery.start_soon(refund, game_id)
+            for live_key, game_id in old:
+                nursery.start_soon(refund, live_key, game_id)
         if refunded:
             log.warning("refunded %d games older than the recovery window", refunded)
         log.info("game recovery: %d resumed lazily, %d refunded", resumed, refunded)
-        return RecoveryReport(resumed, refunded)
+        return RecoveryReport(resumed, refunded, self.parked)
+
+    async def _unrecoverable(self, game_id: str, live_key: bytes | None, error: str) -> None:
+        """Park a game that cannot be handled, and count it; never raises. (Recovery and
+        the escalation of its crashing actor may both get here: it is counted once, by
+        whichever moves it.)"""
+        log.error("game %s (index %r) cannot be handled: %s", game_id, live_key, error)
+        try:
+            moved = await self.store.write(self._park_write(game_id, live_key, error))
+        except Exception:
+            self.metrics.games_recovery_failures.inc()
+            log.exception("parking game %s failed; it is tried again at the next boot", game_id)
+            return
+        if moved:
+            self.metrics.games_recovery_failures.inc()
+            self.parked += 1
+            self.metrics.parked.labels("game").inc()
+            self.actors.passivate(GAME_ACTOR, game_id)
+            log_event(log, "game_parked", level=logging.ERROR, game=game_id, error=error)
+
+    def _park_write(
+        self, game_id: str, live_key: bytes | None, error: str
+    ) -> Callable[[Any], bool]:
+        """Move a live game's records (its record, index entry and deadline timer) into
+        ``parked`` in one commit; the parked record holds the game's escrow."""
+        store, now = self.store, self.env.now()
+        db_games, db_live = store.db("games"), store.db("live_games")
+        game_key = keys.game_key(game_id) if 0 < len(game_id) <= 64 else None
+
+        def write(txn: Any) -> bool:
+            raw = txn.get(game_key, db=db_games) if game_key is not None else None
+            record = _readable_game(raw)
+            if record is not None and record.phase != LIVE:
+                # Settled or refunded meanwhile (an escalation refunds a crashing game).
+                return False
+            index = txn.get(live_key, db=db_live) if live_key is not None else None
+            ident = game_id or (live_key or b"").hex()
+            target = parked_key("game", ident)
+            if txn.get(target, db=store.db("parked")) is not None:
+                # Parked already by the other path (recovery or escalation): only a
+                # leftover index entry may remain.
+                if live_key is not None:
+                    txn.delete(live_key, db=db_live)
+                return False
+            if raw is None and index is None:
+                return False
+            parked = ParkedRecord(
+                kind="game",
+                ident=ident,
+                source_db="games" if raw is not None else "live_games",
+                source_key=(game_key if raw is not None else live_key) or b"",
+                value=bytes(raw if raw is not None else index or b""),
+                error=error,
+                attempts=1,
+                parked_at=now,
+            )
+            if record is not None:
+                parked.scope, parked.amount = record.scope, record.escrow
+                parked.source, parked.target = game_account(game_id), user_account(record.user)
+                own_index = keys.live_game_key(record.scope, record.user, record.kind)
+                if txn.get(own_index, db=db_live) == index or live_key is None:
+                    txn.delete(own_index, db=db_live)
+                delete_timer(txn, store, game_id, record.deadline)
+            elif game_id:
+                # Its deadline and owner are unknown without the record: find its timers
+                # and index entries by the game id they name.
+                for timer_key in _timers_of(txn, store, game_id):
+                    txn.delete(timer_key, db=store.db("timers"))
+                for index_key in _index_entries_of(txn, store, game_id):
+                    txn.delete(index_key, db=db_live)
+            if live_key is not None:
+                txn.delete(live_key, db=db_live)
+            if raw is not None:
+                txn.delete(game_key, db=db_games)
+            txn.put(target, PARKED.encode(parked), db=store.db("parked"))
+            return True
+
+        return write
 
     async def _on_timer(self, timer: TimerRecord) -> None:
         await self.actors.ask(GAME_ACTOR, timer.target, Expire())
 
     async def _escalated(self, game_id: str, crash: BaseException) -> None:
-        """The game's actor crashed past its restart intensity: refund it in full."""
-        record = self.load(game_id)
+        """The game's actor crashed past its restart intensity: refund it in full, or
+        park it when even that cannot be done (its record cannot be read)."""
+        try:
+            record = self.load(game_id)
+        except RecordDecodeError as exc:
+            await self._unrecoverable(game_id, None, error_text(exc))
+            return
         if record is None or record.phase != LIVE:
             return
         log.error("refunding game %s after repeated crashes: %r", game_id, crash)
-        await self.store.write(self.refund_write(record, "escalated"))
+        try:
+            await self.store.write(self.refund_write(record, "escalated"))
+        except Exception as exc:
+            await self._unrecoverable(game_id, None, error_text(exc))
+            return
         self._count_refund(record, "escalated")
         await self._deliver(f"refund:{game_id}")
 
