@@ -48,8 +48,19 @@ SUBDATABASES_V2 = (
 SUBDATABASES_V3 = (
     "parked",  # (kind, id) -> a parked transfer, game or timer, with its original bytes
 )
+# Added by 0004: the audit log of admin actions (see actors/audit.py), the HTTP API's
+# tokens (actors/api_tokens.py) and the first answer of every API request by its
+# idempotency key (actors/answers.py).
+SUBDATABASES_V4 = (
+    "audit",  # (scope, at, request digest) -> audit entry: ordered by scope, then time
+    "audit_by_request",  # (scope, request key) -> the audit key it wrote: once per request
+    "api_tokens",  # SHA-256 of a token -> token record (guild, name, scope, revoked)
+    "api_tokens_by_guild",  # (guild, token id) -> SHA-256 of the token: a guild's list
+    "api_answers",  # (guild, idempotency key) -> fingerprint of the request and its answer
+    "api_answers_by_time",  # (answered at, guild, idempotency key) -> empty: retention
+)
 # Every sub-database the current schema has, in the order migrations create them.
-SUBDATABASES = SUBDATABASES_V1 + SUBDATABASES_V2 + SUBDATABASES_V3
+SUBDATABASES = SUBDATABASES_V1 + SUBDATABASES_V2 + SUBDATABASES_V3 + SUBDATABASES_V4
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_initial_subdatabases", _create_subdatabases(SUBDATABASES_V1)),
     Migration("0002_interaction_answers", _create_subdatabases(SUBDATABASES_V2)),
     Migration("0003_parked_subdatabase", _create_subdatabases(SUBDATABASES_V3)),
+    Migration("0004_audit_and_api", _create_subdatabases(SUBDATABASES_V4)),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
+from actors.audit import AuditLog
 from actors.economy import Economy
 from actors.errors import BotRecipient, CroupierError, InvalidInput, NotFound, OnCooldown
 from actors.records import HistoryEntry, ScopeSettings, ShopItem
@@ -74,8 +75,9 @@ class RewardCooldown(CroupierError):
 class EconomyCommands:
     """The economy's commands and button routes, over one ``Economy``."""
 
-    def __init__(self, economy: Economy) -> None:
+    def __init__(self, economy: Economy, audit: AuditLog | None = None) -> None:
         self.economy = economy
+        self.audit = audit or AuditLog(economy.store, economy.env.now)
 
     def commands(self) -> tuple[Command, ...]:
         return self._member_commands() + self._admin_commands()
@@ -576,10 +578,12 @@ class EconomyCommands:
             )
         if name is None:
             raise InvalidInput("setting", "name the setting the value is for")
+        previous = getattr(self._settings(inv.guild_id), name)
         updated = await self.economy.update_settings(
             inv.guild_id, {name: _setting_value(name, raw)}
         )
         value = getattr(updated, name)
+        await self._audit(inv, "settings.update", "settings", {name: previous}, {name: value})
         return Reply(
             title="Setting changed",
             description=f"**{name}** is now {_setting_text(value)}.",
@@ -606,6 +610,14 @@ class EconomyCommands:
             _key(inv),
             reason=inv.options["reason"],
         )
+        await self._audit(
+            inv,
+            f"money.{op}",
+            f"user:{who.id}",
+            {"balance": got.balance - got.delta},
+            {"balance": got.balance},
+            inv.options["reason"],
+        )
         settings = self._settings(inv.guild_id)
         return Reply(
             title="Balance adjusted",
@@ -620,7 +632,18 @@ class EconomyCommands:
     async def _reset_user(self, inv: Invocation) -> Reply:
         who = _member(inv.options["user"])
         reason: str = inv.options["reason"]
+        # The balance before is read just before the reset: the reset's own result says
+        # only where it left the member.
+        before = await self.economy.balance(inv.guild_id, who.id)
         got = await self.economy.reset(inv.guild_id, inv.user_id, who.id, _key(inv), reason=reason)
+        await self._audit(
+            inv,
+            "member.reset",
+            f"user:{who.id}",
+            {"balance": before.balance},
+            {"balance": got.balance, "items_removed": got.items_removed},
+            reason,
+        )
         settings = self._settings(inv.guild_id)
         return Reply(
             title="Member reset",
@@ -647,6 +670,7 @@ class EconomyCommands:
             description=opts.get("description", ""),
             key=_key(inv),
         )
+        await self._audit(inv, "item.create", f"item:{item.item_id}", {}, _item_result(item))
         return self._item_reply("Item added", item, inv.guild_id)
 
     async def _shop_edit(self, inv: Invocation) -> Reply:
@@ -669,12 +693,45 @@ class EconomyCommands:
             raise InvalidInput(
                 "item", "give at least one of price, stock, sell_price, name, role or description"
             )
-        item = await self.economy.edit_item(inv.guild_id, self._item(inv).item_id, **changes)
+        before = self._item(inv)
+        item = await self.economy.edit_item(inv.guild_id, before.item_id, **changes)
+        await self._audit_item(inv, "item.edit", before, item)
         return self._item_reply("Item changed", item, inv.guild_id)
 
     async def _shop_retire(self, inv: Invocation) -> Reply:
-        item = await self.economy.retire_item(inv.guild_id, self._item(inv).item_id)
+        before = self._item(inv)
+        item = await self.economy.retire_item(inv.guild_id, before.item_id)
+        await self._audit_item(inv, "item.retire", before, item)
         return self._item_reply("Item retired", item, inv.guild_id)
+
+    async def _audit_item(
+        self, inv: Invocation, action: str, before: ShopItem, after: ShopItem
+    ) -> None:
+        await self._audit(
+            inv, action, f"item:{after.item_id}", _item_result(before), _item_result(after)
+        )
+
+    async def _audit(
+        self,
+        inv: Invocation,
+        action: str,
+        target: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        reason: str = "",
+    ) -> None:
+        """Record an admin command's change in the audit log, once per interaction."""
+        await self.audit.append(
+            inv.guild_id,
+            request=f"command:{inv.interaction_id}",
+            actor=f"user:{inv.user_id}",
+            via="command",
+            action=action,
+            target=target,
+            before=before,
+            after=after,
+            reason=reason,
+        )
 
     def _item_reply(self, title: str, item: ShopItem, guild_id: int) -> Reply:
         settings = self._settings(guild_id)
