@@ -1,10 +1,26 @@
 """The Discord transport: interactions.py 5.16 run inside trio through trio-asyncio.
 
-``run_discord`` opens an asyncio loop on top of trio, registers every command of a
-``CommandSet`` as a slash command and routes every button to ``CommandSet.press``. Each
-interaction crosses into trio to run the command, then back into asyncio to answer:
+``run_discord`` opens an asyncio loop on top of trio and connects one process's shards to
+the gateway. Every INTERACTION_CREATE is taken straight from the gateway (the library's
+own interaction dispatch, command lookup and context objects are bypassed), crosses into
+trio to run through the ``CommandSet``, and is answered on the interaction REST path of
+``bot.discord_answers``:
 
-    gateway (asyncio) -> callback in an Extension -> trio: CommandSet -> asyncio: REST reply
+    gateway (asyncio) -> raw interaction -> trio: CommandSet -> asyncio: callback POST
+
+Every interaction is answered while the server is up. Its age is known from its snowflake
+and its arrival; a command still running when the interaction is ``defer_after_seconds``
+old is acknowledged first (a deferred answer) and answered after, and an interaction that
+arrives already that old is deferred before it runs. Past ``in_flight_max`` interactions
+in flight, or while shutting down, an interaction is answered at once with an ephemeral
+"busy, try again" and runs nothing. An interaction that cannot even be acknowledged in
+time runs nothing either, so no money moves without an answer. An answer that fails after
+the command took effect is logged with the interaction id and what the command answered,
+counted in ``croupier_discord_unanswered_total{reason}``, and sent as a follow-up when the
+interaction was acknowledged and its token still lives.
+
+Commands are registered over REST, one ``PUT`` of the whole command set, before the
+gateway connects, so no interaction is dropped for arriving before a sync.
 
 Known traps of interactions.py under trio-asyncio, and what this module does about them:
 
@@ -12,79 +28,84 @@ Known traps of interactions.py under trio-asyncio, and what this module does abo
   scope around ``Client.astart`` (after letting in-flight interactions finish).
 - One stray asyncio task error would end the whole loop (trio-asyncio's default exception
   handler re-raises), so a handler that logs and counts them is installed.
-- Command callbacks are only collected from ``__main__`` or from an ``Extension``, so
-  commands are built at start-up inside one ``Extension``.
+- Listeners are only collected from ``__main__`` or from an ``Extension``, so they live in
+  one ``Extension``.
 - The REST base URL is the class constant ``Route.BASE``; it is set for the run and put
   back afterwards. The gateway URL comes from ``GET /gateway``.
+- ``AutoShardedClient.astart`` waits for every shard to be ready after starting only the
+  first ``max_concurrency`` bucket, so it hangs with more buckets than one; the client
+  here starts the shards itself, in waves of one shard per bucket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
-import re
-from collections.abc import Awaitable, Callable
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import interactions
 import trio
 import trio_asyncio
+from interactions.api.events.processors import Processor
 from interactions.api.http.route import Route
-from interactions.models.discord.message import process_message_payload
 
-from bot.dispatch import CommandSet
-from bot.model import (
-    Button,
-    ButtonPress,
-    ButtonStyle,
-    Command,
-    Invocation,
-    OptionKind,
-    Reply,
-    UserRef,
+from actors.errors import CroupierError, InvalidInput
+from bot import discord_answers
+from bot.discord_answers import (
+    CALLBACK_DEFERRED_MESSAGE,
+    CALLBACK_DEFERRED_UPDATE,
+    CALLBACK_MESSAGE,
+    CALLBACK_UPDATE,
+    AnswerFailed,
+    InteractionAnswers,
 )
+from bot.dispatch import ERROR_COLOR, CommandSet, error_reply
+from bot.model import ButtonPress, Command, Invocation, OptionKind, Reply, UserRef
 from metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 DISCORD_API_URL = "https://discord.com/api/v10"
 
+# Discord's figures: an interaction must be acknowledged within 3 s of its creation, and
+# its token allows follow-ups and edits for 15 minutes.
+interaction_deadline_seconds_default = 3.0
+interaction_token_seconds = 15 * 60.0
+# Discord lets one shard of each max_concurrency bucket identify every 5 s.
+identify_interval_seconds_default = 5.0
 # How long a shutdown waits for interactions already being handled before cancelling them.
 drain_seconds_default = 10.0
-# How long a command may run before its interaction is acknowledged ("thinking..."):
-# Discord drops an interaction not answered within 3 s, and the answer needs a round trip.
-defer_after_seconds_default = 2.0
+# How old an interaction may get while its command runs before it is acknowledged
+# ("thinking..."): the answer still needs a round trip within the 3 s.
+defer_after_seconds_default = 1.5
+# Interactions handled at once; past it an interaction is answered "busy" at once.
+in_flight_max_default = 5000
 _latency_poll_seconds = 1.0
 
 _MANAGE_GUILD = 1 << 5
 _ADMINISTRATOR = 1 << 3
-
-# Discord's limits on what a message may carry; longer text is cut, since a refused
-# reply would leave the user with "This interaction failed" instead.
-_title_chars_max = 256
-_description_chars_max = 4096
-_field_name_chars_max = 256
-_field_value_chars_max = 1024
-_fields_max = 25
-_footer_chars_max = 2048
-_label_chars_max = 80
-_buttons_per_row_max = 5
-_rows_max = 5
+_DISCORD_EPOCH_MS = 1_420_070_400_000
+_snowflake_max = 2**64 - 1
+_APPLICATION_COMMAND = 2
+_MESSAGE_COMPONENT = 3
+_AUTOCOMPLETE = 4
+_AUTOCOMPLETE_RESULT = 8
+_OPTION_USER = 6
 
 _OPTION_TYPES = {
-    OptionKind.INTEGER: interactions.OptionType.INTEGER,
-    OptionKind.STRING: interactions.OptionType.STRING,
-    OptionKind.USER: interactions.OptionType.USER,
-    OptionKind.BOOLEAN: interactions.OptionType.BOOLEAN,
+    OptionKind.INTEGER: 4,
+    OptionKind.STRING: 3,
+    OptionKind.USER: 6,
+    OptionKind.BOOLEAN: 5,
 }
-_BUTTON_STYLES = {
-    ButtonStyle.PRIMARY: interactions.ButtonStyle.PRIMARY,
-    ButtonStyle.SECONDARY: interactions.ButtonStyle.SECONDARY,
-    ButtonStyle.SUCCESS: interactions.ButtonStyle.SUCCESS,
-    ButtonStyle.DANGER: interactions.ButtonStyle.DANGER,
-}
+_GUILD_CONTEXT = 0
+_GUILD_INSTALL = 0
 
 
 class GatewayClosed(RuntimeError):
@@ -103,28 +124,45 @@ async def run_discord(
     metrics: Metrics,
     on_connected: Callable[[bool], None] = _ignore_connected,
     stop: trio.Event | None = None,
+    shards: int | None = None,
+    shard_ids: Sequence[int] | None = None,
     drain_seconds: float = drain_seconds_default,
     defer_after_seconds: float = defer_after_seconds_default,
+    deadline_seconds: float = interaction_deadline_seconds_default,
+    in_flight_max: int = in_flight_max_default,
+    identify_interval_seconds: float = identify_interval_seconds_default,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``commands`` on Discord until cancelled or until ``stop`` is set.
 
     Call it from inside ``trio.run``, once per process (the REST base URL is a class
-    constant of the library); it opens its own trio-asyncio loop. It reports
-    ready once the client is launched. ``on_connected(True)`` is called (in the trio
-    thread) once the gateway is ready and the commands are synced, ``on_connected(False)``
-    when the connection is lost or the transport stops; ``metrics.discord_connected``
-    follows it. Shutting down (cancellation or ``stop``) first refuses new interactions
-    and waits up to ``drain_seconds`` for the ones being handled to answer, then cancels
-    the client. Raises ``GatewayClosed`` if the client gives up by itself, and the
-    client's own error (a bad token, say) if it cannot start.
+    constant of the library); it opens its own trio-asyncio loop. ``shards`` is the total
+    shard count (None: the count Discord recommends in ``GET /gateway/bot``) and
+    ``shard_ids`` the shards this process runs (None: all). It reports ready once the
+    client is launched. ``on_connected(True)`` is called (in the trio thread) once every
+    shard is ready, ``on_connected(False)`` when one is lost or the transport stops;
+    ``metrics.discord_connected`` follows it. Shutting down (cancellation or ``stop``)
+    first answers new interactions "busy" and waits up to ``drain_seconds`` for the ones
+    being handled to answer, then cancels the client. Raises ``GatewayClosed`` if the
+    client gives up by itself, and the client's own error (a bad token, say) if it cannot
+    start.
     """
+    assert 0 < defer_after_seconds < deadline_seconds, "a deferral must come before the deadline"
+    assert in_flight_max >= 1
     previous_base = Route.BASE
     Route.BASE = api_url.rstrip("/")
     try:
         async with trio_asyncio.open_loop() as loop:
             loop.set_exception_handler(_stray_error_handler(metrics))
-            transport = _Transport(commands, metrics, on_connected, loop, defer_after_seconds)
+            transport = _Transport(
+                commands,
+                metrics,
+                on_connected,
+                loop,
+                _Policy(defer_after_seconds, deadline_seconds, in_flight_max),
+                _ShardPlan(shards, tuple(shard_ids) if shard_ids else None),
+                identify_interval_seconds,
+            )
             await transport.serve(token, stop, drain_seconds, task_status)
     finally:
         Route.BASE = previous_base
@@ -146,6 +184,52 @@ def _stray_error_handler(
     return handle
 
 
+class _Policy:
+    """When to defer and when to refuse: the transport's time and load bounds."""
+
+    def __init__(self, defer_after_seconds: float, deadline_seconds: float, in_flight_max: int):
+        self.defer_after_seconds = defer_after_seconds
+        self.deadline_seconds = deadline_seconds
+        self.in_flight_max = in_flight_max
+
+
+class _ShardPlan:
+    """Which shards this process runs: ``count`` None means Discord's recommendation."""
+
+    def __init__(self, count: int | None, ids: tuple[int, ...] | None) -> None:
+        assert count is None or count >= 1
+        assert ids is None or (count is not None and all(0 <= i < count for i in ids))
+        self.count = count
+        self.ids = ids
+
+
+class _Interaction:
+    """One interaction as the gateway delivered it, with the instant it was created
+    (``time.monotonic()``, estimated from its snowflake and its arrival)."""
+
+    def __init__(self, data: Mapping[str, Any], received: float) -> None:
+        self.data = data
+        self.id = _snowflake(data.get("id"), "interaction id")
+        self.token = str(data["token"])
+        self.app_id = _snowflake(data.get("application_id"), "application id")
+        self.kind = int(data["type"])
+        self.button = self.kind == _MESSAGE_COMPONENT
+        # The snowflake says when Discord created the interaction; on a machine whose
+        # clock runs behind Discord's the arrival is the better bound.
+        created_wall = ((self.id >> 22) + _DISCORD_EPOCH_MS) / 1000
+        lag = max(0.0, time.time() - created_wall)
+        self.created = received - lag
+
+    def age(self) -> float:
+        return time.monotonic() - self.created
+
+    def what(self) -> str:
+        payload = self.data.get("data") or {}
+        if self.button:
+            return f"button {payload.get('custom_id')!r}"
+        return f"/{payload.get('name')}"
+
+
 class _Transport:
     """The state of one run: the client, in-flight interactions and the connection."""
 
@@ -155,28 +239,37 @@ class _Transport:
         metrics: Metrics,
         on_connected: Callable[[bool], None],
         loop: asyncio.AbstractEventLoop,
-        defer_after_seconds: float,
+        policy: _Policy,
+        shards: _ShardPlan,
+        identify_interval_seconds: float,
     ) -> None:
         self.commands = commands
-        self.defer_after_seconds = defer_after_seconds
         self.metrics = metrics
         self.loop = loop
+        self.policy = policy
         self._on_connected = on_connected
         self.connected = False
+        self.ready = False
         self.accepting = True
         self.in_flight = 0
         self._idle = trio.Event()
         # Why the client stopped by itself, if it did.
         self.failure: Exception | None = None
-        self.client = interactions.Client(
+        self.answers = InteractionAnswers(Route.BASE, "DiscordBot (Croupier, 1.0)")
+        sharding: dict[str, Any] = {}
+        if shards.count is not None:
+            sharding["total_shards"] = shards.count
+        if shards.ids is not None:
+            sharding["shard_ids"] = list(shards.ids)
+        self.client = _Client(
+            self,
+            identify_interval_seconds,
             intents=interactions.Intents.GUILDS,
-            sync_interactions=True,
-            delete_unused_application_cmds=True,
+            sync_interactions=False,
+            delete_unused_application_cmds=False,
             send_command_tracebacks=False,
-            # Interactions that arrive before the commands are synced are not run; the
-            # user is told the bot is starting rather than seeing "interaction failed".
-            send_not_ready_messages=True,
             disable_dm_commands=True,
+            **sharding,
         )
         _CroupierExtension(self.client, self)
 
@@ -199,13 +292,14 @@ class _Transport:
                     self.failure = GatewayClosed("the Discord gateway connection ended")
             except Exception as err:
                 self.failure = err
-                # A client that failed to start leaves its HTTP session open; close it
-                # so a reconnect does not leak one session per attempt.
+            finally:
+                # The client's HTTP session is closed here rather than by Client.stop(),
+                # which is never called; a reconnect then does not leak one per attempt.
                 with trio.CancelScope(shield=True):
                     await trio_asyncio.aio_as_trio(self.client.http.close, loop=self.loop)()
-            finally:
                 finished.set()
 
+        await trio_asyncio.aio_as_trio(self.answers.open, loop=self.loop)()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(run_client)
@@ -221,6 +315,8 @@ class _Transport:
                     nursery.cancel_scope.cancel()
         finally:
             self.set_connected(False)
+            with trio.CancelScope(shield=True):
+                await trio_asyncio.aio_as_trio(self.answers.close, loop=self.loop)()
 
     async def _drain(self, drain_seconds: float) -> None:
         self.accepting = False
@@ -247,6 +343,11 @@ class _Transport:
                     if math.isfinite(latency):
                         self.metrics.discord_latency.set(latency)
 
+    def refresh_connected(self) -> None:
+        """Connected means: the client was ready once and every shard is up now."""
+        states = self.client.shards
+        self.set_connected(self.ready and bool(states) and all(_shard_up(s) for s in states))
+
     def set_connected(self, connected: bool) -> None:
         if connected == self.connected:
             return
@@ -255,71 +356,94 @@ class _Transport:
         logger.info("Discord %s", "connected" if connected else "disconnected")
         self._on_connected(connected)
 
+    async def sync_commands(self) -> None:
+        """Register every command, in one ``PUT`` that also removes retired ones."""
+        payload = [_command_payload(command) for command in self.commands.commands]
+        await self.client.http.overwrite_application_commands(self.client.app.id, payload, 0)
+        logger.info("registered %d commands", len(payload))
+
     # Interactions, on the trio side.
 
-    async def handle_command(self, ctx: interactions.SlashContext) -> None:
-        self.metrics.discord_interactions.labels(type="command").inc()
-
-        async def run() -> Reply:
-            inv = Invocation(
-                command=ctx.invoke_target,
-                interaction_id=int(ctx.id),
-                user_id=int(ctx.author_id),
-                guild_id=int(ctx.guild_id or 0),
-                channel_id=int(ctx.channel_id or 0),
-                can_manage_guild=_can_manage_guild(ctx),
-                options=_options(self.commands.command(ctx.invoke_target), ctx.kwargs),
-            )
-            return await self.commands.invoke(inv)
-
-        await self._handle(ctx, run, button=False)
-
-    async def handle_button(self, ctx: interactions.ComponentContext) -> None:
-        self.metrics.discord_interactions.labels(type="button").inc()
-
-        async def run() -> Reply:
-            press = ButtonPress(
-                custom_id=ctx.custom_id,
-                interaction_id=int(ctx.id),
-                user_id=int(ctx.author_id),
-                guild_id=int(ctx.guild_id or 0),
-                channel_id=int(ctx.channel_id or 0),
-                can_manage_guild=_can_manage_guild(ctx),
-            )
-            return await self.commands.press(press)
-
-        await self._handle(ctx, run, button=True)
-
-    async def _handle(
-        self,
-        ctx: interactions.InteractionContext,
-        run: Callable[[], Awaitable[Reply]],
-        *,
-        button: bool,
-    ) -> None:
-        if not self.accepting:
-            logger.info("interaction %s arrived while shutting down; not answered", ctx.id)
+    async def handle(self, data: Mapping[str, Any], received: float) -> None:
+        try:
+            interaction = _Interaction(data, received)
+        except (KeyError, ValueError, TypeError, InvalidInput):
+            logger.warning("an interaction without a usable id or token was ignored: %r", data)
+            return
+        if interaction.kind == _AUTOCOMPLETE:
+            # No option offers autocompletion; an empty list is the complete answer.
+            await self._acknowledge(interaction, {"type": _AUTOCOMPLETE_RESULT, "data": {}})
+            return
+        kind = "button" if interaction.button else "command"
+        self.metrics.discord_interactions.labels(type=kind).inc()
+        if not self.accepting or self.in_flight >= self.policy.in_flight_max:
+            await self._refuse(interaction, restarting=not self.accepting)
             return
         self.in_flight += 1
         try:
-            reply, deferred = await self._run_deferring(ctx, run, button=button)
-            await self._answer(ctx, reply, button=button, deferred=deferred)
+            await self._serve(interaction)
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self._idle.set()
                 self._idle = trio.Event()
 
+    async def _serve(self, interaction: _Interaction) -> None:
+        try:
+            run = self._runner(interaction)
+        except CroupierError as err:
+            reply = error_reply(err)
+            await self._answer(interaction, reply, deferred=False)
+            return
+        if interaction.age() >= self.policy.defer_after_seconds:
+            # Already too old to risk running first: acknowledge, and run only if that
+            # worked, so nothing moves for a member who saw "This interaction failed".
+            if not await self._defer(interaction):
+                return
+            reply, deferred = await run(), True
+        else:
+            reply, deferred = await self._run_deferring(interaction, run)
+        await self._answer(interaction, reply, deferred=deferred)
+
+    def _runner(self, interaction: _Interaction) -> Callable[[], Awaitable[Reply]]:
+        """What running this interaction means; typed errors for a payload that does
+        not make a request."""
+        data = interaction.data
+        payload = data.get("data") or {}
+        member = data.get("member") or {}
+        user = member.get("user") or data.get("user") or {}
+        user_id = _snowflake(user.get("id"), "user id")
+        guild_id = _snowflake(data["guild_id"], "guild id") if data.get("guild_id") else 0
+        channel_id = _snowflake(data["channel_id"], "channel id") if data.get("channel_id") else 0
+        can_manage = bool(int(member.get("permissions") or 0) & (_MANAGE_GUILD | _ADMINISTRATOR))
+        if interaction.button:
+            press = ButtonPress(
+                custom_id=str(payload.get("custom_id", "")),
+                interaction_id=interaction.id,
+                user_id=user_id,
+                guild_id=guild_id,
+                channel_id=channel_id,
+                can_manage_guild=can_manage,
+            )
+            return lambda: self.commands.press(press)
+        name = str(payload.get("name", ""))
+        inv = Invocation(
+            command=name,
+            interaction_id=interaction.id,
+            user_id=user_id,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            can_manage_guild=can_manage,
+            options=_options(self.commands.command(name), payload),
+        )
+        return lambda: self.commands.invoke(inv)
+
     async def _run_deferring(
-        self,
-        ctx: interactions.InteractionContext,
-        run: Callable[[], Awaitable[Reply]],
-        *,
-        button: bool,
+        self, interaction: _Interaction, run: Callable[[], Awaitable[Reply]]
     ) -> tuple[Reply, bool]:
-        """Run the command; if it is still running after ``defer_after_seconds``,
-        acknowledge the interaction meanwhile, because Discord drops an interaction that
-        is not answered within 3 s. Return the reply and whether it was deferred."""
+        """Run the command; if it is still running when the interaction is
+        ``defer_after_seconds`` old, acknowledge it meanwhile. Return the reply and
+        whether the interaction was deferred."""
         replies: list[Reply] = []
         deferred = False
         async with trio.open_nursery() as nursery:
@@ -329,34 +453,160 @@ class _Transport:
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(work)
-            await trio.sleep(self.defer_after_seconds)
+            await trio.sleep(max(0.0, self.policy.defer_after_seconds - interaction.age()))
             # Shielded: a defer that is half sent when the reply arrives must complete,
             # or the answer would not know which of Discord's states it is in.
             with trio.CancelScope(shield=True):
-                try:
-                    await trio_asyncio.aio_as_trio(_defer, loop=self.loop)(ctx, button)
-                    deferred = True
-                except Exception:
-                    logger.exception("could not defer interaction %s", ctx.id)
+                deferred = await self._defer(interaction)
             await trio.sleep_forever()
         return replies[0], deferred
 
-    async def _answer(
-        self, ctx: interactions.InteractionContext, reply: Reply, *, button: bool, deferred: bool
-    ) -> None:
-        # By now the command has taken effect, so a failure to answer is logged and the
-        # role grants still happen.
+    async def _defer(self, interaction: _Interaction) -> bool:
+        kind = CALLBACK_DEFERRED_UPDATE if interaction.button else CALLBACK_DEFERRED_MESSAGE
+        return await self._acknowledge(interaction, {"type": kind})
+
+    async def _acknowledge(self, interaction: _Interaction, body: Mapping[str, Any]) -> bool:
+        """Send an initial callback that runs nothing; False (logged, counted) if it
+        failed."""
         try:
-            await trio_asyncio.aio_as_trio(_send, loop=self.loop)(ctx, reply, button, deferred)
-        except Exception:
-            logger.exception("could not answer interaction %s", ctx.id)
+            await self._call(
+                self.answers.callback,
+                interaction.id,
+                interaction.token,
+                body,
+                until=interaction.created + self.policy.deadline_seconds,
+            )
+        except AnswerFailed as failure:
+            logger.warning(
+                "interaction %d (%s) could not be acknowledged and did not run: %s",
+                interaction.id,
+                interaction.what(),
+                failure,
+            )
+            self.metrics.discord_unanswered.labels(reason=failure.reason).inc()
+            return False
+        return True
+
+    async def _refuse(self, interaction: _Interaction, *, restarting: bool) -> None:
+        why = "is restarting" if restarting else "is handling too many requests right now"
+        reply = Reply(
+            title="Busy, try again",
+            description=f"Croupier {why}; nothing was done. Try again in a few seconds.",
+            ephemeral=True,
+            color=ERROR_COLOR,
+            error_code="busy",
+        )
+        body = {"type": CALLBACK_MESSAGE, "data": discord_answers.message(reply)}
+        await self._acknowledge(interaction, body)
+
+    async def _answer(self, interaction: _Interaction, reply: Reply, *, deferred: bool) -> None:
+        # By now the command has taken effect, so a failure to answer is logged, counted
+        # and followed up where Discord still allows it, and the role grants still happen.
+        try:
+            await self._send(interaction, reply, deferred)
+        except AnswerFailed as failure:
+            self._unanswered(interaction, reply, failure, deferred)
+            token_alive = interaction.age() < interaction_token_seconds
+            if deferred and token_alive and failure.reason != "token_expired":
+                await self._follow_up(interaction, reply)
         for role_id in reply.grant_role_ids:
             try:
-                await trio_asyncio.aio_as_trio(
-                    self.client.http.add_guild_member_role, loop=self.loop
-                )(ctx.guild_id, ctx.author_id, role_id, reason="Croupier reward")
+                await self._call(
+                    self.client.http.add_guild_member_role,
+                    interaction.data.get("guild_id"),
+                    _invoker(interaction.data),
+                    role_id,
+                    reason="Croupier reward",
+                )
             except Exception:
-                logger.exception("could not grant role %d to user %s", role_id, ctx.author_id)
+                logger.exception(
+                    "could not grant role %d (interaction %d)", role_id, interaction.id
+                )
+
+    def _unanswered(
+        self, interaction: _Interaction, reply: Reply, failure: AnswerFailed, deferred: bool
+    ) -> None:
+        if failure.reason == "already_acknowledged" and not deferred:
+            # A redelivered interaction: its first delivery was answered with the same
+            # stored result, so the member saw it.
+            logger.info("interaction %d was already answered (%s)", interaction.id, failure)
+            return
+        logger.warning(
+            "interaction %d (%s) took effect but its answer %r (result %s) was not delivered: %s",
+            interaction.id,
+            interaction.what(),
+            reply.title,
+            dict(reply.result),
+            failure,
+        )
+        self.metrics.discord_unanswered.labels(reason=failure.reason).inc()
+
+    async def _follow_up(self, interaction: _Interaction, reply: Reply) -> None:
+        try:
+            await self._call(
+                self.answers.followup,
+                interaction.app_id,
+                interaction.token,
+                discord_answers.message(reply),
+                until=interaction.created + interaction_token_seconds,
+            )
+        except AnswerFailed as failure:
+            logger.warning("interaction %d: the follow-up failed too: %s", interaction.id, failure)
+        else:
+            logger.info("interaction %d: answered with a follow-up instead", interaction.id)
+
+    async def _send(self, interaction: _Interaction, reply: Reply, deferred: bool) -> None:
+        """Answer: a command gets a new message, a button press edits the message it was
+        on, and an ephemeral reply is always a new message only the user sees."""
+        app, token = interaction.app_id, interaction.token
+        if not deferred:
+            update = interaction.button and not reply.ephemeral
+            body = {
+                "type": CALLBACK_UPDATE if update else CALLBACK_MESSAGE,
+                "data": discord_answers.message(reply, flags=not update),
+            }
+            until = interaction.created + self.policy.deadline_seconds
+            await self._call(self.answers.callback, interaction.id, token, body, until=until)
+            return
+        until = interaction.created + interaction_token_seconds
+        if not reply.ephemeral:
+            # After a defer, "@original" is the placeholder of a command, or the message
+            # of a button.
+            edit = discord_answers.message(reply, flags=False)
+            await self._call(self.answers.edit_original, app, token, edit, until=until)
+            return
+        if not interaction.button:
+            # A deferred command shows a public "thinking" placeholder; an ephemeral
+            # answer cannot replace it, so it goes and a follow-up only the user sees
+            # takes its place.
+            await self._call(self.answers.delete_original, app, token, until=until)
+        followup = discord_answers.message(reply)
+        await self._call(self.answers.followup, app, token, followup, until=until)
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        return await trio_asyncio.aio_as_trio(method, loop=self.loop)(*args, **kwargs)
+
+
+def _shard_up(state: Any) -> bool:
+    # interactions.py keeps no public flag for a shard being identified and connected.
+    return bool(state._shard_ready.is_set())
+
+
+def _invoker(data: Mapping[str, Any]) -> int:
+    member = data.get("member") or {}
+    user = member.get("user") or data.get("user") or {}
+    return _snowflake(user.get("id"), "user id")
+
+
+def _snowflake(value: Any, field: str) -> int:
+    """A Discord id from a payload: a decimal string or int, 1 to 2**64-1."""
+    try:
+        parsed = int(str(value), 10)
+    except ValueError:
+        raise InvalidInput(field, f"{value!r} is not a Discord id") from None
+    if not 0 < parsed <= _snowflake_max:
+        raise InvalidInput(field, f"{value!r} is not a Discord id")
+    return parsed
 
 
 async def _first_of(finished: trio.Event, stop: trio.Event | None) -> None:
@@ -373,175 +623,132 @@ async def _wait_then_cancel(event: trio.Event, scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
-def _can_manage_guild(ctx: interactions.InteractionContext) -> bool:
-    return bool(int(ctx.author_permissions) & (_MANAGE_GUILD | _ADMINISTRATOR))
-
-
-def _options(command: Command | None, values: dict[str, Any]) -> dict[str, Any]:
-    """Discord's option values as the command model types them: a user option arrives
-    resolved (a User or Member, whose ``bot`` flag is kept) or, unresolved, as an id."""
-    kinds = {option.name: option.kind for option in command.options} if command else {}
-    options = {}
-    for name, value in values.items():
-        if kinds.get(name) is OptionKind.USER:
-            if isinstance(value, str | int):
-                value = UserRef(int(value))
-            else:
-                value = UserRef(int(value.id), bot=bool(value.bot))
+def _options(command: Command | None, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Discord's option values as the command model types them: a user option becomes a
+    ``UserRef`` whose ``bot`` flag comes from the resolved users. The values' types are
+    checked by the ``CommandSet``; an unknown command has no options worth reading."""
+    if command is None:
+        return {}
+    users = (payload.get("resolved") or {}).get("users") or {}
+    options: dict[str, Any] = {}
+    for option in payload.get("options") or ():
+        name, value = str(option.get("name")), option.get("value")
+        if option.get("type") == _OPTION_USER:
+            user_id = _snowflake(value, name)
+            value = UserRef(user_id, bot=bool((users.get(str(user_id)) or {}).get("bot")))
         options[name] = value
     return options
 
 
-# Replies, on the asyncio side.
+def _command_payload(command: Command) -> dict[str, Any]:
+    """A command as Discord registers it: guild-only, typed options, admin commands
+    hidden from members without Manage Server."""
+    options = []
+    for option in command.options:
+        spec: dict[str, Any] = {
+            "type": _OPTION_TYPES[option.kind],
+            "name": option.name,
+            "description": option.description,
+            "required": option.required,
+        }
+        if option.choices:
+            spec["choices"] = [
+                {"name": c, "value": int(c) if option.kind is OptionKind.INTEGER else c}
+                for c in option.choices
+            ]
+        for key in ("min_value", "max_value", "max_length"):
+            if (bound := getattr(option, key)) is not None:
+                spec[key] = bound
+        options.append(spec)
+    return {
+        "type": 1,
+        "name": command.name,
+        "description": command.description,
+        "options": options,
+        "default_member_permissions": str(_MANAGE_GUILD) if command.admin_only else None,
+        "dm_permission": False,
+        "contexts": [_GUILD_CONTEXT],
+        "integration_types": [_GUILD_INSTALL],
+        "nsfw": False,
+    }
 
 
-async def _defer(ctx: interactions.InteractionContext, button: bool) -> None:
-    if button:
-        assert isinstance(ctx, interactions.ComponentContext)
-        await ctx.defer(edit_origin=True)
-    else:
-        await ctx.defer()
+# The client.
 
 
-async def _send(
-    ctx: interactions.InteractionContext, reply: Reply, button: bool, deferred: bool
-) -> None:
-    """Answer: a command gets a new message, a button press edits the message it was on,
-    and an ephemeral reply is always a new message only the user sees."""
-    embeds: list[interactions.Embed | dict[Any, Any]] = [_embed(reply)]
-    components = _rows(reply.buttons)
-    if not deferred:
-        if button and not reply.ephemeral:
-            assert isinstance(ctx, interactions.ComponentContext)
-            await ctx.edit_origin(embeds=embeds, components=components)
-        else:
-            await ctx.send(embeds=embeds, components=components, ephemeral=reply.ephemeral)
-    elif not reply.ephemeral:
-        # After a defer, "@original" is the placeholder of a command, or the message of a
-        # button.
-        await ctx.edit("@original", embeds=embeds, components=components)
-    else:
-        if not button:
-            # A deferred command shows a public "thinking" placeholder; an ephemeral
-            # answer cannot replace it, so it goes and a follow-up only the user sees
-            # takes its place.
-            await ctx.delete()
-        payload = process_message_payload(
-            embeds=embeds, components=components, flags=interactions.MessageFlags.EPHEMERAL
-        )
-        await ctx.client.http.post_followup(payload, ctx.client.app.id, ctx.token)
+class _Client(interactions.AutoShardedClient):
+    """interactions.py's sharded client with its interaction dispatch replaced by the
+    transport's, the commands registered before the gateway, and shards started in waves
+    that respect ``max_concurrency``."""
+
+    def __init__(
+        self, transport: _Transport, identify_interval_seconds: float, **kwargs: Any
+    ) -> None:
+        self._croupier = transport
+        self._identify_interval_seconds = identify_interval_seconds
+        super().__init__(**kwargs)
+
+    @Processor.define("raw_interaction_create")
+    async def _dispatch_interaction(self, event: Any) -> None:
+        transport = self._croupier
+        received = time.monotonic()
+        await trio_asyncio.trio_as_aio(transport.handle, loop=transport.loop)(event.data, received)
+
+    async def astart(self, token: str | None = None) -> None:
+        await self.login(token)
+        await self._croupier.sync_commands()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            waves = _waves(self._connection_states, self.max_start_concurrency)
+            for number, wave in enumerate(waves):
+                if number:
+                    # Discord allows one identify per bucket every 5 s, counted from the
+                    # previous wave being in.
+                    await asyncio.sleep(self._identify_interval_seconds)
+                tasks.extend(asyncio.create_task(state.start()) for state in wave)
+                await asyncio.gather(*(state._shard_ready.wait() for state in wave))
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
 
 
-def _embed(reply: Reply) -> interactions.Embed:
-    embed = interactions.Embed(
-        title=_cut(reply.title, _title_chars_max),
-        description=_cut(reply.description, _description_chars_max) or None,
-        color=reply.color,
-    )
-    for field in reply.fields[:_fields_max]:
-        embed.add_field(
-            _cut(field.name, _field_name_chars_max),
-            _cut(field.value, _field_value_chars_max),
-            inline=field.inline,
-        )
-    if reply.footer:
-        embed.set_footer(_cut(reply.footer, _footer_chars_max))
-    return embed
-
-
-def _rows(buttons: tuple[Button, ...]) -> list[interactions.BaseComponent | dict[Any, Any]]:
-    assert len(buttons) <= _buttons_per_row_max * _rows_max, "Discord shows at most 25 buttons"
+def _waves(states: Sequence[Any], max_concurrency: int) -> list[list[Any]]:
+    """The shards in identify waves: each wave holds at most one shard of each
+    ``max_concurrency`` bucket (``shard_id % max_concurrency``), in shard order."""
+    buckets: dict[int, list[Any]] = defaultdict(list)
+    for state in sorted(states, key=lambda s: s.shard_id):
+        buckets[state.shard_id % max(1, max_concurrency)].append(state)
+    columns = [buckets[key] for key in sorted(buckets)]
     return [
-        interactions.ActionRow(
-            *(
-                interactions.Button(
-                    style=_BUTTON_STYLES[button.style],
-                    label=_cut(button.label, _label_chars_max),
-                    custom_id=button.custom_id,
-                    disabled=button.disabled,
-                )
-                for button in buttons[start : start + _buttons_per_row_max]
-            )
-        )
-        for start in range(0, len(buttons), _buttons_per_row_max)
+        [state for state in wave if state is not None]
+        for wave in itertools.zip_longest(*columns, fillvalue=None)
     ]
 
 
-def _cut(text: str, chars_max: int) -> str:
-    return text if len(text) <= chars_max else text[: chars_max - 1] + "…"
-
-
-# Registration.
-
-
 class _CroupierExtension(interactions.Extension):
-    """Holds the slash commands built from the command set, the one component callback
-    that takes every button, and the connection listeners."""
+    """The connection listeners."""
 
     def __init__(self, bot: interactions.Client, transport: _Transport) -> None:
         self.transport = transport
-        for command in transport.commands.commands:
-            self._register(_slash_command(command, self._on_command))
-        self._register(
-            interactions.ComponentCommand(
-                name="croupier_buttons",
-                listeners=[re.compile(r".+", re.DOTALL)],
-                callback=self._on_button,
-            )
-        )
-
-    def _register(self, command: interactions.InteractionCommand) -> None:
-        command.extension = self
-        self.bot.add_command(command)
-        self._commands.append(command)
-
-    async def _on_command(self, ctx: interactions.SlashContext) -> None:
-        await trio_asyncio.trio_as_aio(self.transport.handle_command, loop=self.transport.loop)(ctx)
-
-    async def _on_button(self, ctx: interactions.ComponentContext) -> None:
-        await trio_asyncio.trio_as_aio(self.transport.handle_button, loop=self.transport.loop)(ctx)
 
     @interactions.listen(interactions.events.Ready)
     async def _on_ready(self, event: interactions.events.Ready) -> None:
-        self.transport.set_connected(True)
+        self.transport.ready = True
+        self.transport.refresh_connected()
 
     @interactions.listen(interactions.events.Resume)
     async def _on_resume(self, event: interactions.events.Resume) -> None:
-        self.transport.set_connected(True)
+        self.transport.refresh_connected()
+
+    @interactions.listen(interactions.events.ShardConnect)
+    async def _on_shard_connect(self, event: interactions.events.ShardConnect) -> None:
+        self.transport.refresh_connected()
 
     @interactions.listen(interactions.events.Disconnect)
     async def _on_disconnect(self, event: interactions.events.Disconnect) -> None:
         self.transport.set_connected(False)
 
-
-def _slash_command(
-    command: Command, callback: Callable[[interactions.SlashContext], Any]
-) -> interactions.SlashCommand:
-    options: list[interactions.SlashCommandOption | dict[Any, Any]] = [
-        interactions.SlashCommandOption(
-            name=option.name,
-            type=_OPTION_TYPES[option.kind],
-            description=option.description,
-            required=option.required,
-            choices=[
-                interactions.SlashCommandChoice(
-                    name=choice, value=int(choice) if option.kind is OptionKind.INTEGER else choice
-                )
-                for choice in option.choices
-            ],
-            min_value=option.min_value,
-            max_value=option.max_value,
-            max_length=option.max_length,
-        )
-        for option in command.options
-    ]
-    return interactions.SlashCommand(
-        name=command.name,
-        description=command.description,
-        options=options,
-        callback=callback,
-        default_member_permissions=(
-            interactions.Permissions.MANAGE_GUILD if command.admin_only else None
-        ),
-        dm_permission=False,
-    )
+    @interactions.listen(interactions.events.ShardDisconnect)
+    async def _on_shard_disconnect(self, event: interactions.events.ShardDisconnect) -> None:
+        self.transport.set_connected(False)

@@ -83,6 +83,14 @@ class Metrics:
             ["type"],
             registry=r,
         )
+        self.discord_unanswered = Counter(
+            "croupier_discord_unanswered_total",
+            "Discord interactions whose answer Discord did not take, by reason (expired, "
+            "already_acknowledged, token_expired, rate_limited, refused, server_error, "
+            "network, shutdown).",
+            ["reason"],
+            registry=r,
+        )
         self.asyncio_task_errors = Counter(
             "croupier_asyncio_task_errors_total",
             "Stray asyncio task errors caught by the loop exception handler.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -26,6 +27,7 @@ from tests.toy_commands import VIP_ROLE_ID, ToyBank
 _EPHEMERAL = 1 << 6
 _MANAGE_GUILD = 1 << 5
 _ADMINISTRATOR = 1 << 3
+_DISCORD_EPOCH_MS = 1_420_070_400_000
 
 
 @dataclass
@@ -404,3 +406,76 @@ async def test_fake_discord_speaks_exact_json_and_records_unknown_routes(
     assert me[:2] == (200, "application/json") and me[2]["verified"] is True
     assert missing[:2] == (404, "application/json")
     assert fake.unknown_routes == [("GET", "/channels/5/messages")]
+
+
+async def test_an_answer_is_one_callback_that_mentions_nobody(
+    fake: FakeDiscord, commands: CommandSet, metrics: Metrics
+) -> None:
+    """A quick command is answered by its callback alone (no read of ``@original``), and
+    the message says it may mention nobody, so stored text cannot ping anyone."""
+    async with serving(fake, commands, metrics):
+        await fake.wait_commands_synced()
+        pay = fake.send_interaction(fake.slash_command("pay", {"user": 43, "amount": 3}))
+        await fake.wait_callbacks(pay)
+        await trio.sleep(0.2)
+    token = f"token-{pay}"
+    about = [(r.method, r.path.split(token)[-1]) for r in fake.requests if token in r.path]
+    assert about == [("POST", "/callback")]
+    [callback] = fake.callbacks(pay)
+    assert callback.data["allowed_mentions"] == {"parse": []}
+
+
+async def test_unknown_command_and_button_are_answered(
+    fake: FakeDiscord, commands: CommandSet, metrics: Metrics
+) -> None:
+    """A stale command and a button no route knows get an ephemeral answer, not silence."""
+    async with serving(fake, commands, metrics):
+        await fake.wait_commands_synced()
+        game = fake.send_interaction(fake.slash_command("game"))
+        await fake.wait_callbacks(game)
+        message = fake.original_message(game)
+        assert message is not None
+        stale = fake.send_interaction(fake.unknown_command("retired"))
+        button = fake.send_interaction(fake.button_press("lottery:1:draw", message=message))
+        answers = [(await fake.wait_callbacks(i))[0] for i in (stale, button)]
+    for answer in answers:
+        assert answer.accepted and answer.type == 4
+        assert answer.data["flags"] == _EPHEMERAL
+        assert embed(answer.data)["title"] == "That did not work"
+
+
+async def test_an_interaction_too_old_to_acknowledge_runs_nothing(
+    fake: FakeDiscord, commands: CommandSet, bank: ToyBank, metrics: Metrics
+) -> None:
+    """An interaction whose deadline passed before it could be acknowledged moves no
+    money, and is counted as unanswered."""
+    old = ((int((time.time() - 5) * 1000) - _DISCORD_EPOCH_MS) << 22) | 1
+    async with serving(fake, commands, metrics):
+        await fake.wait_commands_synced()
+        fake.send_interaction(
+            fake.slash_command("pay", {"user": 43, "amount": 5}, interaction_id=old)
+        )
+        await fake.wait_for(
+            lambda: sample(metrics, "croupier_discord_unanswered_total", reason="expired") or None,
+            "the count of the expired interaction",
+        )
+    assert bank.seen == [] and bank.balance(42) == 100
+    assert fake.callbacks(old) == []
+
+
+async def test_overload_answers_busy_before_anything_moves(
+    fake: FakeDiscord, commands: CommandSet, bank: ToyBank, metrics: Metrics
+) -> None:
+    """Past the in-flight bound an interaction is answered "busy" at once and its command
+    does not run."""
+    async with serving(fake, commands, metrics, in_flight_max=1):
+        await fake.wait_commands_synced()
+        slow = fake.send_interaction(fake.slash_command("slow"))
+        await bank.slow_started.wait()
+        pay = fake.send_interaction(fake.slash_command("pay", {"user": 43, "amount": 5}))
+        [busy] = await fake.wait_callbacks(pay)
+        bank.slow_release.set()
+        await fake.wait_callbacks(slow)
+    assert busy.data["flags"] == _EPHEMERAL
+    assert embed(busy.data)["title"] == "Busy, try again"
+    assert bank.seen == [slow] and bank.balance(42) == 100

@@ -2,22 +2,26 @@
 
 from tests.fake_discord.server import (
     APP_ID,
+    BOT_ROLE_ID,
     BOT_USER_ID,
     CHANNEL_ID,
     GUILD_ID,
     REFUSED_TOKEN,
     Callback,
     FakeDiscord,
+    Identify,
     RecordedRequest,
 )
 
 __all__ = [
     "APP_ID",
+    "BOT_ROLE_ID",
     "BOT_USER_ID",
     "CHANNEL_ID",
     "GUILD_ID",
     "REFUSED_TOKEN",
     "Callback",
     "FakeDiscord",
+    "Identify",
     "RecordedRequest",
 ]

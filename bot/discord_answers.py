@@ -1,0 +1,249 @@
+"""Answers to Discord interactions: the message payloads and the REST path that sends them.
+
+Interaction callbacks, follow-ups and ``@original`` edits carry the interaction's token and
+are not bound by the bot's global rate limit (Discord: "Interaction endpoints are not bound
+to the bot's Global Rate Limit"). interactions.py sends every request through one global
+lock of 45 requests a second, which capped the bot at about 22 answers a second, so these
+requests go through ``InteractionAnswers`` instead: its own aiohttp session, no global
+lock, each request bounded by the time its interaction still has, a 429 honoured for as
+long as that time allows. Everything else (command sync, role grants) stays on the
+library's client with its per-route buckets and 429 handling.
+
+This module runs on the asyncio side of trio-asyncio; the transport calls it through
+``trio_asyncio.aio_as_trio``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import aiohttp
+
+from bot.model import Button, ButtonStyle, Reply
+
+# Discord's interaction callback types.
+CALLBACK_MESSAGE = 4
+CALLBACK_DEFERRED_MESSAGE = 5
+CALLBACK_DEFERRED_UPDATE = 6
+CALLBACK_UPDATE = 7
+EPHEMERAL_FLAG = 1 << 6
+
+# Discord's JSON error codes that say what happened to an answer.
+_UNKNOWN_INTERACTION = 10062
+_ALREADY_ACKNOWLEDGED = 40060
+_UNKNOWN_WEBHOOK = 10015
+_INVALID_WEBHOOK_TOKEN = 50027
+
+# How many connections the answer path keeps open to Discord at most; a burst of answers
+# shares them (HTTP keep-alive) rather than opening one each.
+answer_connections_max = 100
+# The pause before retrying an answer Discord failed with a 5xx or the network dropped.
+_retry_pause_seconds = 0.05
+
+# Discord's limits on what a message may carry; longer text is cut, since a refused
+# reply would leave the user with "This interaction failed" instead.
+_title_chars_max = 256
+_description_chars_max = 4096
+_field_name_chars_max = 256
+_field_value_chars_max = 1024
+_fields_max = 25
+_footer_chars_max = 2048
+_label_chars_max = 80
+_buttons_per_row_max = 5
+_rows_max = 5
+
+_BUTTON_STYLES = {
+    ButtonStyle.PRIMARY: 1,
+    ButtonStyle.SECONDARY: 2,
+    ButtonStyle.SUCCESS: 3,
+    ButtonStyle.DANGER: 4,
+}
+_ACTION_ROW = 1
+_BUTTON = 2
+
+# Replies are embeds, which never notify anyone, but text that members stored (an item's
+# name, a reason) must not be able to ping @everyone or a role even if a reply ever
+# carries it as content: every message says explicitly that it mentions nobody.
+NO_MENTIONS: Mapping[str, Any] = {"parse": []}
+
+# Why an answer did not reach the member; the label values of
+# ``croupier_discord_unanswered_total``.
+Reason = Literal[
+    "expired",
+    "already_acknowledged",
+    "token_expired",
+    "rate_limited",
+    "refused",
+    "server_error",
+    "network",
+    "shutdown",
+]
+
+
+class AnswerFailed(Exception):
+    """Discord did not take an answer; ``reason`` is one of ``Reason``."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: Reason = reason
+        self.detail = detail
+
+
+def message(reply: Reply, *, flags: bool = True) -> dict[str, Any]:
+    """The message payload of a reply: one embed, its buttons, ephemeral or not, mentioning
+    nobody. ``flags`` is False for edits, which cannot change a message's flags."""
+    payload: dict[str, Any] = {
+        "embeds": [_embed(reply)],
+        "components": _rows(reply.buttons),
+        "allowed_mentions": dict(NO_MENTIONS),
+    }
+    if flags:
+        payload["flags"] = EPHEMERAL_FLAG if reply.ephemeral else 0
+    return payload
+
+
+def _embed(reply: Reply) -> dict[str, Any]:
+    embed: dict[str, Any] = {"title": _cut(reply.title, _title_chars_max)}
+    if reply.description:
+        embed["description"] = _cut(reply.description, _description_chars_max)
+    embed["color"] = reply.color
+    if reply.fields:
+        embed["fields"] = [
+            {
+                "name": _cut(field.name, _field_name_chars_max),
+                "value": _cut(field.value, _field_value_chars_max),
+                "inline": field.inline,
+            }
+            for field in reply.fields[:_fields_max]
+        ]
+    if reply.footer:
+        embed["footer"] = {"text": _cut(reply.footer, _footer_chars_max)}
+    return embed
+
+
+def _rows(buttons: tuple[Button, ...]) -> list[dict[str, Any]]:
+    assert len(buttons) <= _buttons_per_row_max * _rows_max, "Discord shows at most 25 buttons"
+    return [
+        {
+            "type": _ACTION_ROW,
+            "components": [
+                {
+                    "type": _BUTTON,
+                    "style": _BUTTON_STYLES[button.style],
+                    "label": _cut(button.label, _label_chars_max),
+                    "custom_id": button.custom_id,
+                    "disabled": button.disabled,
+                }
+                for button in buttons[start : start + _buttons_per_row_max]
+            ],
+        }
+        for start in range(0, len(buttons), _buttons_per_row_max)
+    ]
+
+
+def _cut(text: str, chars_max: int) -> str:
+    return text if len(text) <= chars_max else text[: chars_max - 1] + "…"
+
+
+class InteractionAnswers:
+    """Sends interaction callbacks, follow-ups and ``@original`` edits and deletions.
+
+    Open it on the asyncio loop with ``open()`` and close it with ``close()``. Each method
+    takes ``until``, the ``time.monotonic()`` instant past which the answer is useless (the
+    3 s deadline of an initial callback, the 15-minute life of a token); it raises
+    ``AnswerFailed`` when Discord refuses the answer or the time runs out.
+    """
+
+    def __init__(self, api_url: str, user_agent: str) -> None:
+        self._api_url = api_url.rstrip("/")
+        self._headers = {"User-Agent": user_agent}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        assert self._session is None, "opened twice"
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=answer_connections_max),
+            headers=self._headers,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def callback(
+        self, interaction_id: int, token: str, body: Mapping[str, Any], *, until: float
+    ) -> None:
+        await self._send("POST", f"/interactions/{interaction_id}/{token}/callback", body, until)
+
+    async def edit_original(
+        self, app_id: int, token: str, body: Mapping[str, Any], *, until: float
+    ) -> None:
+        await self._send("PATCH", f"/webhooks/{app_id}/{token}/messages/@original", body, until)
+
+    async def delete_original(self, app_id: int, token: str, *, until: float) -> None:
+        await self._send("DELETE", f"/webhooks/{app_id}/{token}/messages/@original", None, until)
+
+    async def followup(
+        self, app_id: int, token: str, body: Mapping[str, Any], *, until: float
+    ) -> None:
+        await self._send("POST", f"/webhooks/{app_id}/{token}", body, until)
+
+    async def _send(
+        self, method: str, path: str, body: Mapping[str, Any] | None, until: float
+    ) -> None:
+        session = self._session
+        if session is None:
+            raise AnswerFailed("shutdown", f"{method} {path}: the answer path is closed")
+        url = self._api_url + path
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                raise AnswerFailed("expired", f"{method} {path}: no time left to answer")
+            try:
+                async with session.request(
+                    method, url, json=body, timeout=aiohttp.ClientTimeout(total=left)
+                ) as response:
+                    if 200 <= response.status < 300:
+                        return
+                    failure, pause = _classify(method, path, response, await _json(response))
+            except (TimeoutError, aiohttp.ClientError, OSError) as err:
+                late = time.monotonic() >= until
+                failure = AnswerFailed(
+                    "expired" if late else "network", f"{method} {path}: {err!r}"
+                )
+                pause = _retry_pause_seconds
+            if pause is None or time.monotonic() + pause >= until:
+                raise failure
+            await asyncio.sleep(pause)
+
+
+def _classify(
+    method: str, path: str, response: aiohttp.ClientResponse, payload: Mapping[str, Any]
+) -> tuple[AnswerFailed, float | None]:
+    """What a refused answer means, and the pause before retrying it (None: retrying
+    cannot help)."""
+    what = f"{method} {path}: {response.status} {payload.get('message', '')}".strip()
+    if response.status == 429:
+        retry_after = payload.get("retry_after") or response.headers.get("Retry-After") or 1
+        return AnswerFailed("rate_limited", what), max(float(retry_after), _retry_pause_seconds)
+    if response.status >= 500:
+        return AnswerFailed("server_error", what), _retry_pause_seconds
+    reasons: dict[Any, Reason] = {
+        _UNKNOWN_INTERACTION: "expired",
+        _ALREADY_ACKNOWLEDGED: "already_acknowledged",
+        _INVALID_WEBHOOK_TOKEN: "token_expired",
+        _UNKNOWN_WEBHOOK: "token_expired",
+    }
+    return AnswerFailed(reasons.get(payload.get("code"), "refused"), what), None
+
+
+async def _json(response: aiohttp.ClientResponse) -> Mapping[str, Any]:
+    try:
+        payload = await response.json(content_type=None)
+    except (ValueError, aiohttp.ClientError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
