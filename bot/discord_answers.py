@@ -1,4 +1,4 @@
-"""Answers to Discord interactions: the message payloads and the REST path that sends them.
+"""The REST path that answers Discord interactions (the payloads are ``bot.http.payload``'s).
 
 Interaction callbacks, follow-ups and ``@original`` edits carry the interaction's token and
 are not bound by the bot's global rate limit (Discord: "Interaction endpoints are not bound
@@ -22,15 +22,6 @@ from typing import Any, Literal
 
 import aiohttp
 
-from bot.model import Button, ButtonStyle, Reply
-
-# Discord's interaction callback types.
-CALLBACK_MESSAGE = 4
-CALLBACK_DEFERRED_MESSAGE = 5
-CALLBACK_DEFERRED_UPDATE = 6
-CALLBACK_UPDATE = 7
-EPHEMERAL_FLAG = 1 << 6
-
 # Discord's JSON error codes that say what happened to an answer.
 _UNKNOWN_INTERACTION = 10062
 _ALREADY_ACKNOWLEDGED = 40060
@@ -42,32 +33,6 @@ _INVALID_WEBHOOK_TOKEN = 50027
 answer_connections_max = 100
 # The pause before retrying an answer Discord failed with a 5xx or the network dropped.
 _retry_pause_seconds = 0.05
-
-# Discord's limits on what a message may carry; longer text is cut, since a refused
-# reply would leave the user with "This interaction failed" instead.
-_title_chars_max = 256
-_description_chars_max = 4096
-_field_name_chars_max = 256
-_field_value_chars_max = 1024
-_fields_max = 25
-_footer_chars_max = 2048
-_label_chars_max = 80
-_buttons_per_row_max = 5
-_rows_max = 5
-
-_BUTTON_STYLES = {
-    ButtonStyle.PRIMARY: 1,
-    ButtonStyle.SECONDARY: 2,
-    ButtonStyle.SUCCESS: 3,
-    ButtonStyle.DANGER: 4,
-}
-_ACTION_ROW = 1
-_BUTTON = 2
-
-# Replies are embeds, which never notify anyone, but text that members stored (an item's
-# name, a reason) must not be able to ping @everyone or a role even if a reply ever
-# carries it as content: every message says explicitly that it mentions nobody.
-NO_MENTIONS: Mapping[str, Any] = {"parse": []}
 
 # Why an answer did not reach the member; the label values of
 # ``croupier_discord_unanswered_total``.
@@ -90,62 +55,6 @@ class AnswerFailed(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason: Reason = reason
         self.detail = detail
-
-
-def message(reply: Reply, *, flags: bool = True) -> dict[str, Any]:
-    """The message payload of a reply: one embed, its buttons, ephemeral or not, mentioning
-    nobody. ``flags`` is False for edits, which cannot change a message's flags."""
-    payload: dict[str, Any] = {
-        "embeds": [_embed(reply)],
-        "components": _rows(reply.buttons),
-        "allowed_mentions": dict(NO_MENTIONS),
-    }
-    if flags:
-        payload["flags"] = EPHEMERAL_FLAG if reply.ephemeral else 0
-    return payload
-
-
-def _embed(reply: Reply) -> dict[str, Any]:
-    embed: dict[str, Any] = {"title": _cut(reply.title, _title_chars_max)}
-    if reply.description:
-        embed["description"] = _cut(reply.description, _description_chars_max)
-    embed["color"] = reply.color
-    if reply.fields:
-        embed["fields"] = [
-            {
-                "name": _cut(field.name, _field_name_chars_max),
-                "value": _cut(field.value, _field_value_chars_max),
-                "inline": field.inline,
-            }
-            for field in reply.fields[:_fields_max]
-        ]
-    if reply.footer:
-        embed["footer"] = {"text": _cut(reply.footer, _footer_chars_max)}
-    return embed
-
-
-def _rows(buttons: tuple[Button, ...]) -> list[dict[str, Any]]:
-    assert len(buttons) <= _buttons_per_row_max * _rows_max, "Discord shows at most 25 buttons"
-    return [
-        {
-            "type": _ACTION_ROW,
-            "components": [
-                {
-                    "type": _BUTTON,
-                    "style": _BUTTON_STYLES[button.style],
-                    "label": _cut(button.label, _label_chars_max),
-                    "custom_id": button.custom_id,
-                    "disabled": button.disabled,
-                }
-                for button in buttons[start : start + _buttons_per_row_max]
-            ],
-        }
-        for start in range(0, len(buttons), _buttons_per_row_max)
-    ]
-
-
-def _cut(text: str, chars_max: int) -> str:
-    return text if len(text) <= chars_max else text[: chars_max - 1] + "…"
 
 
 class InteractionAnswers:

@@ -56,17 +56,17 @@ from interactions.api.events.processors import Processor
 from interactions.api.http.route import Route
 
 from actors.errors import CroupierError, InvalidInput
-from bot import discord_answers
-from bot.discord_answers import (
-    CALLBACK_DEFERRED_MESSAGE,
-    CALLBACK_DEFERRED_UPDATE,
-    CALLBACK_MESSAGE,
-    CALLBACK_UPDATE,
-    AnswerFailed,
-    InteractionAnswers,
-)
+from bot.discord_answers import AnswerFailed, InteractionAnswers
 from bot.dispatch import ERROR_COLOR, CommandSet, error_reply
-from bot.model import ButtonPress, Command, Invocation, OptionKind, Reply, UserRef
+from bot.http import payload
+from bot.http.payload import (
+    CHANNEL_MESSAGE,
+    DEFERRED_CHANNEL_MESSAGE,
+    DEFERRED_UPDATE_MESSAGE,
+    UPDATE_MESSAGE,
+)
+from bot.inputs import snowflake
+from bot.model import Reply
 from metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -87,25 +87,14 @@ defer_after_seconds_default = 1.5
 # Interactions handled at once; past it an interaction is answered "busy" at once.
 in_flight_max_default = 5000
 _latency_poll_seconds = 1.0
+# How long a stopping client may take to close its gateway connections before it is
+# cancelled.
+_gateway_close_seconds = 2.0
 
-_MANAGE_GUILD = 1 << 5
-_ADMINISTRATOR = 1 << 3
 _DISCORD_EPOCH_MS = 1_420_070_400_000
-_snowflake_max = 2**64 - 1
-_APPLICATION_COMMAND = 2
 _MESSAGE_COMPONENT = 3
 _AUTOCOMPLETE = 4
 _AUTOCOMPLETE_RESULT = 8
-_OPTION_USER = 6
-
-_OPTION_TYPES = {
-    OptionKind.INTEGER: 4,
-    OptionKind.STRING: 3,
-    OptionKind.USER: 6,
-    OptionKind.BOOLEAN: 5,
-}
-_GUILD_CONTEXT = 0
-_GUILD_INSTALL = 0
 
 
 class GatewayClosed(RuntimeError):
@@ -209,11 +198,14 @@ class _Interaction:
 
     def __init__(self, data: Mapping[str, Any], received: float) -> None:
         self.data = data
-        self.id = _snowflake(data.get("id"), "interaction id")
+        self.id = snowflake(data.get("id"), "interaction id")
         self.token = str(data["token"])
-        self.app_id = _snowflake(data.get("application_id"), "application id")
+        self.app_id = snowflake(data.get("application_id"), "application id")
         self.kind = int(data["type"])
         self.button = self.kind == _MESSAGE_COMPONENT
+        member = data.get("member") or {}
+        self.user_id = snowflake((member.get("user") or data.get("user") or {}).get("id"), "user")
+        self.guild_id = snowflake(data["guild_id"], "guild id") if data.get("guild_id") else 0
         # The snowflake says when Discord created the interaction; on a machine whose
         # clock runs behind Discord's the arrival is the better bound.
         created_wall = ((self.id >> 22) + _DISCORD_EPOCH_MS) / 1000
@@ -251,6 +243,7 @@ class _Transport:
         self.connected = False
         self.ready = False
         self.accepting = True
+        self.stopping = False
         self.in_flight = 0
         self._idle = trio.Event()
         # Why the client stopped by itself, if it did.
@@ -289,7 +282,8 @@ class _Transport:
             try:
                 with client_scope:
                     await trio_asyncio.aio_as_trio(self.client.astart, loop=self.loop)(token)
-                    self.failure = GatewayClosed("the Discord gateway connection ended")
+                    if not self.stopping:
+                        self.failure = GatewayClosed("the Discord gateway connection ended")
             except Exception as err:
                 self.failure = err
             finally:
@@ -310,6 +304,7 @@ class _Transport:
                 finally:
                     with trio.CancelScope(shield=True):
                         await self._drain(drain_seconds)
+                        await self._close_gateways(finished)
                         client_scope.cancel()
                         await finished.wait()
                     nursery.cancel_scope.cancel()
@@ -332,6 +327,22 @@ class _Transport:
                 self.in_flight,
                 drain_seconds,
             )
+
+    async def _close_gateways(self, finished: trio.Event) -> None:
+        """Close every shard's connection the way the library means it to (code 1000,
+        no reconnect), and give the client a moment to end by itself: cancelling it
+        mid-connection leaves tasks that try to reconnect on a closed session."""
+        self.stopping = True
+
+        async def close() -> None:
+            for state in self.client.shards:
+                gateway: Any = state.gateway
+                if gateway is not None:
+                    gateway.close()
+
+        await trio_asyncio.aio_as_trio(close, loop=self.loop)()
+        with trio.move_on_after(_gateway_close_seconds):
+            await finished.wait()
 
     async def _poll_latency(self) -> None:
         while True:
@@ -358,9 +369,9 @@ class _Transport:
 
     async def sync_commands(self) -> None:
         """Register every command, in one ``PUT`` that also removes retired ones."""
-        payload = [_command_payload(command) for command in self.commands.commands]
-        await self.client.http.overwrite_application_commands(self.client.app.id, payload, 0)
-        logger.info("registered %d commands", len(payload))
+        definitions = [payload.command_definition(c) for c in self.commands.commands]
+        await self.client.http.overwrite_application_commands(self.client.app.id, definitions, 0)
+        logger.info("registered %d commands", len(definitions))
 
     # Interactions, on the trio side.
 
@@ -406,36 +417,14 @@ class _Transport:
         await self._answer(interaction, reply, deferred=deferred)
 
     def _runner(self, interaction: _Interaction) -> Callable[[], Awaitable[Reply]]:
-        """What running this interaction means; typed errors for a payload that does
+        """What running this interaction means; a typed error for a payload that does
         not make a request."""
-        data = interaction.data
-        payload = data.get("data") or {}
-        member = data.get("member") or {}
-        user = member.get("user") or data.get("user") or {}
-        user_id = _snowflake(user.get("id"), "user id")
-        guild_id = _snowflake(data["guild_id"], "guild id") if data.get("guild_id") else 0
-        channel_id = _snowflake(data["channel_id"], "channel id") if data.get("channel_id") else 0
-        can_manage = bool(int(member.get("permissions") or 0) & (_MANAGE_GUILD | _ADMINISTRATOR))
         if interaction.button:
-            press = ButtonPress(
-                custom_id=str(payload.get("custom_id", "")),
-                interaction_id=interaction.id,
-                user_id=user_id,
-                guild_id=guild_id,
-                channel_id=channel_id,
-                can_manage_guild=can_manage,
-            )
+            press = payload.button_press(interaction.data)
             return lambda: self.commands.press(press)
-        name = str(payload.get("name", ""))
-        inv = Invocation(
-            command=name,
-            interaction_id=interaction.id,
-            user_id=user_id,
-            guild_id=guild_id,
-            channel_id=channel_id,
-            can_manage_guild=can_manage,
-            options=_options(self.commands.command(name), payload),
-        )
+        name = (interaction.data.get("data") or {}).get("name")
+        command = self.commands.command(name) if isinstance(name, str) else None
+        inv = payload.invocation(interaction.data, command)
         return lambda: self.commands.invoke(inv)
 
     async def _run_deferring(
@@ -462,7 +451,7 @@ class _Transport:
         return replies[0], deferred
 
     async def _defer(self, interaction: _Interaction) -> bool:
-        kind = CALLBACK_DEFERRED_UPDATE if interaction.button else CALLBACK_DEFERRED_MESSAGE
+        kind = DEFERRED_UPDATE_MESSAGE if interaction.button else DEFERRED_CHANNEL_MESSAGE
         return await self._acknowledge(interaction, {"type": kind})
 
     async def _acknowledge(self, interaction: _Interaction, body: Mapping[str, Any]) -> bool:
@@ -496,7 +485,7 @@ class _Transport:
             color=ERROR_COLOR,
             error_code="busy",
         )
-        body = {"type": CALLBACK_MESSAGE, "data": discord_answers.message(reply)}
+        body = {"type": CHANNEL_MESSAGE, "data": payload.message(reply)}
         await self._acknowledge(interaction, body)
 
     async def _answer(self, interaction: _Interaction, reply: Reply, *, deferred: bool) -> None:
@@ -513,8 +502,8 @@ class _Transport:
             try:
                 await self._call(
                     self.client.http.add_guild_member_role,
-                    interaction.data.get("guild_id"),
-                    _invoker(interaction.data),
+                    interaction.guild_id,
+                    interaction.user_id,
                     role_id,
                     reason="Croupier reward",
                 )
@@ -547,7 +536,7 @@ class _Transport:
                 self.answers.followup,
                 interaction.app_id,
                 interaction.token,
-                discord_answers.message(reply),
+                payload.message(reply),
                 until=interaction.created + interaction_token_seconds,
             )
         except AnswerFailed as failure:
@@ -562,8 +551,8 @@ class _Transport:
         if not deferred:
             update = interaction.button and not reply.ephemeral
             body = {
-                "type": CALLBACK_UPDATE if update else CALLBACK_MESSAGE,
-                "data": discord_answers.message(reply, flags=not update),
+                "type": UPDATE_MESSAGE if update else CHANNEL_MESSAGE,
+                "data": payload.message(reply),
             }
             until = interaction.created + self.policy.deadline_seconds
             await self._call(self.answers.callback, interaction.id, token, body, until=until)
@@ -572,7 +561,7 @@ class _Transport:
         if not reply.ephemeral:
             # After a defer, "@original" is the placeholder of a command, or the message
             # of a button.
-            edit = discord_answers.message(reply, flags=False)
+            edit = payload.message(reply)
             await self._call(self.answers.edit_original, app, token, edit, until=until)
             return
         if not interaction.button:
@@ -580,7 +569,7 @@ class _Transport:
             # answer cannot replace it, so it goes and a follow-up only the user sees
             # takes its place.
             await self._call(self.answers.delete_original, app, token, until=until)
-        followup = discord_answers.message(reply)
+        followup = payload.message(reply)
         await self._call(self.answers.followup, app, token, followup, until=until)
 
     async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
@@ -590,23 +579,6 @@ class _Transport:
 def _shard_up(state: Any) -> bool:
     # interactions.py keeps no public flag for a shard being identified and connected.
     return bool(state._shard_ready.is_set())
-
-
-def _invoker(data: Mapping[str, Any]) -> int:
-    member = data.get("member") or {}
-    user = member.get("user") or data.get("user") or {}
-    return _snowflake(user.get("id"), "user id")
-
-
-def _snowflake(value: Any, field: str) -> int:
-    """A Discord id from a payload: a decimal string or int, 1 to 2**64-1."""
-    try:
-        parsed = int(str(value), 10)
-    except ValueError:
-        raise InvalidInput(field, f"{value!r} is not a Discord id") from None
-    if not 0 < parsed <= _snowflake_max:
-        raise InvalidInput(field, f"{value!r} is not a Discord id")
-    return parsed
 
 
 async def _first_of(finished: trio.Event, stop: trio.Event | None) -> None:
@@ -621,56 +593,6 @@ async def _first_of(finished: trio.Event, stop: trio.Event | None) -> None:
 async def _wait_then_cancel(event: trio.Event, scope: trio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
-
-
-def _options(command: Command | None, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Discord's option values as the command model types them: a user option becomes a
-    ``UserRef`` whose ``bot`` flag comes from the resolved users. The values' types are
-    checked by the ``CommandSet``; an unknown command has no options worth reading."""
-    if command is None:
-        return {}
-    users = (payload.get("resolved") or {}).get("users") or {}
-    options: dict[str, Any] = {}
-    for option in payload.get("options") or ():
-        name, value = str(option.get("name")), option.get("value")
-        if option.get("type") == _OPTION_USER:
-            user_id = _snowflake(value, name)
-            value = UserRef(user_id, bot=bool((users.get(str(user_id)) or {}).get("bot")))
-        options[name] = value
-    return options
-
-
-def _command_payload(command: Command) -> dict[str, Any]:
-    """A command as Discord registers it: guild-only, typed options, admin commands
-    hidden from members without Manage Server."""
-    options = []
-    for option in command.options:
-        spec: dict[str, Any] = {
-            "type": _OPTION_TYPES[option.kind],
-            "name": option.name,
-            "description": option.description,
-            "required": option.required,
-        }
-        if option.choices:
-            spec["choices"] = [
-                {"name": c, "value": int(c) if option.kind is OptionKind.INTEGER else c}
-                for c in option.choices
-            ]
-        for key in ("min_value", "max_value", "max_length"):
-            if (bound := getattr(option, key)) is not None:
-                spec[key] = bound
-        options.append(spec)
-    return {
-        "type": 1,
-        "name": command.name,
-        "description": command.description,
-        "options": options,
-        "default_member_permissions": str(_MANAGE_GUILD) if command.admin_only else None,
-        "dm_permission": False,
-        "contexts": [_GUILD_CONTEXT],
-        "integration_types": [_GUILD_INSTALL],
-        "nsfw": False,
-    }
 
 
 # The client.

@@ -131,7 +131,7 @@ async def test_slash_command_round_trip(
         )
         [callback] = await fake.wait_callbacks(pay)
     assert callback.type == 4
-    assert callback.data["flags"] == 0
+    assert callback.data.get("flags", 0) == 0
     assert callback.data["components"] == []
     assert embed(callback.data) == {
         "title": "Paid",
@@ -173,7 +173,7 @@ async def test_errors_are_ephemeral(
     for interaction in (to_bot, refused, boom):
         assert answers[interaction].data["flags"] == _EPHEMERAL
     for interaction in (manager, admin):
-        assert answers[interaction].data["flags"] == 0
+        assert answers[interaction].data.get("flags", 0) == 0
         assert embed(answers[interaction].data)["title"] == "Minted"
     assert (bank.balance(42), bank.balance(7)) == (105, 105)
 
@@ -479,3 +479,23 @@ async def test_overload_answers_busy_before_anything_moves(
     assert busy.data["flags"] == _EPHEMERAL
     assert embed(busy.data)["title"] == "Busy, try again"
     assert bank.seen == [slow] and bank.balance(42) == 100
+
+
+async def test_a_clean_shutdown_logs_no_error(
+    fake: FakeDiscord,
+    commands: CommandSet,
+    metrics: Metrics,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Stopping the transport closes the gateway without a stray error or reconnect."""
+    caplog.set_level(logging.INFO)
+    for _ in range(3):
+        async with serving(fake, commands, metrics):
+            await fake.wait_commands_synced()
+            balance = fake.send_interaction(fake.slash_command("balance"))
+            await fake.wait_callbacks(balance)
+    await trio.sleep(0.3)
+    problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert problems == []
+    assert not any("reconnect" in r.getMessage().lower() for r in caplog.records)
+    assert sample(metrics, "croupier_asyncio_task_errors_total") == 0
