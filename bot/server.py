@@ -33,6 +33,7 @@ from bot.commands import build_command_set
 from bot.commands.games import games_commands
 from bot.config import Config
 from bot.dispatch import CommandSet, RateLimit
+from bot.http.ops import serve_ops
 from metrics import (
     Metrics,
     Readiness,
@@ -40,7 +41,6 @@ from metrics import (
     health,
     log_event,
     new_metrics,
-    serve_metrics,
 )
 from storage import InstanceLock, Limits, Store, open_store, unpackb
 from storage.backup import newest_verified, run_backup_schedule
@@ -121,7 +121,7 @@ async def serve(
         log_event(log, "lock_acquired", path=str(lock.path))
         async with trio.open_nursery() as outer:
             try:
-                await outer.start(serve_metrics, host, port, metrics, readiness)
+                await outer.start(serve_ops, host, port, metrics, readiness)
             except OSError as exc:
                 raise StartupError(
                     f"cannot listen on {config.metrics_addr} (CROUPIER_METRICS_ADDR): "

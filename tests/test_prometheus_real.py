@@ -1,7 +1,7 @@
 """A real Prometheus scrapes a running server; every dashboard query and alert rule runs.
 
 The server is whatever the ``server_under_test`` fixture starts: today a stand-in that
-serves ``metrics.serve_metrics`` under a small load, later ``croupier run``. The fixture
+serves ``bot.http.ops.serve_ops`` under a small load, later ``croupier run``. The fixture
 passes it ``CROUPIER_METRICS_ADDR`` (a free port on 127.0.0.1) and ``CROUPIER_DATA_DIR``.
 """
 

@@ -50,6 +50,16 @@ class HttpLimits:
                 raise ValueError(f"{name} must be at least 1")
 
 
+class _TCPServer(TCPServer):
+    """Hypercorn's connection handler, releasing a connection as soon as its client has
+    gone: hypercorn leaves its keep-alive timer running when a client closes without
+    sending a request, which held the connection's slot for ``keep_alive_seconds``."""
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        await self.idle_task.stop()
+
+
 def hypercorn_config(limits: HttpLimits) -> HypercornConfig:
     config = HypercornConfig()
     config.h11_max_incomplete_size = limits.header_bytes_max
@@ -66,10 +76,11 @@ def hypercorn_config(limits: HttpLimits) -> HypercornConfig:
 
 
 async def open_http_listeners(
-    host: str, port: int, limits: HttpLimits | None = None
+    host: str | None, port: int, limits: HttpLimits | None = None
 ) -> list[trio.SocketListener]:
-    """Bind ``host:port`` (port 0 picks one); raises ``OSError`` if it cannot. Binding is
-    separate from serving so a caller can report a taken address before anything runs."""
+    """Bind ``host:port`` (port 0 picks one; host None: every interface); raises
+    ``OSError`` if it cannot. Binding is separate from serving so a caller can report a
+    taken address before anything runs."""
     backlog = (limits or HttpLimits()).backlog_connections
     return await trio.open_tcp_listeners(port, host=host, backlog=backlog)
 
@@ -96,7 +107,7 @@ async def serve_http(
     async def handle(stream: trio.SocketStream) -> None:
         try:
             state = ConnectionState({})
-            await TCPServer(wrapped, config, context, state, stream).run()  # type: ignore[arg-type]
+            await _TCPServer(wrapped, config, context, state, stream).run()  # type: ignore[arg-type]
         finally:
             slots.release()
 

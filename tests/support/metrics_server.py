@@ -17,7 +17,8 @@ import time
 
 import trio
 
-from metrics import Metrics, Readiness, new_metrics, serve_metrics, server_conditions
+from bot.http.ops import serve_ops
+from metrics import Metrics, Readiness, new_metrics, server_conditions
 
 TICK_SECONDS = 0.05
 LIFETIME_SECONDS_MAX = 600.0
@@ -100,7 +101,7 @@ async def main() -> None:
     rng = random.Random(7)
     with trio.move_on_after(LIFETIME_SECONDS_MAX):
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_metrics, host, port, metrics, readiness)
+            await nursery.start(serve_ops, host, port, metrics, readiness)
             prime(metrics)
             for condition in server_conditions(discord=True):
                 readiness.set(condition, True, "stand-in")
