@@ -224,16 +224,18 @@ class Economy:
         # The receiver is known, so its wallet is asked straight away; it reads the outbox
         # record itself and applies it once (a repeat finds it gone and answers from its
         # applied marker).
-        try:
-            credit: CreditResult = await self.wallet(scope, debit.to_user).ask(
-                Credit(debit.transfer_id)
-            )
-            status: str = credit.status
-        except (ActorCrashed, Undeliverable) as exc:
-            # The debit is durable and the transfer stays in flight: it is retried with
-            # backoff (and parked if it never lands), so the payment is answered pending.
-            await self._failed(debit.transfer_id, exc)
-            status = "failed"
+        status: str = "failed"
+        if debit.transfer_id not in self._failing:
+            # (A repeat of a payment whose delivery failed leaves it to the retries.)
+            try:
+                credit: CreditResult = await self.wallet(scope, debit.to_user).ask(
+                    Credit(debit.transfer_id)
+                )
+                status = credit.status
+            except (ActorCrashed, Undeliverable) as exc:
+                # The debit is durable and the transfer stays in flight: it is retried
+                # with backoff (and parked if it never lands), so it is answered pending.
+                await self._failed(debit.transfer_id, exc)
         if status == "bounced":
             # Delivered now or by an earlier attempt: the refund may still be in flight.
             await self.deliver(f"{debit.transfer_id}/refund")
@@ -297,7 +299,10 @@ class Economy:
 
     async def _failed(self, transfer_id: str, exc: Exception) -> None:
         """Count a failed delivery; schedule its retry, or park it past the limit."""
-        failing = self._failing.pop(transfer_id, None) or _Failing()
+        # The transfer stays listed while it is parked below, so no sweep or retry
+        # delivers it between the decision and the commit that moves it.
+        failing = self._failing.setdefault(transfer_id, _Failing())
+        failing.retry_at = math.inf
         failing.attempts += 1
         failing.error = error_text(exc)
         kind = transfer_id.split(":", 1)[0]
@@ -313,12 +318,18 @@ class Economy:
             failing.error,
             exc_info=exc if failing.attempts == 1 else None,
         )
-        if failing.attempts >= attempts_max:
-            await self._park(transfer_id, failing)
-            return
         wait = self.limits.delivery_retry_seconds_min * 2 ** (failing.attempts - 1)
-        failing.retry_at = trio.current_time() + min(wait, self.limits.delivery_retry_seconds_max)
-        self._failing[transfer_id] = failing
+        wait = min(wait, self.limits.delivery_retry_seconds_max)
+        if failing.attempts >= attempts_max:
+            try:
+                await self._park(transfer_id, failing)
+            except Exception:
+                # The store refused the write (it fails only this request): retry later.
+                log.exception("parking transfer %s failed; retrying later", transfer_id)
+            else:
+                self._failing.pop(transfer_id, None)
+                return
+        failing.retry_at = trio.current_time() + wait
         self._retry_wake.set()
 
     async def _park(self, transfer_id: str, failing: _Failing) -> None:

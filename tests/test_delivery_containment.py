@@ -16,6 +16,7 @@ import pytest
 import trio
 import trio.testing
 
+from actors import keys
 from actors.errors import AlreadyRefunded, NotFound, NotRefundable
 from actors.parked import PARKED, ParkedRecord, parked_key
 from actors.records import OUTBOX, ScopeSettings
@@ -167,6 +168,27 @@ async def test_an_unreadable_outbox_record_is_parked_holding_nothing(
         assert "RecordDecodeError" in parked.error
         with pytest.raises(NotRefundable):
             await run.economy.refund_parked("pay:1:9:x", by="operator")
+
+
+async def test_a_payment_to_a_wallet_that_cannot_load_is_pending_then_parked(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """When the recipient's wallet cannot activate, /pay answers pending (not busy), a
+    repeat of it counts no extra attempt, and the transfer parks and refunds."""
+    async with open_store(tmp_path, commit_in_thread=False) as store:
+        await store.write(
+            lambda txn: txn.put(keys.wallet_key(G, BOB), b"\xc1", db=store.db("wallets"))
+        )
+    async with running_games(tmp_path, limits=LIMITS, commit_in_thread=False) as run:
+        paid = await run.economy.pay(G, ALICE, BOB, 5, "p1")
+        assert (paid.status, paid.balance) == ("pending", START - 5)
+        again = await run.economy.pay(G, ALICE, BOB, 5, "p1")
+        assert (again.status, again.transfer_id) == ("pending", paid.transfer_id)
+        assert run.economy.failing_transfers() == {paid.transfer_id: 1}
+        parked = await wait_parked(run, paid.transfer_id)
+        assert (parked.amount, parked.target) == (5, f"user:{BOB}")
+        await run.economy.refund_parked(paid.transfer_id, by="operator")
+        assert (await run.economy.balance(G, ALICE)).balance == START
 
 
 def park_one(data_dir: Path) -> str:

@@ -41,6 +41,7 @@ EXPECTED_ALERTS = {
     "CroupierNoRecentBackup",
     "CroupierLmdbMapNearlyFull",
     "CroupierSupervisorRestartStorm",
+    "CroupierRecordsParked",
     "CroupierCommandErrorRate",
     "CroupierCommandLatencyHigh",
     "CroupierDiscordDisconnected",
