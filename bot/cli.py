@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from collections.abc import Sequence
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from bot.config import Config, ConfigError, ensure_data_dir, load_config
 from storage import InstanceLockedError, SchemaTooNewError, StorageError
+
+# How much of the other process's command line a refusal of the instance lock quotes.
+process_name_chars_max = 80
 
 
 def _version() -> str:
@@ -55,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _fill_closed_standard_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -63,16 +70,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"croupier: configuration error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
     except BaseException as exc:
         # Errors from inside the server's nurseries arrive wrapped in exception groups;
-        # an operating error is shown as its one line, anything else is a crash.
+        # an operating error is shown as its one line, anything else is a crash. A Ctrl-C
+        # before the server takes over the signals (or in a tool without a server) is an
+        # interrupted start, not a crash.
+        if _only_interrupts(exc):
+            return 130
         known = _operating_error(exc)
         if known is None:
             raise
-        print(f"croupier: {known}", file=sys.stderr)
+        print(f"croupier: {_explain(known)}", file=sys.stderr)
         return 1
+
+
+def _only_interrupts(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_interrupts(inner) for inner in exc.exceptions)
+    return isinstance(exc, KeyboardInterrupt)
+
+
+def _explain(exc: BaseException) -> str:
+    """The error's line, with what to do when another process holds the data dir."""
+    if not isinstance(exc, InstanceLockedError):
+        return str(exc)
+    holder = "another process"
+    if exc.holder_pid is not None:
+        name = _process_name(exc.holder_pid)
+        holder = f"pid {exc.holder_pid}" + (f" ({name})" if name else "")
+    return (
+        f"data directory {exc.path} is in use by {holder}; stop it first, or set "
+        "CROUPIER_DATA_DIR to another directory for this command"
+    )
+
+
+def _process_name(pid: int) -> str:
+    """``croupier run`` for a pid, from /proc where there is one; empty when unknown."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    words = [word.decode(errors="replace") for word in raw.split(b"\0") if word]
+    if len(words) > 1 and Path(words[0]).name.startswith("python"):
+        words = words[1:]
+    if words:
+        words[0] = Path(words[0]).name
+    return " ".join(words)[:process_name_chars_max]
 
 
 def _operating_error(exc: BaseException) -> BaseException | None:
@@ -86,6 +129,33 @@ def _operating_error(exc: BaseException) -> BaseException | None:
             if found is not None:
                 return found
     return None
+
+
+def _fill_closed_standard_streams() -> None:
+    """Put /dev/null on a closed stdin, stdout or stderr.
+
+    A process started with one of them closed hands that number to the next file it
+    opens, the lock file or the store, and the console would then read or write it.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def _input_has_an_end() -> bool:
+    """Whether `croupier run` stops at /quit or at the end of its standard input.
+
+    A terminal (someone typing /quit), a pipe or a file (a script) ends when its user is
+    done. /dev/null, another device or a closed input (which became /dev/null at start)
+    is what a service manager gives a server, whose input ends at once: then `run` keeps
+    serving until SIGINT or SIGTERM.
+    """
+    return os.isatty(0) or not stat.S_ISCHR(os.fstat(0).st_mode)
 
 
 def _dispatch(args: argparse.Namespace, config: Config) -> int:
@@ -102,9 +172,11 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
                 config,
                 transport=transport,
                 console_json=getattr(args, "json", False),
-                # A person at a terminal who types /quit means it; under a service
-                # manager (input closed or not a terminal) `run` keeps serving.
-                exit_on_eof=args.command == "console" or sys.stdin.isatty(),
+                exit_on_eof=args.command == "console" or _input_has_an_end(),
+                # `croupier console` is a tool that runs beside a server: it listens on the
+                # metrics address only when one is configured, so it never fights the
+                # server for the default port.
+                metrics_endpoint=args.command == "run" or config.is_set("metrics_addr"),
             )
         )
         return 0

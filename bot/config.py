@@ -192,6 +192,11 @@ class Config(BaseSettings):
         host, _, port = self.metrics_addr.rpartition(":")
         return host.strip("[]"), int(port)
 
+    def is_set(self, key: str) -> bool:
+        """Whether ``key`` came from the file or the environment, not from its default."""
+        assert key in type(self).model_fields, f"no config key {key}"
+        return key in self.model_fields_set
+
     @property
     def interactions_host_port(self) -> tuple[str, int]:
         host, _, port = self.interactions_addr.rpartition(":")

@@ -99,13 +99,18 @@ async def run_console(
     user_id: int,
     guild_id: int,
     admin: bool,
+    stop: trio.Event | None = None,
 ) -> None:
-    """Serve ``commands`` on a line stream until end of input (or ``/quit``)."""
+    """Serve ``commands`` on a line stream until end of input, ``/quit`` or ``stop``.
+
+    ``stop`` (a signal) ends the session between lines: the line being served finishes
+    and its reply is written, and no further line is read.
+    """
     session = _Session(commands, writer, user_id, guild_id, admin, InteractionIds())
     if not json_mode:
         await session.write("Croupier console. Type /help for the commands, /quit to leave.\n")
         await session.write(_prompt(session))
-    async for line in _lines(reader):
+    async for line in _lines(reader, stop):
         if json_mode:
             if isinstance(line, str) and not line.strip():
                 continue
@@ -114,10 +119,19 @@ async def run_console(
         if not await _serve_human(session, line):
             return
         await session.write(_prompt(session))
+    if not json_mode and stop is not None and stop.is_set():
+        # Interrupted at the prompt: end its line so the shell's prompt starts clean.
+        await session.write("\n")
 
 
 async def run_console_stdio(
-    commands: CommandSet, *, json_mode: bool, user_id: int, guild_id: int, admin: bool
+    commands: CommandSet,
+    *,
+    json_mode: bool,
+    user_id: int,
+    guild_id: int,
+    admin: bool,
+    stop: trio.Event | None = None,
 ) -> None:
     """``run_console`` on this process's standard input and output."""
     async with _stdio() as (reader, writer):
@@ -129,6 +143,7 @@ async def run_console_stdio(
             user_id=user_id,
             guild_id=guild_id,
             admin=admin,
+            stop=stop,
         )
 
 
@@ -148,17 +163,22 @@ async def _stdio() -> AsyncIterator[tuple[trio.lowlevel.FdStream, trio.lowlevel.
         os.set_blocking(1, blocking[1])
 
 
-async def _lines(reader: trio.abc.ReceiveStream) -> AsyncIterator[str | BadRequest]:
+async def _lines(
+    reader: trio.abc.ReceiveStream, stop: trio.Event | None = None
+) -> AsyncIterator[str | BadRequest]:
     """Yield each input line without its end, or a ``BadRequest`` for a line that is too
-    long or not UTF-8. A last line without a newline still counts."""
+    long or not UTF-8. A last line without a newline still counts. Once ``stop`` is set
+    no further line is yielded, even one already read."""
     buffer = bytearray()
     overlong = False
     while True:
-        chunk = await reader.receive_some(_receive_bytes_max)
+        chunk = await _receive(reader, stop)
         if not chunk:
             break
         buffer += chunk
         while (end := buffer.find(b"\n")) >= 0:
+            if stop is not None and stop.is_set():
+                return
             raw = bytes(buffer[:end])
             del buffer[: end + 1]
             if overlong:
@@ -169,10 +189,30 @@ async def _lines(reader: trio.abc.ReceiveStream) -> AsyncIterator[str | BadReque
         if len(buffer) > console_line_bytes_max:
             overlong = True
             buffer.clear()
+    if stop is not None and stop.is_set():
+        return
     if overlong:
         yield BadRequest(f"line longer than {console_line_bytes_max} bytes")
     elif buffer:
         yield _decode(bytes(buffer))
+
+
+async def _receive(reader: trio.abc.ReceiveStream, stop: trio.Event | None) -> bytes | bytearray:
+    """The next chunk of input, or nothing (as at end of input) once ``stop`` is set."""
+    if stop is None:
+        return await reader.receive_some(_receive_bytes_max)
+    received: bytes | bytearray = b""
+    async with trio.open_nursery() as race:
+
+        async def read() -> None:
+            nonlocal received
+            received = await reader.receive_some(_receive_bytes_max)
+            race.cancel_scope.cancel()
+
+        race.start_soon(read)
+        await stop.wait()
+        race.cancel_scope.cancel()
+    return received
 
 
 def _decode(raw: bytes) -> str | BadRequest:

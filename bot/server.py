@@ -103,11 +103,12 @@ async def serve(
     transport: Transport = "auto",
     console_json: bool = False,
     exit_on_eof: bool = False,
+    metrics_endpoint: bool = True,
     wall_clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[Services] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the server until SIGINT/SIGTERM (or, with ``exit_on_eof``, the console's end
-    of input)."""
+    of input). Without ``metrics_endpoint`` nothing listens on the metrics address."""
     configure_logging(config.log_level, config.log_file or None, config.log_json)
     if transport == "auto":
         transport = "discord" if config.discord_enabled else "console"
@@ -120,13 +121,18 @@ async def serve(
     with InstanceLock(config.data_dir) as lock:
         log_event(log, "lock_acquired", path=str(lock.path))
         async with trio.open_nursery() as outer:
-            try:
-                await outer.start(serve_ops, host, port, metrics, readiness)
-            except OSError as exc:
-                raise StartupError(
-                    f"cannot listen on {config.metrics_addr} (CROUPIER_METRICS_ADDR): "
-                    f"{exc.strerror}"
-                ) from exc
+            stop = trio.Event()
+            await outer.start(_watch_signals, stop)
+            if metrics_endpoint:
+                try:
+                    await outer.start(serve_ops, host, port, metrics, readiness)
+                except OSError as exc:
+                    raise StartupError(
+                        f"cannot listen on {config.metrics_addr} (CROUPIER_METRICS_ADDR): "
+                        f"{exc.strerror}; set CROUPIER_METRICS_ADDR to a free address"
+                    ) from exc
+            else:
+                log_event(log, "metrics_off", serving="nothing; set CROUPIER_METRICS_ADDR")
             async with open_store(
                 config.data_dir, limits=limits_for(config), metrics=metrics, lock=False
             ) as store:
@@ -147,6 +153,7 @@ async def serve(
                     transport=transport,
                     console_json=console_json,
                     exit_on_eof=exit_on_eof,
+                    stop=stop,
                     wall_clock=wall_clock,
                     task_status=task_status,
                 )
@@ -163,6 +170,7 @@ async def _run(
     transport: Transport,
     console_json: bool,
     exit_on_eof: bool,
+    stop: trio.Event,
     wall_clock: Callable[[], float],
     task_status: trio.TaskStatus[Services],
 ) -> None:
@@ -236,20 +244,23 @@ async def _run(
             )
         )
         task_status.started(services)
-        await _serve_transport(services, transport, console_json, exit_on_eof)
+        await _serve_transport(services, transport, console_json, exit_on_eof, stop)
         log_event(log, "shutting_down", resident_actors=actors.resident)
         await actors.close()
         core.cancel_scope.cancel()
 
 
 async def _serve_transport(
-    services: Services, transport: Transport, console_json: bool, exit_on_eof: bool
+    services: Services,
+    transport: Transport,
+    console_json: bool,
+    exit_on_eof: bool,
+    stop: trio.Event,
 ) -> None:
-    """Serve until a signal (or the console's end of input in console mode)."""
+    """Serve until ``stop`` (a signal), or in console mode until /quit or end of input
+    when ``exit_on_eof``; without it, a console whose input is closed keeps serving."""
     config = services.config
-    stop = trio.Event()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_watch_signals, stop)
         if config.interactions_addr:
             await _start_interactions_endpoint(services, nursery, register=transport == "discord")
         if transport == "discord" and config.discord_gateway:
@@ -269,8 +280,9 @@ async def _serve_transport(
                 user_id=config.console_user,
                 guild_id=config.console_guild,
                 admin=config.console_admin,
+                stop=stop,
             )
-            if not exit_on_eof:
+            if not exit_on_eof and not stop.is_set():
                 # `croupier run` is a server first: with its input closed (a service
                 # manager, /dev/null) it keeps serving until it is signalled.
                 log_event(log, "console_closed", serving="until SIGINT or SIGTERM")
@@ -361,12 +373,21 @@ async def run_discord_until(
         backoff = min(backoff * 2, DISCORD_RETRY_SECONDS_MAX)
 
 
-async def _watch_signals(stop: trio.Event) -> None:
+async def _watch_signals(
+    stop: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Turn SIGINT and SIGTERM into ``stop`` for the whole life of the server.
+
+    The receiver stays open from before boot until the store is closed, so a signal during
+    boot stops the server as soon as it is up, and a second Ctrl-C during the shutdown is
+    logged instead of raising KeyboardInterrupt in the middle of the writer's flush.
+    """
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async for signum in signals:
-            log_event(log, "signal", signal=signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            log_event(log, "signal", signal=name, stopping="already" if stop.is_set() else "now")
             stop.set()
-            return
 
 
 # --- periodic work ---------------------------------------------------------------------
