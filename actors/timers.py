@@ -22,8 +22,10 @@ from typing import Any
 import trio
 
 from actors import keys
+from actors.errors import Busy
 from actors.games.records import TIMER, TimerRecord
 from actors.parked import PARKED, ParkedRecord, error_text, parked_key
+from actors.runtime import ActorCrashed
 from metrics import log_event
 from storage import RecordDecodeError, Store
 
@@ -148,10 +150,15 @@ class TimerService:
                     self._retry_at[key] = self.wall_clock() + self._retry_seconds
                 else:
                     self._retry_at.pop(key, None)
+        except ActorCrashed as exc:
+            log.exception("timer %r (%s %s) failed", key, record.kind, record.target)
+            await self._failed(key, record, error_text(exc))
+        except Busy:
+            # A busy owner is no fault of the timer: try again later, counting nothing.
+            log.warning("timer %r (%s %s) deferred: busy", key, record.kind, record.target)
+            self._retry_at[key] = self.wall_clock() + self._retry_seconds
         except Exception as exc:
-            log.exception(
-                "timer %r (%s %s) failed; retrying later", key, record.kind, record.target
-            )
+            log.exception("timer %r (%s %s) failed", key, record.kind, record.target)
             await self._failed(key, record, error_text(exc))
         finally:
             self._in_flight.discard(key)

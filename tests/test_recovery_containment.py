@@ -11,9 +11,11 @@ import trio
 import trio.testing
 
 from actors import keys
+from actors.errors import Busy
 from actors.games.records import GAME, LIVE, TIMER, TimerRecord
 from actors.parked import ParkedRecord, list_parked
 from actors.records import ScopeSettings
+from actors.timers import put_timer
 from storage import Store, open_store, packb
 from tests.conftest import sample
 from tests.economy_fixtures import T0, WallClock, running_games
@@ -156,3 +158,37 @@ async def test_bad_timer_records_are_parked_and_the_loop_goes_on(
         report = run.check()
         assert report.ok, report.text()
         assert report.figures["parked_timers"] == 2
+
+
+async def test_a_busy_timer_owner_is_retried_without_counting_a_failure(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A handler that answers busy is retried as long as it takes and never parked; one
+    that raises is counted and parked after timer_attempts_max failures in a row."""
+    clock = WallClock(T0)
+    answers: list[str] = []
+
+    async def toy(timer: TimerRecord) -> None:
+        answers.append(timer.target)
+        if timer.target == "busy" and len(answers) < 20:
+            raise Busy()
+        if timer.target == "broken":
+            raise RuntimeError("the toy handler is broken")
+
+    async with running_games(tmp_path, clock=clock, commit_in_thread=False) as run:
+        run.timers.register("toy", toy)
+        for target in ("busy", "broken"):
+            record = TimerRecord("toy", target, T0 - 1)
+            await run.store.write(lambda txn, r=record: put_timer(txn, run.store, r.target, r))
+        with trio.fail_after(3_600):
+            while run.timers.parked < 1 or answers.count("busy") < 12:
+                clock.advance(30)
+                run.timers.kick()
+                await trio.sleep(1)
+        [parked] = list_parked(run.store, "timer")
+        assert parked.target == "broken" and parked.attempts == 5
+        assert "the toy handler is broken" in parked.error
+        assert sample(run.metrics, "croupier_timers_failures_total", kind="toy") == 5
+        with run.store.read() as txn:
+            [left] = [TIMER.decode(v) for _, v in txn.cursor(db=run.store.db("timers"))]
+        assert left.target == "busy"

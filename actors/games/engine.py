@@ -451,7 +451,8 @@ class Games:
                 except ActorCrashed as exc:
                     await self._unrecoverable(game_id, live_key, error_text(exc))
                 except Busy:
-                    # Not the game's fault: it stays live and its deadline timer refunds it.
+                    # Not the game's fault: it stays live, and its overdue deadline timer
+                    # ends it (or the next boot refunds it).
                     log.warning("refund of game %s deferred: its actor is busy", game_id)
                 except Exception as exc:
                     await self._unrecoverable(game_id, live_key, error_text(exc))
