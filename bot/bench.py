@@ -116,12 +116,18 @@ def run_bench(suite: str, *, as_json: bool, quick: bool) -> int:
             from bot.bench_games import run
 
             figures = run(quick)
+        elif suite == "discord":
+            from bot.bench_discord import run as run_discord
+
+            figures = run_discord(quick)
         elif suite == "storage":
             figures = trio.run(bench_storage, sizes)
         elif suite == "economy":
             figures = trio.run(bench_economy, sizes)
         else:
-            raise ValueError(f"unknown bench suite {suite!r}; use storage, economy or games")
+            raise ValueError(
+                f"unknown bench suite {suite!r}; use storage, economy, games or discord"
+            )
     finally:
         # The suites tune the collector as the server does; give the caller its own back.
         gc.unfreeze()

@@ -91,6 +91,14 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.discord_http_answer_duration = Histogram(
+            "croupier_discord_http_answer_duration_seconds",
+            "Time from a delivery reaching the HTTP interactions endpoint to its answer "
+            "being handed to the HTTP server, by answer (message, deferred, refused).",
+            ["answer"],
+            buckets=_LATENCY_BUCKETS_SECONDS,
+            registry=r,
+        )
         self.asyncio_task_errors = Counter(
             "croupier_asyncio_task_errors_total",
             "Stray asyncio task errors caught by the loop exception handler.",

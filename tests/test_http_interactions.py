@@ -412,3 +412,37 @@ def test_endpoint_configuration_is_read() -> None:
     )
     assert config.interactions_host_port == ("0.0.0.0", 8443)
     assert not config.discord_gateway
+
+
+async def test_other_paths_and_methods_are_not_served(
+    fake: FakeDiscord, commands: CommandSet, metrics: Metrics
+) -> None:
+    """Only POST /interactions is served: GET there is 405, any other path 404."""
+    async with serving(fake, commands, metrics) as running:
+        url = running.delivery.url
+        get = await running.client.get(url)
+        other = await running.client.post(url.replace("/interactions", "/other"), content=b"{}")
+    assert (get.status_code, other.status_code) == (405, 404)
+
+
+async def test_command_queued_behind_running_ones_is_deferred_in_time(
+    fake: FakeDiscord, commands: CommandSet, bank: ToyBank, metrics: Metrics
+) -> None:
+    """With every command slot taken, a new command waits its turn; when the defer budget
+    passes first it is acknowledged with a deferral and answered by REST once it ran."""
+    async with (
+        serving(fake, commands, metrics, running_max=1, defer_after_seconds=0.05) as running,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(running.deliver, fake.slash_command("slow"))
+        await bank.slow_started.wait()
+        pay = fake.slash_command("pay", {"user": 43, "amount": 10})
+        queued = await running.deliver(pay)
+        assert queued.answer == {"type": 5} and bank.balance(42) == 100
+        bank.slow_release.set()
+        edited = await fake.wait_for(
+            lambda: m if (m := fake.original_message(int(pay["id"]))) and m["embeds"] else None,
+            "edit of the placeholder",
+        )
+    assert embed(edited)["title"] == "Paid"
+    assert bank.balance(42) == 90
