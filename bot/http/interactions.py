@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -425,7 +426,7 @@ register_retry_seconds_max = 60.0
 
 async def run_endpoint(
     commands: CommandSet,
-    listeners: list[trio.SocketListener],
+    listeners: list[socket.socket],
     *,
     public_key_hex: str,
     api_url: str,

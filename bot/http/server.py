@@ -16,6 +16,7 @@ kernel's accept backlog instead of costing memory here.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -29,13 +30,17 @@ from hypercorn.utils import wrap_app
 log = logging.getLogger("croupier.http")
 
 
+# Connections accepted in one go before letting other tasks run.
+accepts_per_wakeup_max = 1_000
+
+
 @dataclass(frozen=True)
 class HttpLimits:
     """What one HTTP listener accepts: connections, header bytes and idle times."""
 
     connections_max: int = 1_000
     # Connections the kernel may queue while ``connections_max`` are open.
-    backlog_connections: int = 1_024
+    backlog_connections: int = 4_096
     # Request line plus headers; hypercorn answers 400 past it.
     header_bytes_max: int = 16 * 1024
     # A connection that sends nothing for this long is closed (slow clients).
@@ -77,27 +82,50 @@ def hypercorn_config(limits: HttpLimits) -> HypercornConfig:
 
 async def open_http_listeners(
     host: str | None, port: int, limits: HttpLimits | None = None
-) -> list[trio.SocketListener]:
+) -> list[socket.socket]:
     """Bind ``host:port`` (port 0 picks one; host None: every interface); raises
     ``OSError`` if it cannot. Binding is separate from serving so a caller can report a
     taken address before anything runs."""
     backlog = (limits or HttpLimits()).backlog_connections
-    return await trio.open_tcp_listeners(port, host=host, backlog=backlog)
+    listeners: list[socket.socket] = []
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            for opened in listeners:
+                opened.close()
+            raise
+        listeners.append(sock)
+        # One address is enough once the port is chosen; binding port 0 again on
+        # another family would pick a different port.
+        if port == 0:
+            break
+    return listeners
 
 
-def bound_port(listeners: list[trio.SocketListener]) -> int:
-    port: int = listeners[0].socket.getsockname()[1]
+def bound_port(listeners: list[socket.socket]) -> int:
+    port: int = listeners[0].getsockname()[1]
     return port
 
 
 async def serve_http(
     app: ASGIFramework,
-    listeners: list[trio.SocketListener],
+    listeners: list[socket.socket],
     *,
     limits: HttpLimits | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` on ``listeners`` (from ``open_http_listeners``) until cancelled."""
+    """Serve ``app`` on ``listeners`` (from ``open_http_listeners``) until cancelled;
+    the sockets are closed when it returns."""
     limits = limits or HttpLimits()
     config = hypercorn_config(limits)
     slots = trio.Semaphore(limits.connections_max)
@@ -111,31 +139,45 @@ async def serve_http(
         finally:
             slots.release()
 
-    async with trio.open_nursery() as nursery:
+    try:
+        async with trio.open_nursery() as nursery:
+            for listener in listeners:
+                nursery.start_soon(_accept_loop, listener, slots, handle, nursery)
+            task_status.started()
+    finally:
         for listener in listeners:
-            nursery.start_soon(_accept_loop, listener, slots, handle, nursery)
-        task_status.started()
+            listener.close()
 
 
 async def _accept_loop(
-    listener: trio.SocketListener,
+    listener: socket.socket,
     slots: trio.Semaphore,
     handle: Callable[[trio.SocketStream], Awaitable[None]],
     nursery: trio.Nursery,
 ) -> None:
-    async with listener:
-        while True:
-            await slots.acquire()
+    """Accept every connection waiting, then wait for more. Accepting all of them in one
+    go matters under a burst: one accept per pass of the scheduler (as trio's listeners
+    do) leaves most of a thousand new connections in the kernel's backlog for seconds
+    while the requests already accepted are served."""
+    while True:
+        await trio.lowlevel.wait_readable(listener)
+        for _ in range(accepts_per_wakeup_max):
             try:
-                stream = await listener.accept()
+                slots.acquire_nowait()
+            except trio.WouldBlock:
+                await slots.acquire()
+            try:
+                connection, _ = listener.accept()
+            except BlockingIOError:
+                slots.release()
+                break
             except OSError as exc:
-                # Out of file descriptors and the like: wait a little rather than spin,
-                # as trio.serve_listeners does.
+                # Out of file descriptors and the like: wait a little rather than spin.
                 slots.release()
                 log.warning("accept failed: %s", exc)
                 await trio.sleep(0.1)
-                continue
-            except BaseException:
-                slots.release()
-                raise
+                break
+            connection.setblocking(False)
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            stream = trio.SocketStream(trio.socket.from_stdlib_socket(connection))
             nursery.start_soon(handle, stream)
