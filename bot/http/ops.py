@@ -114,7 +114,7 @@ async def serve_ops(
         # With port 0 every address of the host gets its own random port; only one of
         # them can be reported, so only that one is kept.
         for extra in listeners[1:]:
-            await extra.aclose()
+            extra.close()
         listeners = listeners[:1]
     bound = bound_port(listeners)
     log_event(log, "metrics_listening", host=host, port=bound)
