@@ -44,6 +44,7 @@ from actors.records import (
     HistoryEntry,
     ScopeSettings,
     ShopItem,
+    WalletRecord,
 )
 from actors.runtime import ActorCrashed, ActorKind, ActorRef, ActorSystem
 from actors.wallet import (
@@ -575,6 +576,15 @@ class Economy:
         return result
 
     # --- reads -------------------------------------------------------------------------
+
+    def find_wallet(self, guild_id: int, user: int) -> WalletRecord | None:
+        """A member's wallet as stored, or None if they never used the economy. Unlike
+        ``balance`` it creates nothing: an admin looking a member up changes no state."""
+        scope = self.scope(guild_id)
+        check_user_id(user, "user")
+        with self.store.read() as txn:
+            raw = txn.get(keys.wallet_key(scope, user), db=self.store.db("wallets"))
+        return None if raw is None else WALLET.decode(raw)
 
     def history(self, guild_id: int, user: int, page: int = 1) -> HistoryPage:
         scope = self.scope(guild_id)

@@ -42,6 +42,7 @@ from pydantic_settings import (
 )
 
 DISCORD_API_URL_DEFAULT = "https://discord.com/api/v10"
+DISCORD_OAUTH_URL_DEFAULT = "https://discord.com/oauth2/authorize"
 ENV_PREFIX = "CROUPIER_"
 
 # The bounds of every numeric key. A minute-scale mistake (seconds typed as
@@ -58,6 +59,8 @@ port_number_max = 65_535
 discord_token_chars_max = 256
 url_chars_max = 2_048
 path_chars_max = 4_096
+# The dashboard signs its cookies with this secret; a short one can be guessed.
+session_secret_chars_min = 32
 # An environment value longer than this many characters is not a number we accept, so it
 # is never handed to int() (whose cost grows with the length of the text).
 env_number_chars_max = 24
@@ -178,10 +181,43 @@ class Config(BaseSettings):
         description="the application's public key (64 hex digits, from the developer portal)",
     )
     discord_gateway: bool = Field(default=True, description="true or false")
+    # The web dashboard, on when the application id is set: its OAuth2 credentials, the
+    # public base URL Discord sends members back to, the secret that signs the session
+    # cookies, and Discord's authorize page (configurable for tests and proxies).
+    discord_client_id: int = _whole(0, 0, snowflake_id_max, "(the application id; 0: off)")
+    discord_client_secret: str = Field(
+        default="",
+        pattern=r"^[!-~]*$",
+        max_length=discord_token_chars_max,
+        description="the application's OAuth2 client secret (printable ASCII without spaces)",
+    )
+    dashboard_url: str = Field(
+        default="",
+        pattern=r"^(https?://[!-~]+)?$",
+        max_length=url_chars_max,
+        description="the dashboard's public base URL such as https://casino.example.com, or empty",
+    )
+    session_secret: str = Field(
+        default="",
+        pattern=f"^([!-~]{{{session_secret_chars_min},}})?$",
+        max_length=discord_token_chars_max,
+        description=f"at least {session_secret_chars_min} printable ASCII characters "
+        "without spaces (e.g. from `openssl rand -hex 32`), or empty",
+    )
+    discord_oauth_url: str = Field(
+        default=DISCORD_OAUTH_URL_DEFAULT,
+        pattern=r"^https?://[!-~]+$",
+        max_length=url_chars_max,
+        description="an http(s) URL such as https://discord.com/oauth2/authorize",
+    )
 
     @property
     def discord_enabled(self) -> bool:
         return bool(self.discord_token)
+
+    @property
+    def dashboard_enabled(self) -> bool:
+        return self.discord_client_id != 0
 
     @property
     def backups_path(self) -> Path:
@@ -342,6 +378,19 @@ def _check_together(config: Config) -> None:
             f"{_label('discord_public_key')}: expected {_expected('discord_public_key')} "
             "when the interactions endpoint is on, got ''"
         )
+
+
+def check_dashboard(config: Config) -> None:
+    """The keys the dashboard needs once it is on; checked when the server starts it, so
+    each key stays valid on its own."""
+    if not config.dashboard_enabled:
+        return
+    for key in ("discord_client_secret", "dashboard_url", "session_secret", "discord_token"):
+        if not getattr(config, key):
+            raise ConfigError(
+                f"{_label(key)}: expected a value when the dashboard is on "
+                "(CROUPIER_DISCORD_CLIENT_ID is set), got ''"
+            )
 
 
 def _label(key: str) -> str:

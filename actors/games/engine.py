@@ -244,6 +244,23 @@ class Games:
         raw = self._raw(game_id)
         return GAME.decode(raw) if raw is not None else None
 
+    def live(self, guild_id: int, games_max: int = 100) -> list[GameRecord]:
+        """The guild's games in play (hands of blackjack waiting for a move), at most
+        ``games_max``, read from the live-games index without waking their actors."""
+        prefix = keys.u64(self.economy.scope(guild_id))
+        found: list[GameRecord] = []
+        with self.store.read() as txn:
+            cursor = txn.cursor(db=self.store.db("live_games"))
+            if cursor.set_range(prefix):
+                for key, value in cursor:
+                    if not bytes(key).startswith(prefix) or len(found) == games_max:
+                        break
+                    game_id, _ = unpackb(value)
+                    raw = txn.get(keys.game_key(str(game_id)), db=self.store.db("games"))
+                    assert raw is not None, ("live game without its record", game_id)
+                    found.append(GAME.decode(raw))
+        return found
+
     async def show(self, game_id: str, user: int | None = None) -> GameView:
         record = self.load(game_id)
         if record is None:

@@ -48,6 +48,8 @@ from typing import Any, ClassVar, TypeVar
 import trio
 from aiohttp import WSMsgType, web
 
+from tests.fake_discord.oauth import FakeOAuth
+
 T = TypeVar("T")
 
 APP_ID = 900_000_000_000_000_001
@@ -172,6 +174,8 @@ class FakeDiscord:
     bucket_window_seconds: float = 1.0
     global_per_second: int = GLOBAL_REQUESTS_PER_SECOND
     port: int = 0
+    # Discord's OAuth2 endpoints, for the dashboard's login (tests/fake_discord/oauth.py).
+    oauth: FakeOAuth | None = None
 
     def __post_init__(self) -> None:
         self.guild_ids = tuple(self.guild_ids)
@@ -224,6 +228,8 @@ class FakeDiscord:
         self._loop = loop
         app = web.Application()
         app.router.add_get("/gateway-ws", self._gateway)
+        if self.oauth is not None:
+            self.oauth.mount(app.router, self.port, self._rest)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
         app.router.add_route("*", "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, handle_signals=False)

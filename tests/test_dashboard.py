@@ -1,0 +1,374 @@
+"""The web dashboard over HTTP against the fake Discord's OAuth endpoints: who may see
+and change what, CSRF, sessions, security headers, and writes that go through the same
+domain calls as the admin commands and land in the audit log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from actors.records import ShopItem
+from bot.http.dashboard import CONTENT_SECURITY_POLICY
+from tests.support.dashboard_site import (
+    ADMIN,
+    BOTLESS_GUILD,
+    GUILD,
+    MEMBER,
+    OTHER_ADMIN,
+    OTHER_GUILD,
+    OWNER,
+    VIP_ROLE,
+    Site,
+    open_site,
+)
+from tests.support.invoke import ok, run
+
+G = f"/dashboard/guilds/{GUILD}"
+PAGES = (
+    f"{G}/settings",
+    f"{G}/shop",
+    f"{G}/shop/1",
+    f"{G}/members",
+    f"{G}/members/{MEMBER}",
+    f"{G}/audit",
+    f"{G}/games",
+    f"{G}/health",
+)
+
+
+def item_form(**changes: str) -> dict[str, str]:
+    return {
+        "name": "Golden ticket",
+        "price": "250",
+        "stock": "",
+        "sell_price": "",
+        "role": "",
+        "description": "",
+        **changes,
+    }
+
+
+async def make_item(site: Site, name: str = "Hat") -> ShopItem:
+    return await site.running.economy.create_item(GUILD, name=name, price=10)
+
+
+async def post(
+    site: Site, client: httpx.AsyncClient, path: str, data: dict[str, str], *, page: str
+) -> httpx.Response:
+    """Post ``data`` as the form on ``page`` would, with its CSRF token and request id."""
+    tokens = await site.form_tokens(client, page)
+    return await client.post(path, data={**tokens, **data})
+
+
+async def test_every_route_serves_only_who_may_manage_the_guild(tmp_path: Path) -> None:
+    """Anonymous visitors are sent to log in, a plain member and an admin of another
+    guild are refused every page and every write, an admin and the owner are served."""
+    async with open_site(tmp_path) as site:
+        await make_item(site)
+        await make_item(site, "Scarf")
+        expected = {None: 303, MEMBER: 403, OTHER_ADMIN: 403, ADMIN: 200, OWNER: 200}
+        for who, status in expected.items():
+            async with site.client() as client:
+                if who is not None:
+                    await site.login(client, who)
+                for path in PAGES:
+                    response = await client.get(path)
+                    assert response.status_code == status, (who, path, response.status_code)
+                    if who is None:
+                        assert response.headers["location"] == "/dashboard/"
+        writes: list[tuple[str, dict[str, str]]] = [
+            (f"{G}/settings", {"currency_name": "chips"}),
+            (f"{G}/shop", item_form()),
+            (f"{G}/shop/1", item_form(name="Top hat", price="12")),
+            (f"{G}/shop/2/retire", {}),
+        ]
+        # A refused member is never served the guild's forms, so they send the request id
+        # of the admin's form with their own session's CSRF token (from the logout form
+        # on every page); an anonymous visitor sends the admin's token itself.
+        async with site.client() as admin:
+            await site.login(admin, ADMIN)
+            tokens = await site.form_tokens(admin, f"{G}/settings")
+            for who in (None, MEMBER, OTHER_ADMIN):
+                async with site.client() as client:
+                    sent = dict(tokens)
+                    if who is not None:
+                        await site.login(client, who)
+                        sent["csrf_token"] = await site.csrf(client)
+                    for path, data in writes:
+                        response = await client.post(path, data={**sent, **data})
+                        assert response.status_code == 403, (who, path, response.status_code)
+            assert site.running.economy.settings(GUILD).currency_name == "coins"
+            for path, data in writes:
+                response = await post(site, admin, path, data, page=f"{G}/settings")
+                assert response.status_code == 303, (path, response.text)
+        assert site.running.economy.settings(GUILD).currency_name == "chips"
+        names = {i.name: i.retired for i in site.running.economy.items(GUILD, include_retired=True)}
+        assert names == {"Top hat": False, "Scarf": True, "Golden ticket": False}
+
+
+async def test_other_guilds_and_guilds_without_the_bot_are_refused(tmp_path: Path) -> None:
+    """An admin of another guild manages that one only; an owner cannot manage a guild
+    the bot is not in; the picker lists exactly the manageable guilds."""
+    async with open_site(tmp_path) as site:
+        async with site.client() as client:
+            await site.login(client, OTHER_ADMIN)
+            picker = await client.get("/dashboard/")
+            assert f"/guilds/{OTHER_GUILD}/settings" in picker.text
+            assert f"/guilds/{GUILD}/" not in picker.text
+            other = await client.get(f"/dashboard/guilds/{OTHER_GUILD}/settings")
+            assert other.status_code == 200
+        async with site.client() as client:
+            await site.login(client, OWNER)
+            picker = await client.get("/dashboard/")
+            assert f"/guilds/{GUILD}/settings" in picker.text
+            assert str(BOTLESS_GUILD) not in picker.text
+            botless = await client.get(f"/dashboard/guilds/{BOTLESS_GUILD}/settings")
+            assert botless.status_code == 403 and "not on that server" in botless.text
+            bad_id = await client.get("/dashboard/guilds/0/settings")
+            assert bad_id.status_code == 404
+
+
+async def test_a_forged_form_without_the_csrf_token_is_refused(tmp_path: Path) -> None:
+    """A logged-in admin's browser posting a form from elsewhere (no token, or another
+    session's token) changes nothing: 403."""
+    async with open_site(tmp_path) as site, site.client() as client, site.client() as other:
+        await site.login(client, ADMIN)
+        await site.login(other, ADMIN)
+        tokens = await site.form_tokens(client, f"{G}/settings")
+        others = await site.form_tokens(other, f"{G}/settings")
+        forged = [
+            {"request_id": tokens["request_id"], "currency_name": "stolen"},
+            {**tokens, "csrf_token": "", "currency_name": "stolen"},
+            {**tokens, "csrf_token": others["csrf_token"], "currency_name": "stolen"},
+        ]
+        for data in forged:
+            response = await client.post(f"{G}/settings", data=data)
+            assert response.status_code == 403
+        logout = await client.post("/dashboard/logout", data={})
+        assert logout.status_code == 403
+        assert site.running.economy.settings(GUILD).currency_name == "coins"
+
+
+async def test_a_session_expires_and_logging_out_ends_it(tmp_path: Path) -> None:
+    """Past its lifetime a session is gone (pages send to log in, writes are refused);
+    logging out forgets the session, so its cookie no longer works."""
+    async with open_site(tmp_path) as site:
+        async with site.client() as client:
+            await site.login(client, ADMIN)
+            tokens = await site.form_tokens(client, f"{G}/settings")
+            site.clock.advance(site.dashboard.limits.session_seconds + 1)
+            expired = await client.get(f"{G}/settings")
+            assert expired.status_code == 303 and expired.headers["location"] == "/dashboard/"
+            write = await client.post(f"{G}/settings", data={**tokens, "currency_name": "late"})
+            assert write.status_code == 403
+        async with site.client() as client:
+            await site.login(client, ADMIN)
+            cookie = client.cookies.get("croupier_session", path="/dashboard")
+            assert cookie is not None
+            tokens = await site.form_tokens(client, f"{G}/settings")
+            out = await client.post("/dashboard/logout", data={"csrf_token": tokens["csrf_token"]})
+            assert out.status_code == 303
+        async with site.client() as replay:
+            replay.cookies.set("croupier_session", cookie, path="/dashboard")
+            again = await replay.get(f"{G}/settings")
+            assert again.status_code == 303
+        assert site.running.economy.settings(GUILD).currency_name == "coins"
+
+
+async def test_cookies_are_signed_httponly_lax_and_expire(tmp_path: Path) -> None:
+    """The login state and session cookies are HttpOnly, SameSite=Lax and expire; a
+    tampered session cookie is no session; a callback with another state is refused."""
+    async with open_site(tmp_path) as site, site.client() as client:
+        start = await client.get("/dashboard/login")
+        state_cookie = start.headers["set-cookie"].lower()
+        assert "httponly" in state_cookie and "samesite=lax" in state_cookie
+        assert "max-age=600" in state_cookie and "path=/dashboard" in state_cookie
+        assert "secure" not in state_cookie  # the test URL is http
+        site.oauth.login_as = ADMIN
+        back = await client.get(start.headers["location"])
+        wrong = back.headers["location"].replace("state=", "state=x")
+        refused = await client.get(wrong)
+        assert refused.status_code == 403
+        done = await client.get(back.headers["location"])
+        session_cookie = done.headers.get_list("set-cookie")[0].lower()
+        assert session_cookie.startswith("croupier_session=")
+        assert "httponly" in session_cookie and "samesite=lax" in session_cookie
+        assert f"max-age={site.dashboard.limits.session_seconds}" in session_cookie
+        signed = client.cookies.get("croupier_session", path="/dashboard")
+        assert signed is not None
+        client.cookies.set("croupier_session", signed[:-2] + "xx", path="/dashboard")
+        tampered = await client.get(f"{G}/settings")
+        assert tampered.status_code == 303
+
+
+async def test_every_response_carries_the_security_headers(tmp_path: Path) -> None:
+    """Pages, redirects, errors and the stylesheet all carry a CSP without script,
+    frame-ancestors 'none', nosniff and a referrer policy; no page holds a script."""
+    async with open_site(tmp_path) as site, site.client() as client:
+        anonymous = [await client.get("/dashboard/"), await client.get(f"{G}/settings")]
+        await site.login(client, ADMIN)
+        seen = [
+            *anonymous,
+            *[await client.get(path) for path in PAGES],
+            await client.get("/dashboard/static/dashboard.css"),
+            await client.get("/dashboard/guilds/1/settings"),
+        ]
+        for response in seen:
+            assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert response.headers["referrer-policy"] == "same-origin"
+            assert "<script" not in response.text
+        assert "frame-ancestors 'none'" in CONTENT_SECURITY_POLICY
+        assert "script-src" not in CONTENT_SECURITY_POLICY
+        assert "default-src 'none'" in CONTENT_SECURITY_POLICY
+
+
+async def test_a_write_asks_discord_again_whether_the_member_may_manage(tmp_path: Path) -> None:
+    """An admin whose Manage Server is taken away after logging in can no longer change
+    anything, even while their pages are still served from the short cache."""
+    async with open_site(tmp_path) as site, site.client() as client:
+        await site.login(client, ADMIN)
+        tokens = await site.form_tokens(client, f"{G}/settings")
+        site.oauth.grant(ADMIN, GUILD, permissions=0)
+        cached = await client.get(f"{G}/settings")
+        assert cached.status_code == 200
+        write = await client.post(f"{G}/settings", data={**tokens, "currency_name": "gone"})
+        assert write.status_code == 403
+        assert site.running.economy.settings(GUILD).currency_name == "coins"
+        site.oauth.grant(ADMIN, GUILD, permissions=1 << 3)
+        calls = site.oauth.calls("guilds")
+        write = await client.post(f"{G}/settings", data={**tokens, "currency_name": "chips"})
+        assert write.status_code == 303
+        assert site.oauth.calls("guilds") == calls + 1
+        assert site.running.economy.settings(GUILD).currency_name == "chips"
+
+
+async def test_settings_are_validated_by_the_economy_and_audited(tmp_path: Path) -> None:
+    """A bad value is refused whole with the economy's own message and nothing changes;
+    a good change is saved, seen by /economy-config, and recorded in the audit log."""
+    async with open_site(tmp_path) as site, site.client() as client:
+        await site.login(client, ADMIN)
+        bad = await post(
+            site,
+            client,
+            f"{G}/settings",
+            {"work_min": "500", "work_max": "100", "currency_name": "chips"},
+            page=f"{G}/settings",
+        )
+        assert bad.status_code == 400
+        assert "work_max: needs 0 &lt;= work_min &lt;= work_max" in bad.text
+        assert 'aria-invalid="true"' in bad.text
+        not_number = await post(
+            site, client, f"{G}/settings", {"daily_amount": "lots"}, page=f"{G}/settings"
+        )
+        assert not_number.status_code == 400 and "is not a whole number" in not_number.text
+        assert site.running.economy.settings(GUILD).currency_name == "coins"
+        good = await post(
+            site,
+            client,
+            f"{G}/settings",
+            {"daily_amount": "1,000", "currency_name": "chips"},
+            page=f"{G}/settings",
+        )
+        assert good.status_code == 303 and good.headers["location"].endswith("notice=settings")
+        shown = ok(await run(site.commands, "economy-config", by=ADMIN, admin=True, guild=GUILD))
+        assert shown["settings"]["daily_amount"] == 1000
+        assert shown["settings"]["currency_name"] == "chips"
+        [entry] = site.dashboard.audit.page(GUILD).entries
+        assert (entry.actor, entry.via, entry.action) == (
+            f"user:{ADMIN}",
+            "dashboard",
+            "settings.update",
+        )
+        assert entry.before == {"daily_amount": 250, "currency_name": "coins"}
+        assert entry.after == {"daily_amount": 1000, "currency_name": "chips"}
+        audit = await client.get(f"{G}/audit")
+        assert "settings.update" in audit.text and "currency_name: chips" in audit.text
+
+
+async def test_shop_items_are_created_edited_and_retired_once_each(tmp_path: Path) -> None:
+    """The shop editor creates an item with a role from the guild's roles and a stock
+    (a form sent twice creates it once), edits and retires it, and /shop shows it."""
+    async with open_site(tmp_path) as site, site.client() as client:
+        await site.login(client, ADMIN)
+        shop = await client.get(f"{G}/shop")
+        assert f'<option value="{VIP_ROLE}">VIP</option>' in shop.text
+        tokens = await site.form_tokens(client, f"{G}/shop")
+        form = {**tokens, **item_form(role=str(VIP_ROLE), stock="5", description="Shiny")}
+        first = await client.post(f"{G}/shop", data=form)
+        again = await client.post(f"{G}/shop", data=form)
+        assert first.status_code == again.status_code == 303
+        [item] = site.running.economy.items(GUILD)
+        assert (item.name, item.price, item.stock, item.role_id) == (
+            "Golden ticket",
+            250,
+            5,
+            VIP_ROLE,
+        )
+        listed = ok(await run(site.commands, "shop", by=MEMBER, guild=GUILD))
+        assert [i["name"] for i in listed["items"]] == ["Golden ticket"]
+        not_a_role = await post(
+            site, client, f"{G}/shop", item_form(name="Cape", role="12345"), page=f"{G}/shop"
+        )
+        assert not_a_role.status_code == 400 and "is not a role of this server" in not_a_role.text
+        duplicate = await post(site, client, f"{G}/shop", item_form(), page=f"{G}/shop")
+        assert duplicate.status_code == 400 and "already for sale" in duplicate.text
+        path = f"{G}/shop/{item.item_id}"
+        edited = await post(
+            site, client, path, item_form(price="300", stock="", role=str(VIP_ROLE)), page=path
+        )
+        assert edited.status_code == 303
+        retired = await post(site, client, f"{path}/retire", {}, page=path)
+        assert retired.status_code == 303
+        [after] = site.running.economy.items(GUILD, include_retired=True)
+        assert (after.price, after.stock, after.retired) == (300, None, True)
+        assert ok(await run(site.commands, "shop", by=MEMBER, guild=GUILD))["items"] == []
+        actions = [e.action for e in site.dashboard.audit.page(GUILD).entries]
+        assert actions == ["item.retire", "item.edit", "item.create"]
+
+
+async def test_members_history_games_and_health_show_the_store(tmp_path: Path) -> None:
+    """The leaderboard and a member's balance and history come from the economy, a
+    game in play is listed, and health shows the integrity result and parked work."""
+    async with open_site(tmp_path) as site, site.client() as client:
+        await site.login(client, ADMIN)
+        ok(await run(site.commands, "daily", by=MEMBER, guild=GUILD))
+        ok(await run(site.commands, "blackjack", by=MEMBER, guild=GUILD, stake=10))
+        board = await client.get(f"{G}/members")
+        assert f"/members/{MEMBER}" in board.text
+        lookup = await client.get(f"{G}/members", params={"user": str(MEMBER)})
+        assert lookup.status_code == 303 and lookup.headers["location"].endswith(str(MEMBER))
+        bad = await client.get(f"{G}/members", params={"user": "nobody"})
+        assert bad.status_code == 400 and "is not a Discord id" in bad.text
+        member = await client.get(f"{G}/members/{MEMBER}")
+        balance = site.running.economy.find_wallet(GUILD, MEMBER)
+        assert balance is not None
+        assert f"{balance.balance:,} coins" in member.text and "daily" in member.text
+        stranger = await client.get(f"{G}/members/77")
+        assert "has not used the economy" in stranger.text
+        assert site.running.economy.find_wallet(GUILD, 77) is None
+        games = await client.get(f"{G}/games")
+        assert "blackjack" in games.text and f"/members/{MEMBER}" in games.text
+        health = await client.get(f"{G}/health")
+        assert "passed (ok)" in health.text and "none yet" in health.text
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"content-type": "application/json"}, b"{}", 403),
+        ({"content-type": "application/x-www-form-urlencoded"}, b"a=" + b"x" * 20_000, 413),
+        ({"content-type": "application/x-www-form-urlencoded"}, b"a=1&a=2", 400),
+    ],
+)
+async def test_forms_are_bounded_and_parsed_strictly(
+    tmp_path: Path, headers: dict[str, str], body: bytes, status: int
+) -> None:
+    """A body that is not a urlencoded form (so it cannot carry the CSRF token), one past
+    the size bound, or one naming a field twice is refused before anything reads it."""
+    async with open_site(tmp_path) as site, site.client() as client:
+        await site.login(client, ADMIN)
+        response = await client.post(f"{G}/settings", content=body, headers=headers)
+        assert response.status_code == status
