@@ -40,6 +40,8 @@ class Limits:
 
     # Economy and games.
     idempotency_key_bytes_max: int = 128
+    # A transfer id holds its kind, scope, user and a request id (plus "/refund").
+    transfer_id_bytes_max: int = 256
     # How long a mutation's stored result answers repeats of its key. Discord redelivers
     # an interaction within minutes (its token lives 15); a week leaves room for any
     # client retry, and past it the records are pruned so they do not grow forever.

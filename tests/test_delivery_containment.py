@@ -170,6 +170,19 @@ async def test_an_unreadable_outbox_record_is_parked_holding_nothing(
             await run.economy.refund_parked("pay:1:9:x", by="operator")
 
 
+async def test_an_outbox_key_that_is_not_text_stops_no_delivery(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A damaged outbox key is counted and left alone; boot and payments go on."""
+    async with open_store(tmp_path, commit_in_thread=False) as store:
+        await store.write(lambda txn: txn.put(b"\xff\xfe", b"x", db=store.db("outbox")))
+    async with running_games(tmp_path, limits=LIMITS, commit_in_thread=False) as run:
+        assert sample(run.metrics, FAILURES, transfer="other") == 1
+        paid = await run.economy.pay(G, ALICE, BOB, 5, "p1")
+        assert paid.status == "credited"
+        assert await run.economy.deliver_pending() == 0
+
+
 async def test_a_payment_to_a_wallet_that_cannot_load_is_pending_then_parked(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:

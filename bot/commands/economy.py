@@ -300,7 +300,14 @@ class EconomyCommands:
             Command(
                 "transfer-refund",
                 "Return a parked transfer's money to the member who sent it",
-                (Option("id", OptionKind.STRING, "The parked transfer's id", max_length=256),),
+                (
+                    Option(
+                        "id",
+                        OptionKind.STRING,
+                        "The parked transfer's id",
+                        max_length=limits.transfer_id_bytes_max,
+                    ),
+                ),
                 self._transfer_refund,
                 admin_only=True,
             ),
