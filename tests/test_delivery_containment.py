@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import urllib.request
@@ -18,12 +19,13 @@ import trio.testing
 
 from actors import keys
 from actors.errors import AlreadyRefunded, NotFound, NotRefundable
+from actors.integrity import check_store
 from actors.parked import PARKED, ParkedRecord, parked_key
 from actors.records import OUTBOX, ScopeSettings
 from actors.wallet import Pay
 from bot.commands import build_command_set
 from bot.dispatch import RateLimit
-from storage import Limits, open_store
+from storage import Limits, env_path, open_store, open_store_readonly
 from tests.conftest import sample
 from tests.economy_fixtures import RunningGames, running_economy, running_games
 from tests.support.console_json import ask_json
@@ -292,6 +294,49 @@ async def test_a_real_server_boots_on_a_store_with_an_undeliverable_transfer(
     )
     assert [e["id"] for e in listed] == [transfer_id]
     assert croupier(data, "check").returncode == 0
+
+
+def in_flight_or_parked(data_dir: Path, transfer_id: str) -> tuple[bool, bool]:
+    """(in the outbox, parked) for the transfer, read from a stopped server's store."""
+    with open_store_readonly(env_path(data_dir)) as store:
+        report = check_store(store)
+        assert report.ok, report.text()
+        with store.read() as txn:
+            in_outbox = txn.get(transfer_id.encode(), db=store.db("outbox")) is not None
+            parked = txn.get(parked_key("transfer", transfer_id), db=store.db("parked"))
+    return in_outbox, parked is not None
+
+
+@pytest.mark.slow
+async def test_sigkill_during_the_retries_leaves_the_coins_in_one_place(tmp_path: Path) -> None:
+    """A real server killed with SIGKILL at random moments of the retry window (the last
+    around the moment it parks): after each kill the coins are in flight or parked, never
+    both and never neither, and they sum to zero; the run after parks it."""
+    data = tmp_path / "data"
+    transfer_id = await plant_undeliverable(data, in_thread=True)
+    rng = random.Random(20_261_201)
+    for wait in (rng.uniform(0, 3), rng.uniform(0, 3), rng.uniform(13, 17)):
+        server = ServerProcess(data, {})
+        server.start()
+        try:
+            await server.wait_ready()
+            await trio.sleep(wait)
+        finally:
+            server.kill()
+        in_outbox, parked = in_flight_or_parked(data, transfer_id)
+        assert in_outbox != parked, (wait, in_outbox, parked)
+    server = ServerProcess(data, {})
+    server.start()
+    try:
+        await server.wait_ready()
+        with trio.fail_after(60):
+            while in_flight_or_parked(data, transfer_id) != (False, True):
+                await trio.sleep(0.5)
+        assert server.stop(signal.SIGTERM) == 0, server.output()
+    finally:
+        server.kill()
+    listed = json.loads(croupier(data, "transfers", "list-parked", "--json").stdout)
+    assert [(e["id"], e["amount"]) for e in listed] == [(transfer_id, LOST)]
 
 
 async def test_parked_records_decode_as_written(tmp_path: Path) -> None:
