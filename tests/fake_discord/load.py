@@ -29,6 +29,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ FOLLOW_UP_WAIT_SECONDS = 20.0
 CLIENT_CONNECTIONS_MAX = 1_000
 REQUEST_TIMEOUT_SECONDS = 15.0
 ADMIN_ID = 1
+HEARTBEAT_INTERVAL_MS = 41_250
 # How the server's overload answer begins (bot.http.interactions).
 BUSY_PREFIX = "Croupier is very busy"
 MEMBER_ID_FIRST = 10_000
@@ -79,6 +81,8 @@ class Phase:
     deferred_tokens: list[str] = field(default_factory=list)
     send_lag_seconds: list[float] = field(default_factory=list)
     cpu_started: float = 0.0
+    # From the first interaction due to the last one sent.
+    sending_seconds: float = 0.0
 
 
 class Load:
@@ -185,24 +189,18 @@ class Load:
         answer = await self.deliver(payload, due, phase, kind)
         if kind != "blackjack" or answer is None or answer["type"] != 4:
             return
-        stand = [
-            button["custom_id"]
-            for row in answer["data"].get("components", [])
-            for button in row["components"]
-            if button["custom_id"].endswith(":stand")
-        ]
-        if not stand:
+        stand = _stand_button(answer["data"])
+        if stand is None:
             return
         message = self.fake.original_message(int(payload["id"]))
         assert message is not None
         user_id = int(payload["member"]["user"]["id"])
-        press = self.press(stand[0], user_id, message)
+        press = self.press(stand, user_id, message)
         await self.deliver(press, time.perf_counter(), phase, "blackjack-stand")
 
     # Requests from the bench.
 
-    async def setup(self, url: str) -> dict[str, Any]:
-        self.url = url
+    async def _wait_synced(self) -> None:
         deadline = time.monotonic() + 60
         while not self.fake.commands():
             if time.monotonic() > deadline:
@@ -211,6 +209,10 @@ class Load:
         synced = {c["name"]: c for c in self.fake.commands()}
         self._command_ids = {name: c["id"] for name, c in synced.items()}
         self._template = self.fake.slash_command("balance", user_id=ADMIN_ID)
+
+    async def setup(self, url: str) -> dict[str, Any]:
+        self.url = url
+        await self._wait_synced()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=CLIENT_CONNECTIONS_MAX),
             timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
@@ -222,7 +224,7 @@ class Load:
         answer = await self.deliver(setting, time.perf_counter(), phase, "setup")
         if answer is None or answer["data"].get("flags"):
             raise RuntimeError(f"the admin setting was refused: {answer}")
-        return {"commands": len(synced)}
+        return {"commands": len(self._command_ids)}
 
     async def burst(self, count: int, members: int) -> dict[str, Any]:
         phase = Phase()
@@ -245,6 +247,7 @@ class Load:
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(self.play(offset + i, members, due, phase)))
+        phase.sending_seconds = time.perf_counter() - started
         await asyncio.gather(*tasks)
         return await self._report(phase, requests_before, time.perf_counter() - started)
 
@@ -263,6 +266,7 @@ class Load:
             "deferred": len(phase.deferred_tokens),
             "followed_up": followed_up,
             "seconds": seconds,
+            "sending_seconds": phase.sending_seconds or seconds,
             "ack_p50_ms": _quantile(latencies, 0.5) * 1000,
             "ack_p99_ms": _quantile(latencies, 0.99) * 1000,
             "ack_max_ms": (latencies[-1] if latencies else 0.0) * 1000,
@@ -288,9 +292,128 @@ class Load:
                 await asyncio.sleep(0.2)
         return len(tokens) - len(waiting)
 
+    # The gateway: the same load pushed as INTERACTION_CREATE events; the fake times each
+    # interaction from its sending to its accepted initial callback.
+
+    async def gateway_setup(self) -> dict[str, Any]:
+        """Called once the server reports ready, which it does only with the gateway
+        connected and the commands synced."""
+        if not any(i.accepted for i in self.fake.identifies):
+            raise RuntimeError("the server is ready but never identified on the gateway")
+        await self._wait_synced()
+        setting = self.command(
+            "economy-config", ADMIN_ID, setting="game_cooldown_seconds", value="0"
+        )
+        report = await self._gateway_run([(time.perf_counter(), "setup", setting)])
+        if report["acked_within_3s"] != 1:
+            raise RuntimeError(f"the admin setting was not answered: {report}")
+        return {"commands": len(self._command_ids)}
+
+    async def gateway_burst(self, count: int, members: int) -> dict[str, Any]:
+        due = time.perf_counter()
+        return await self._gateway_run([(due, *self.action(i, members)) for i in range(count)])
+
+    async def gateway_paced(
+        self, rate: float, seconds: float, members: int, offset: int
+    ) -> dict[str, Any]:
+        started = time.perf_counter() + 0.05
+        planned = [
+            (started + i / rate, *self.action(offset + i, members))
+            for i in range(int(rate * seconds))
+        ]
+        return await self._gateway_run(planned)
+
+    async def _gateway_run(
+        self, planned: list[tuple[float, str, dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """Send ``planned`` (due time, kind, payload) on time, press "stand" on every live
+        blackjack hand as its answer arrives, then report once every interaction has been
+        acknowledged or is past the deadline."""
+        phase = Phase(cpu_started=_cpu_seconds())
+        requests_before = len(self.fake.requests)
+        kinds: dict[int, str] = {}
+        blackjack: dict[int, int] = {}
+        started = time.perf_counter()
+        seen_callbacks = len(self.fake.all_callbacks)
+        next_index = 0
+        last_sent = started
+        while True:
+            now = time.perf_counter()
+            batch = []
+            while next_index < len(planned) and planned[next_index][0] <= now:
+                due, kind, payload = planned[next_index]
+                phase.send_lag_seconds.append(now - due)
+                kinds[int(payload["id"])] = kind
+                if kind == "blackjack":
+                    blackjack[int(payload["id"])] = int(payload["member"]["user"]["id"])
+                batch.append(payload)
+                next_index += 1
+            callbacks = self.fake.all_callbacks[seen_callbacks:]
+            seen_callbacks += len(callbacks)
+            for callback in callbacks:
+                user_id = blackjack.pop(callback.interaction_id, None)
+                stand = _stand_button(callback.data) if callback.accepted else None
+                if user_id is None or callback.type != 4 or stand is None:
+                    continue
+                message = self.fake.original_message(callback.interaction_id)
+                assert message is not None
+                press = self.press(stand, user_id, message)
+                kinds[int(press["id"])] = "blackjack-stand"
+                batch.append(press)
+            if next_index == len(planned) and not phase.sending_seconds:
+                phase.sending_seconds = time.perf_counter() - planned[0][0]
+            if batch:
+                try:
+                    self.fake.send_interactions(batch)
+                except AssertionError:
+                    # No gateway session (the client is reconnecting): these never reach
+                    # the server, and count as lost.
+                    for payload in batch:
+                        blackjack.pop(int(payload["id"]), None)
+                last_sent = time.perf_counter()
+            elif next_index == len(planned) and (
+                not blackjack or now - last_sent > ACK_DEADLINE_SECONDS + 1
+            ):
+                break
+            await asyncio.sleep(0.005)
+        acknowledged = await self._gateway_acknowledged(set(kinds), last_sent)
+        deferred = [c for c in self.fake.all_callbacks if c.accepted and c.type in _DEFERRED_TYPES]
+        for interaction_id, kind in kinds.items():
+            elapsed = acknowledged.get(interaction_id)
+            phase.outcomes.append(Outcome(kind, elapsed, None, "" if elapsed else "unanswered"))
+        phase.deferred_tokens = [
+            f"token-{c.interaction_id}" for c in deferred if c.interaction_id in kinds
+        ]
+        return await self._report(phase, requests_before, time.perf_counter() - started)
+
+    async def _gateway_acknowledged(
+        self, interaction_ids: set[int], last_sent: float
+    ) -> dict[int, float | None]:
+        """The acknowledgement latency of each interaction, waiting until each has one
+        or the deadline of the last one sent has passed."""
+        while True:
+            acknowledged = {
+                i: elapsed
+                for i, elapsed in self.fake.acknowledgements().items()
+                if i in interaction_ids
+            }
+            waiting = [i for i in interaction_ids if acknowledged.get(i) is None]
+            if not waiting or time.perf_counter() - last_sent > ACK_DEADLINE_SECONDS + 1:
+                return acknowledged
+            await asyncio.sleep(0.1)
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _stand_button(message: Mapping[str, Any]) -> str | None:
+    """The custom id of a message's "stand" button, if it has one."""
+    for row in message.get("components") or []:
+        for button in row.get("components", []):
+            if str(button.get("custom_id", "")).endswith(":stand"):
+                return str(button["custom_id"])
+    return None
 
 
 def _cpu_seconds() -> float:
@@ -312,7 +435,9 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 async def main() -> None:
-    with FakeDiscord() as fake:
+    # Discord's own heartbeat interval: the tests' fast one makes a loaded client give up
+    # on a connection whose acknowledgement is a quarter of a second late.
+    with FakeDiscord(heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS) as fake:
         load = Load(fake)
         _say({"api_url": fake.api_url, "public_key": load.key.verify_key.encode().hex()})
         loop = asyncio.get_running_loop()
@@ -325,6 +450,16 @@ async def main() -> None:
                     break
                 if op == "setup":
                     _say(await load.setup(request["url"]))
+                elif op == "gateway_setup":
+                    _say(await load.gateway_setup())
+                elif op == "gateway_burst":
+                    _say(await load.gateway_burst(request["count"], request["members"]))
+                elif op == "gateway_paced":
+                    report = await load.gateway_paced(
+                        request["rate"], request["seconds"], request["members"], offset
+                    )
+                    offset += report["interactions"]
+                    _say(report)
                 elif op == "burst":
                     _say(await load.burst(request["count"], request["members"]))
                 elif op == "paced":
