@@ -11,7 +11,7 @@ from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from bot.config import Config, ConfigError, ensure_data_dir, load_config
+from bot.config import Config, ConfigError, check_dashboard, ensure_data_dir, load_config
 from storage import InstanceLockedError, SchemaTooNewError, StorageError
 
 # How much of the other process's command line a refusal of the instance lock quotes.
@@ -165,6 +165,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         from bot.server import Transport, serve
 
         ensure_data_dir(config)
+        check_dashboard(config)
         transport: Transport = "auto" if args.command == "run" else "console"
         trio.run(
             partial(

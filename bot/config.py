@@ -181,6 +181,12 @@ class Config(BaseSettings):
         description="the application's public key (64 hex digits, from the developer portal)",
     )
     discord_gateway: bool = Field(default=True, description="true or false")
+    # The public HTTP app (the web dashboard today; the HTTP API joins it), served when
+    # something is on it, so servers without it bind no port.
+    http_addr: Address = Field(
+        default="127.0.0.1:8080",
+        description="host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080",
+    )
     # The web dashboard, on when the application id is set: its OAuth2 credentials, the
     # public base URL Discord sends members back to, the secret that signs the session
     # cookies, and Discord's authorize page (configurable for tests and proxies).
@@ -232,6 +238,11 @@ class Config(BaseSettings):
         """Whether ``key`` came from the file or the environment, not from its default."""
         assert key in type(self).model_fields, f"no config key {key}"
         return key in self.model_fields_set
+
+    @property
+    def http_host_port(self) -> tuple[str, int]:
+        host, _, port = self.http_addr.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @property
     def interactions_host_port(self) -> tuple[str, int]:

@@ -14,6 +14,7 @@ import gc
 import logging
 import shutil
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -263,6 +264,8 @@ async def _serve_transport(
     async with trio.open_nursery() as nursery:
         if config.interactions_addr:
             await _start_interactions_endpoint(services, nursery, register=transport == "discord")
+        if config.dashboard_enabled:
+            await _start_public_app(services, nursery)
         if transport == "discord" and config.discord_gateway:
             readiness = services.readiness
 
@@ -323,6 +326,49 @@ async def _start_interactions_endpoint(
         )
     )
     log_event(log, "interactions_endpoint_ready", addr=config.interactions_addr)
+
+
+async def _start_public_app(services: Services, nursery: trio.Nursery) -> None:
+    """Serve the public HTTP app on CROUPIER_HTTP_ADDR in ``nursery``: the web dashboard
+    at /dashboard, the one surface on it so far (the HTTP API's routes join this app)."""
+    from bot.http import open_http_listeners
+
+    config = services.config
+    host, port = config.http_host_port
+    try:
+        listeners = await open_http_listeners(host, port)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen on {config.http_addr} (CROUPIER_HTTP_ADDR): {exc.strerror}"
+        ) from exc
+    await nursery.start(_serve_public_app, services, listeners)
+    log_event(log, "public_http_ready", addr=config.http_addr, dashboard="/dashboard")
+
+
+async def _serve_public_app(
+    services: Services,
+    listeners: list[socket.socket],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    from starlette.applications import Starlette
+
+    from bot.http import serve_http
+    from bot.http.dashboard import open_dashboard
+
+    async with (
+        open_dashboard(
+            services.config,
+            economy=services.economy,
+            games=services.games,
+            timers=services.timers,
+            readiness=services.readiness,
+        ) as dashboard,
+        trio.open_nursery() as nursery,
+    ):
+        app = Starlette(routes=[dashboard.mount()])
+        await nursery.start(serve_http, app, listeners)
+        task_status.started()
 
 
 async def run_discord_until(

@@ -4,6 +4,7 @@ domain calls as the admin commands and land in the audit log."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,8 @@ import pytest
 
 from actors.records import ShopItem
 from bot.http.dashboard import CONTENT_SECURITY_POLICY
+from tests.fake_discord import FakeDiscord
+from tests.fake_discord.oauth import CLIENT_ID, CLIENT_SECRET, FakeOAuth
 from tests.support.dashboard_site import (
     ADMIN,
     BOTLESS_GUILD,
@@ -19,11 +22,14 @@ from tests.support.dashboard_site import (
     OTHER_ADMIN,
     OTHER_GUILD,
     OWNER,
+    SESSION_SECRET,
     VIP_ROLE,
     Site,
+    members,
     open_site,
 )
 from tests.support.invoke import ok, run
+from tests.support.server_process import CROUPIER, ServerProcess, free_port
 
 G = f"/dashboard/guilds/{GUILD}"
 PAGES = (
@@ -335,7 +341,13 @@ async def test_members_history_games_and_health_show_the_store(tmp_path: Path) -
     async with open_site(tmp_path) as site, site.client() as client:
         await site.login(client, ADMIN)
         ok(await run(site.commands, "daily", by=MEMBER, guild=GUILD))
-        ok(await run(site.commands, "blackjack", by=MEMBER, guild=GUILD, stake=10))
+        # A natural blackjack settles at once; deal until a hand waits for a move.
+        for _ in range(20):
+            ok(await run(site.commands, "blackjack", by=MEMBER, guild=GUILD, stake=10))
+            if site.running.games.live(GUILD):
+                break
+            site.clock.advance(60)
+        [live] = site.running.games.live(GUILD)
         board = await client.get(f"{G}/members")
         assert f"/members/{MEMBER}" in board.text
         lookup = await client.get(f"{G}/members", params={"user": str(MEMBER)})
@@ -350,9 +362,10 @@ async def test_members_history_games_and_health_show_the_store(tmp_path: Path) -
         assert "has not used the economy" in stranger.text
         assert site.running.economy.find_wallet(GUILD, 77) is None
         games = await client.get(f"{G}/games")
-        assert "blackjack" in games.text and f"/members/{MEMBER}" in games.text
+        assert live.game_id in games.text and f"/members/{MEMBER}" in games.text
         health = await client.get(f"{G}/health")
         assert "passed (ok)" in health.text and "none yet" in health.text
+        assert "0 games, 0 timers" in health.text
 
 
 @pytest.mark.parametrize(
@@ -372,3 +385,53 @@ async def test_forms_are_bounded_and_parsed_strictly(
         await site.login(client, ADMIN)
         response = await client.post(f"{G}/settings", content=body, headers=headers)
         assert response.status_code == status
+
+
+def _server_env(fake: FakeDiscord, oauth: FakeOAuth, http_port: int) -> dict[str, str]:
+    return {
+        "CROUPIER_DISCORD_TOKEN": "fake-token",
+        "CROUPIER_DISCORD_API_URL": fake.api_url,
+        "CROUPIER_DISCORD_CLIENT_ID": str(CLIENT_ID),
+        "CROUPIER_DISCORD_CLIENT_SECRET": CLIENT_SECRET,
+        "CROUPIER_DASHBOARD_URL": f"http://127.0.0.1:{http_port}",
+        "CROUPIER_SESSION_SECRET": SESSION_SECRET,
+        "CROUPIER_DISCORD_OAUTH_URL": oauth.authorize_url,
+        "CROUPIER_HTTP_ADDR": f"127.0.0.1:{http_port}",
+    }
+
+
+async def test_the_server_serves_the_dashboard_on_its_http_address(tmp_path: Path) -> None:
+    """`croupier run` with the dashboard configured serves it on CROUPIER_HTTP_ADDR: an
+    admin logs in through the fake Discord and reads the guild's settings."""
+    oauth = FakeOAuth(members(), bot_guilds={GUILD: "Fake Casino"})
+    with FakeDiscord(oauth=oauth) as fake:
+        http_port = free_port()
+        server = ServerProcess(tmp_path / "data", _server_env(fake, oauth, http_port))
+        server.start()
+        try:
+            await server.wait_ready()
+            site = f"http://127.0.0.1:{http_port}"
+            async with httpx.AsyncClient(base_url=site, follow_redirects=True) as client:
+                oauth.login_as = ADMIN
+                picker = await client.get("/dashboard/login")
+                assert picker.status_code == 200 and "Fake Casino" in picker.text
+                settings = await client.get(f"{G}/settings")
+                assert settings.status_code == 200 and 'value="coins"' in settings.text
+        finally:
+            server.kill()
+
+
+def test_a_dashboard_without_its_session_secret_stops_start_up(tmp_path: Path) -> None:
+    """The dashboard's keys are checked together at start: one line names the missing
+    one, and the server exits 2 as for any configuration error."""
+    oauth = FakeOAuth(members(), bot_guilds={GUILD: "Fake Casino"})
+    with FakeDiscord(oauth=oauth) as fake:
+        env = _server_env(fake, oauth, free_port())
+        del env["CROUPIER_SESSION_SECRET"]
+        server = ServerProcess(tmp_path / "data", env)
+        done = subprocess.run(
+            [CROUPIER, "run"], env=server.env, capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("croupier:")]
+    assert len(errors) == 1 and "CROUPIER_SESSION_SECRET" in errors[0], done.stderr[-2000:]

@@ -33,13 +33,15 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
 import trio
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.applications import Starlette
@@ -53,9 +55,11 @@ from actors.audit import AuditLog
 from actors.economy import Economy
 from actors.errors import CroupierError, DuplicateItem, InvalidInput
 from actors.games.engine import Games
+from actors.parked import list_parked
 from actors.records import ScopeSettings, ShopItem
 from actors.timers import TimerService
 from bot.commands.render import money, signed_money
+from bot.config import Config
 from bot.http.dashboard_auth import (
     SESSION_COOKIE,
     STATE_COOKIE,
@@ -65,6 +69,7 @@ from bot.http.dashboard_auth import (
     DiscordUnavailable,
     GuildAccess,
     LoginRefused,
+    OAuthSettings,
     Role,
     Session,
     SessionStore,
@@ -580,6 +585,10 @@ class Dashboard:
             parked=parked,
             retrying=len(self.economy.failing_transfers()),
             timers_overdue=self.timers.overdue(self._overdue_grace),
+            # Games and timers parked on any server: they carry no per-server figures.
+            parked_other={
+                kind: len(list_parked(self.economy.store, kind)) for kind in ("game", "timer")
+            },
             price=lambda amount: money(settings, amount),
         )
 
@@ -755,6 +764,34 @@ class Dashboard:
 
     async def _on_login_refused(self, request: Request, exc: Exception) -> Response:
         return self._render(request, "error.html", None, message=str(exc), status=401)
+
+
+@asynccontextmanager
+async def open_dashboard(
+    config: Config,
+    *,
+    economy: Economy,
+    games: Games,
+    timers: TimerService,
+    readiness: Readiness,
+    limits: DashboardLimits | None = None,
+) -> AsyncIterator[Dashboard]:
+    """The dashboard a configuration describes, with the HTTP client it asks Discord
+    through (closed when the block ends); mount ``dashboard.mount()`` in the public app."""
+    limits = limits or DashboardLimits()
+    settings = OAuthSettings.from_config(config)
+    async with httpx.AsyncClient() as client:
+        yield Dashboard(
+            oauth=DiscordOAuth(settings, client, limits),
+            economy=economy,
+            games=games,
+            timers=timers,
+            audit=AuditLog(economy.store, economy.env.now),
+            readiness=readiness,
+            backups_path=config.backups_path,
+            wall_clock=economy.env.now,
+            limits=limits,
+        )
 
 
 # --- parsing forms (the boundary) -----------------------------------------------------------

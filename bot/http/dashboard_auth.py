@@ -30,6 +30,7 @@ import httpx
 from itsdangerous import BadSignature, TimestampSigner
 
 from actors.errors import InvalidInput
+from bot.config import Config, check_dashboard
 from bot.inputs import snowflake
 
 ADMINISTRATOR = 1 << 3
@@ -69,6 +70,21 @@ class OAuthSettings:
     authorize_url: str
     api_url: str
     bot_token: str
+
+    @classmethod
+    def from_config(cls, config: Config) -> OAuthSettings:
+        """The dashboard's settings from a configuration that turned it on."""
+        assert config.dashboard_enabled
+        check_dashboard(config)
+        return cls(
+            client_id=config.discord_client_id,
+            client_secret=config.discord_client_secret,
+            public_url=config.dashboard_url,
+            session_secret=config.session_secret,
+            authorize_url=config.discord_oauth_url,
+            api_url=config.discord_api_url,
+            bot_token=config.discord_token,
+        )
 
     @property
     def redirect_uri(self) -> str:

@@ -120,7 +120,8 @@ async def open_site(tmp_path: Path, limits: DashboardLimits | None = None) -> As
                 bot_token="fake-token",
             )
             readiness = Readiness(running.metrics, health.server_conditions(discord=False))
-            readiness.set(health.INTEGRITY, True, "ok")
+            for condition in health.server_conditions(discord=False):
+                readiness.set(condition, True, "ok")
             dashboard = Dashboard(
                 oauth=DiscordOAuth(settings, http, limits),
                 economy=running.economy,
