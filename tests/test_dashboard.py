@@ -9,9 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from actors.records import ShopItem
-from bot.http.dashboard import CONTENT_SECURITY_POLICY
+from actors.errors import InvalidInput
+from actors.records import ScopeSettings, ShopItem
+from bot.http.dashboard import CONTENT_SECURITY_POLICY, parse_settings_form, parse_whole
+from bot.inputs import INTEGER_OPTION_MAX
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.oauth import CLIENT_ID, CLIENT_SECRET, FakeOAuth
 from tests.support.dashboard_site import (
@@ -69,7 +73,8 @@ async def post(
 
 
 async def test_every_route_serves_only_who_may_manage_the_guild(tmp_path: Path) -> None:
-    """Anonymous visitors are sent to log in, a plain member and an admin of another
+    """Everyone gets the front page (anonymous visitors the log-in page); on a guild's
+    pages anonymous visitors are sent to log in, a plain member and an admin of another
     guild are refused every page and every write, an admin and the owner are served."""
     async with open_site(tmp_path) as site:
         await make_item(site)
@@ -79,6 +84,9 @@ async def test_every_route_serves_only_who_may_manage_the_guild(tmp_path: Path) 
             async with site.client() as client:
                 if who is not None:
                     await site.login(client, who)
+                picker = await client.get("/dashboard/")
+                assert picker.status_code == 200
+                assert ("Log in with Discord" in picker.text) == (who is None)
                 for path in PAGES:
                     response = await client.get(path)
                     assert response.status_code == status, (who, path, response.status_code)
@@ -435,3 +443,28 @@ def test_a_dashboard_without_its_session_secret_stops_start_up(tmp_path: Path) -
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("croupier:")]
     assert len(errors) == 1 and "CROUPIER_SESSION_SECRET" in errors[0], done.stderr[-2000:]
+
+
+@given(st.integers(min_value=0, max_value=10**15), st.booleans())
+def test_a_typed_whole_number_reads_back_with_or_without_separators(
+    number: int, separated: bool
+) -> None:
+    """A setting's figure typed with or without thousands separators is the number."""
+    text = f"{number:,}" if separated else str(number)
+    assert (
+        parse_settings_form(ScopeSettings(), {"daily_amount": text}).get("daily_amount", 250)
+        == number
+    )
+    assert parse_whole(text, "price", required=True) == number
+
+
+@given(st.text(max_size=40))
+def test_any_text_is_a_number_or_refused_by_name(text: str) -> None:
+    """Whatever is typed into a number field, it parses or is refused as InvalidInput
+    naming that field; nothing else escapes the boundary."""
+    try:
+        value = parse_whole(text, "stock", required=False)
+    except InvalidInput as error:
+        assert error.field == "stock"
+    else:
+        assert value is None or 0 <= value <= INTEGER_OPTION_MAX

@@ -289,7 +289,7 @@ class Dashboard:
         guard = await self._guard(request, form)
         current = self.economy.settings(guard.guild.id)
         try:
-            changes = _setting_changes(current, form)
+            changes = parse_settings_form(current, form)
             if changes:
                 request_id = _request_id(form)
                 updated = await self.economy.update_settings(guard.guild.id, changes)
@@ -478,9 +478,9 @@ class Dashboard:
             "name": clean_text(
                 form.get("name", ""), "name", chars_max=limits.item_name_chars_max
             ).strip(),
-            "price": _whole(form.get("price", ""), "price", required=True),
-            "stock": _whole(form.get("stock", ""), "stock", required=False),
-            "sell_price": _whole(form.get("sell_price", ""), "sell_price", required=False),
+            "price": parse_whole(form.get("price", ""), "price", required=True),
+            "stock": parse_whole(form.get("stock", ""), "stock", required=False),
+            "sell_price": parse_whole(form.get("sell_price", ""), "sell_price", required=False),
             "role_id": role_id,
             "description": clean_text(
                 form.get("description", ""), "description", chars_max=limits.reason_chars_max
@@ -797,7 +797,7 @@ async def open_dashboard(
 # --- parsing forms (the boundary) -----------------------------------------------------------
 
 
-def _setting_changes(current: ScopeSettings, form: Mapping[str, str]) -> dict[str, Any]:
+def parse_settings_form(current: ScopeSettings, form: Mapping[str, str]) -> dict[str, Any]:
     """The settings a form changes, typed as ``update_settings`` wants them. A setting
     the form leaves out stays as it is."""
     changes: dict[str, Any] = {}
@@ -816,7 +816,7 @@ def _setting_changes(current: ScopeSettings, form: Mapping[str, str]) -> dict[st
     return changes
 
 
-def _whole(text: str, field: str, *, required: bool) -> int | None:
+def parse_whole(text: str, field: str, *, required: bool) -> int | None:
     """A form's whole number of 0 or more; empty means none where that is allowed."""
     text = text.strip().replace(",", "").replace("_", "")
     if not text:

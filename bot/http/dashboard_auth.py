@@ -149,7 +149,6 @@ class DiscordOAuth:
                 "scope": OAUTH_SCOPES,
                 "state": state,
                 "redirect_uri": self.settings.redirect_uri,
-                "prompt": "none",
             }
         )
         return f"{self.settings.authorize_url}?{query}"
