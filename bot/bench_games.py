@@ -32,7 +32,6 @@ from typing import Any
 import trio
 
 from actors.casino import BootReport, Casino, build_casino
-from actors.games.engine import check_games
 from actors.integrity import check_store
 from bot.bench import progress
 from bot.server import tune_gc
@@ -128,7 +127,7 @@ async def run_all(count: int, job: Callable[[int], Awaitable[None]], in_flight: 
 
 
 def check_integrity(store: Store) -> dict[str, int]:
-    report = check_store(store, extra_checks=[check_games])
+    report = check_store(store)
     if not report.ok:
         raise AssertionError(f"integrity check failed after the games:\n{report.text()}")
     return report.figures

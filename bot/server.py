@@ -26,7 +26,7 @@ import trio
 from actors import keys
 from actors.casino import build_casino
 from actors.economy import Economy
-from actors.games.engine import Games, check_games
+from actors.games.engine import Games
 from actors.integrity import IntegrityReport, check_store
 from actors.runtime import ActorSystem
 from actors.timers import TimerService
@@ -239,7 +239,7 @@ async def _run(
                 at=config.backup_time,
                 keep_days=config.backup_keep_days,
                 metrics=metrics,
-                integrity=_backup_integrity,
+                integrity=check_store,
                 wall_clock=wall_clock,
                 first_if_none=True,
             )
@@ -439,18 +439,12 @@ async def _watch_signals(
 # --- periodic work ---------------------------------------------------------------------
 
 
-def _backup_integrity(store: Store) -> IntegrityReport:
-    return check_store(store, extra_checks=[check_games])
-
-
 async def run_integrity(
     services: Services, wall_clock: Callable[[], float], *, startup: bool = False
 ) -> IntegrityReport:
     """Run the integrity check off the trio thread and publish it as metrics/readiness."""
     store = services.store
-    report = await trio.to_thread.run_sync(
-        partial(check_store, store, extra_checks=[check_games], now=wall_clock())
-    )
+    report = await trio.to_thread.run_sync(partial(check_store, store, now=wall_clock()))
     _operational_checks(services, report, wall_clock, startup=startup)
     metrics = services.metrics
     for check, count in report.counts.items():

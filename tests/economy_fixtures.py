@@ -11,7 +11,7 @@ import trio
 
 from actors.casino import Casino, build_casino
 from actors.economy import Economy
-from actors.games.engine import Games, RecoveryReport, check_games
+from actors.games.engine import Games, RecoveryReport
 from actors.integrity import IntegrityReport, check_store
 from actors.runtime import ActorSystem
 from actors.timers import TimerService
@@ -110,9 +110,6 @@ class RunningGames(Running):
     games: Games
     timers: TimerService
     recovery: RecoveryReport | None = None
-
-    def check(self) -> IntegrityReport:
-        return check_store(self.store, extra_checks=[check_games])
 
 
 @asynccontextmanager

@@ -16,7 +16,6 @@ import pytest
 import trio
 
 from actors import keys
-from actors.games.engine import check_games
 from actors.integrity import check_store
 from actors.records import WALLET
 from storage import InstanceLock, env_path, open_store_readonly
@@ -110,7 +109,7 @@ def balance_in_store(data_dir: Path, user: int) -> int:
 
 def integrity_ok(data_dir: Path) -> bool:
     with open_store_readonly(env_path(data_dir)) as store:
-        report = check_store(store, extra_checks=[check_games])
+        report = check_store(store)
     assert report.ok, report.text()
     return True
 

@@ -29,9 +29,17 @@ from actors import keys
 from actors.economy import Economy, check_user_id
 from actors.errors import Busy, GameInProgress, GameOver, InvalidInput, NotFound, NotYourGame
 from actors.games import rules
-from actors.games.records import GAME, LIVE, REFUNDED, SETTLED, TIMER, GameRecord, TimerRecord
+from actors.games.records import (
+    GAME,
+    GAME_TIMER_KIND,
+    LIVE,
+    REFUNDED,
+    SETTLED,
+    TIMER,
+    GameRecord,
+    TimerRecord,
+)
 from actors.games.rules import blackjack as bj
-from actors.integrity import IntegrityReport
 from actors.ledger import EconomyEnv, system_add
 from actors.parked import PARKED, ParkedRecord, error_text, parked_key
 from actors.records import HOUSE, OUTBOX, OutboxRecord, game_account, user_account
@@ -44,7 +52,7 @@ from storage import RecordDecodeError, Store, packb, unpackb
 log = logging.getLogger("croupier.games")
 
 GAME_ACTOR = "game"
-TIMER_KIND = "game"
+TIMER_KIND = GAME_TIMER_KIND
 INSTANT_KINDS = ("coinflip", "dice", "slots", "roulette")
 
 
@@ -785,40 +793,3 @@ class BlackjackGame(Actor):
         self.games._count_refund(record, reason)
         await self.games._deliver(f"refund:{self.game_id}")
         return True
-
-
-# --- integrity -------------------------------------------------------------------------
-
-
-def check_games(txn: Any, store: Store, report: IntegrityReport, sums: dict[int, int]) -> None:
-    """Escrow is held exactly by live games, and the live index matches them."""
-    report.passed("escrow_matches_games")
-    live = 0
-    escrow = 0
-    db_live = store.db("live_games")
-    for _, value in txn.cursor(db=store.db("games")):
-        record = GAME.decode(value)
-        sums[record.scope] += record.escrow
-        escrow += record.escrow
-        if record.phase == LIVE:
-            live += 1
-            index = txn.get(keys.live_game_key(record.scope, record.user, record.kind), db=db_live)
-            if record.escrow <= 0:
-                report.add("escrow_matches_games", f"live game {record.game_id} holds no escrow")
-            if record.kind == "blackjack" and (
-                index is None or unpackb(index)[0] != record.game_id
-            ):
-                report.add("escrow_matches_games", f"live game {record.game_id} not indexed")
-        elif record.escrow != 0:
-            report.add(
-                "escrow_matches_games",
-                f"{record.phase} game {record.game_id} holds {record.escrow}",
-            )
-    db_games = store.db("games")
-    for key, value in txn.cursor(db=db_live):
-        game_id = str(unpackb(value)[0])
-        raw = txn.get(keys.game_key(game_id), db=db_games)
-        if raw is None or GAME.decode(raw).phase != LIVE:
-            report.add("escrow_matches_games", f"live index {bytes(key)!r} -> {game_id} not live")
-    report.figures["games_live"] = live
-    report.figures["escrow_coins"] = escrow

@@ -11,6 +11,10 @@ LIVE = "live"
 SETTLED = "settled"
 REFUNDED = "refunded"
 
+# The timer kind of a game's deadline: the games engine handles it, the integrity check
+# proves each one has its live game.
+GAME_TIMER_KIND = "game"
+
 
 @dataclass
 class GameRecord:
