@@ -9,10 +9,16 @@ import trio
 
 from actors.integrity import IntegrityReport, check_store
 from bot.config import Config
-from storage import env_path, open_store, open_store_readonly
+from storage import StorageError, env_path, open_store, open_store_readonly
 
 
 def run_migrate(config: Config) -> int:
+    """Migrate an existing store. A data dir without one is refused rather than given a
+    new empty store: a mistyped path must not look like a successful migration."""
+    path = env_path(config.data_dir)
+    if not (path / "data.mdb").exists():
+        raise StorageError(f"no LMDB store at {path}")
+
     async def migrate() -> list[str]:
         async with open_store(config.data_dir) as store:
             return store.migrations_applied

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import stat
 import sys
 from collections.abc import Sequence
@@ -60,8 +61,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The exit status of a process ended by SIGPIPE, which is what a shell shows for any Unix
+# tool whose reader went away (`yes | head -1`).
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _fill_closed_standard_streams()
+    # Output is flushed here, not at interpreter exit, so that a reader that went away is
+    # seen as a BrokenPipeError below instead of an "Exception ignored" message.
+    try:
+        try:
+            code = _main(argv)
+        except SystemExit:
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()
+        return code
+    except BaseException as exc:
+        if _find(exc, BrokenPipeError) is None:
+            raise
+        # The reader of the output left (`croupier check | head -1`): end quietly, as a
+        # Unix tool does. Standard output is pointed at /dev/null so that the flush at
+        # exit has nowhere left to fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -121,11 +150,19 @@ def _process_name(pid: int) -> str:
 def _operating_error(exc: BaseException) -> BaseException | None:
     from bot.server import StartupError
 
-    if isinstance(exc, (InstanceLockedError, SchemaTooNewError, StorageError, StartupError)):
+    return _find(exc, (InstanceLockedError, SchemaTooNewError, StorageError, StartupError))
+
+
+def _find(
+    exc: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]
+) -> BaseException | None:
+    """``exc`` or the first exception of ``kinds`` inside it (trio's nurseries wrap
+    errors in exception groups)."""
+    if isinstance(exc, kinds):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = _operating_error(inner)
+            found = _find(inner, kinds)
             if found is not None:
                 return found
     return None
