@@ -124,7 +124,8 @@ async def test_every_route_serves_only_who_may_manage_the_guild(tmp_path: Path) 
 
 async def test_other_guilds_and_guilds_without_the_bot_are_refused(tmp_path: Path) -> None:
     """An admin of another guild manages that one only; an owner cannot manage a guild
-    the bot is not in; the picker lists exactly the manageable guilds."""
+    the bot is not in; the picker lists exactly the manageable guilds; ids that name no
+    guild or item are not found."""
     async with open_site(tmp_path) as site:
         async with site.client() as client:
             await site.login(client, OTHER_ADMIN)
@@ -142,6 +143,9 @@ async def test_other_guilds_and_guilds_without_the_bot_are_refused(tmp_path: Pat
             assert botless.status_code == 403 and "not on that server" in botless.text
             bad_id = await client.get("/dashboard/guilds/0/settings")
             assert bad_id.status_code == 404
+            for item in ("99", "abc", "1" * 30):
+                missing = await client.get(f"{G}/shop/{item}")
+                assert missing.status_code == 404 and "no such item" in missing.text
 
 
 async def test_a_forged_form_without_the_csrf_token_is_refused(tmp_path: Path) -> None:

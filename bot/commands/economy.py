@@ -490,7 +490,7 @@ class EconomyCommands:
             ),
             footer=f"Page {page} of {pages}",
             buttons=pager("shop", page, has_next=page < pages),
-            result={"page": page, "pages": pages, "items": [_item_result(i) for i in items]},
+            result={"page": page, "pages": pages, "items": [item_result(i) for i in items]},
         )
 
     async def _inventory(self, inv: Invocation) -> Reply:
@@ -677,7 +677,7 @@ class EconomyCommands:
             description=opts.get("description", ""),
             key=_key(inv),
         )
-        await self._audit(inv, "item.create", f"item:{item.item_id}", {}, _item_result(item))
+        await self._audit(inv, "item.create", f"item:{item.item_id}", {}, item_result(item))
         return self._item_reply("Item added", item, inv.guild_id)
 
     async def _shop_edit(self, inv: Invocation) -> Reply:
@@ -715,7 +715,7 @@ class EconomyCommands:
         self, inv: Invocation, action: str, before: ShopItem, after: ShopItem
     ) -> None:
         await self._audit(
-            inv, action, f"item:{after.item_id}", _item_result(before), _item_result(after)
+            inv, action, f"item:{after.item_id}", item_result(before), item_result(after)
         )
 
     async def _audit(
@@ -747,7 +747,7 @@ class EconomyCommands:
             description=f"**#{item.item_id} {item.name}**"
             + (" is no longer sold; owners keep theirs." if item.retired else ""),
             fields=(Field("Details", _item_text(settings, item), inline=False),),
-            result=_item_result(item),
+            result=item_result(item),
         )
 
 
@@ -826,7 +826,8 @@ def _item_text(settings: ScopeSettings, item: ShopItem) -> str:
     return " · ".join(parts) + (f"\n{item.description}" if item.description else "")
 
 
-def _item_result(item: ShopItem) -> dict[str, Any]:
+def item_result(item: ShopItem) -> dict[str, Any]:
+    """An item as replies, the console's JSON and the audit log show it, whatever the door."""
     return {
         "item_id": item.item_id,
         "name": item.name,

@@ -53,11 +53,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.audit import AuditLog
 from actors.economy import Economy
-from actors.errors import CroupierError, DuplicateItem, InvalidInput
+from actors.errors import CroupierError, DuplicateItem, InvalidInput, NotFound
 from actors.games.engine import Games
 from actors.parked import list_parked
 from actors.records import ScopeSettings, ShopItem
 from actors.timers import TimerService
+from bot.commands.economy import item_result
 from bot.commands.render import money, signed_money
 from bot.config import Config
 from bot.http.dashboard_auth import (
@@ -327,7 +328,6 @@ class Dashboard:
             section="settings",
             fields=fields,
             error=error,
-            request_id=secrets.token_urlsafe(16),
             status=status,
         )
 
@@ -348,7 +348,7 @@ class Dashboard:
                 guard.guild.id, **fields, key=f"dashboard:{request_id}"
             )
             await self._record(
-                guard, request_id, "item.create", f"item:{item.item_id}", {}, _item_view(item)
+                guard, request_id, "item.create", f"item:{item.item_id}", {}, item_result(item)
             )
         except CroupierError as error:
             return self._shop_page(request, guard, roles, error, form, 400)
@@ -378,7 +378,6 @@ class Dashboard:
             price=lambda amount: money(settings, amount),
             error=error,
             values=values,
-            request_id=secrets.token_urlsafe(16),
             status=status,
         )
 
@@ -404,8 +403,8 @@ class Dashboard:
                 request_id,
                 "item.edit",
                 f"item:{item.item_id}",
-                _item_view(item),
-                _item_view(updated),
+                item_result(item),
+                item_result(updated),
             )
         except CroupierError as error:
             return self._item_page(request, guard, item, roles, error, form, 400)
@@ -431,7 +430,6 @@ class Dashboard:
             roles=roles,
             error=error,
             values=values,
-            request_id=secrets.token_urlsafe(16),
             status=status,
         )
 
@@ -448,20 +446,19 @@ class Dashboard:
             request_id,
             "item.retire",
             f"item:{item.item_id}",
-            _item_view(item),
-            _item_view(retired),
+            item_result(item),
+            item_result(retired),
         )
         return self._back(guard, "shop", "retired")
 
     def _find_item(self, guard: _Guard, request: Request) -> ShopItem:
         text = request.path_params["item"]
-        if not (text.isascii() and text.isdigit() and len(text) <= 20):
-            raise Refused(404, "There is no such item.")
-        wanted = int(text)
-        for item in self.economy.items(guard.guild.id, include_retired=True):
-            if item.item_id == wanted:
-                return item
-        raise Refused(404, "There is no such item.")
+        try:
+            if not (text.isascii() and text.isdigit() and len(text) <= 20):
+                raise NotFound("item", text)
+            return self.economy.find_item(guard.guild.id, int(text))
+        except NotFound:
+            raise Refused(404, "There is no such item.") from None
 
     def _item_fields(
         self, form: Mapping[str, str], roles: tuple[Role, ...], *, current: ShopItem | None
@@ -727,6 +724,9 @@ class Dashboard:
             guard=context.pop("guard", None),
             section=context.pop("section", ""),
             error_field=field,
+            # Each form rendered gets its own request id: the key that makes a form sent
+            # twice change things once.
+            request_id=secrets.token_urlsafe(16),
             **context,
         )
         return HTMLResponse(html, status_code=status)
@@ -843,18 +843,6 @@ def _page_number(request: Request, pages_max: int) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= 7) or not int(text) >= 1:
         raise Refused(400, "That is not a page number.")
     return min(int(text), pages_max)
-
-
-def _item_view(item: ShopItem) -> dict[str, Any]:
-    return {
-        "name": item.name,
-        "price": item.price,
-        "stock": item.stock,
-        "sell_price": item.sell_price,
-        "role_id": item.role_id,
-        "description": item.description,
-        "retired": item.retired,
-    }
 
 
 def _item_form(item: ShopItem) -> dict[str, str]:
