@@ -12,7 +12,7 @@ from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from bot.config import Config, ConfigError, check_dashboard, ensure_data_dir, load_config
+from bot.config import Config, ConfigError, check_dashboard, ensure_paths, load_config
 from storage import InstanceLockedError, SchemaTooNewError, StorageError
 
 # How much of the other process's command line a refusal of the instance lock quotes.
@@ -201,7 +201,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         from bot.server import Transport, serve
 
-        ensure_data_dir(config)
+        ensure_paths(config)
         check_dashboard(config)
         transport: Transport = "auto" if args.command == "run" else "console"
         trio.run(

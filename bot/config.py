@@ -445,17 +445,31 @@ def _shown(value: object) -> str:
     return text
 
 
-def ensure_data_dir(config: Config) -> None:
-    """Create the data directory if needed and prove it takes a file, or raise one line.
+def ensure_paths(config: Config) -> None:
+    """Create the data and backup directories if needed and prove that they take a file
+    and that the log file opens, or raise one line naming the key.
 
-    A server that finds out only at its first commit that it cannot write has already
-    started taking requests; checking here turns that into a configuration error.
+    A server that finds out only at its first commit, backup or log line that it cannot
+    write has already started taking requests; checking here makes it a configuration
+    error instead.
     """
-    path = config.data_dir
+    _ensure_directory("data_dir", config.data_dir)
+    _ensure_directory("backup_dir", config.backups_path)
+    if config.log_file:
+        try:
+            with open(config.log_file, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                f"{_label('log_file')}: expected a file this process can append to, "
+                f"got {config.log_file!r} ({exc.strerror})"
+            ) from exc
 
+
+def _ensure_directory(key: str, path: Path) -> None:
     def refuse(why: str) -> ConfigError:
         return ConfigError(
-            f"{_label('data_dir')}: expected a directory this process can create and "
+            f"{_label(key)}: expected a directory this process can create and "
             f"write, got {str(path)!r} ({why})"
         )
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.config import Config, ConfigError, ensure_data_dir, load_config
+from bot.config import Config, ConfigError, ensure_paths, load_config
 from tests.support.server_process import CROUPIER
 
 ROOT = Path(__file__).parent.parent
@@ -365,12 +365,33 @@ def test_a_data_dir_that_cannot_be_created_or_written_is_refused(tmp_path: Path)
     ]:
         config = load_config(None, environ={"CROUPIER_DATA_DIR": str(data_dir)})
         with pytest.raises(ConfigError) as caught:
-            ensure_data_dir(config)
+            ensure_paths(config)
         line = str(caught.value)
         assert line.startswith("CROUPIER_DATA_DIR / data_dir: expected a directory") and why in line
     fresh = load_config(None, environ={"CROUPIER_DATA_DIR": str(tmp_path / "a" / "b")})
-    ensure_data_dir(fresh)
-    assert (tmp_path / "a" / "b").is_dir() and not list((tmp_path / "a" / "b").iterdir())
+    ensure_paths(fresh)
+    # The directories are made, and the probe leaves nothing behind.
+    assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["backups"]
+    assert not list((tmp_path / "a" / "b" / "backups").iterdir())
+
+
+def test_a_backup_dir_or_log_file_that_cannot_be_written_is_refused(tmp_path: Path) -> None:
+    """The backup directory and the log file are checked at start like the data dir."""
+    data = {"CROUPIER_DATA_DIR": str(tmp_path / "data")}
+    (tmp_path / "file").write_text("")
+    for key, value, expected in [
+        ("backup_dir", str(tmp_path / "file"), "expected a directory"),
+        ("log_file", str(tmp_path / "missing" / "croupier.log"), "expected a file"),
+        ("log_file", str(tmp_path), "expected a file"),
+    ]:
+        config = load_config(None, environ={**data, f"CROUPIER_{key.upper()}": value})
+        with pytest.raises(ConfigError) as caught:
+            ensure_paths(config)
+        assert str(caught.value).startswith(f"CROUPIER_{key.upper()} / {key}: {expected}")
+    log = tmp_path / "logs" / "croupier.log"
+    log.parent.mkdir()
+    ensure_paths(load_config(None, environ={**data, "CROUPIER_LOG_FILE": str(log)}))
+    assert log.exists()
 
 
 def test_the_command_line_stops_with_one_line_on_bad_config(tmp_path: Path) -> None:
