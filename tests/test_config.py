@@ -222,7 +222,8 @@ def test_unknown_environment_variables_are_left_to_their_owners() -> None:
     assert load_config(None, environ={"CROUPIER_FUZZ_EXAMPLES": "5"}) == Config()
 
 
-# Random TOML values: every key refuses every value of a type it does not take.
+# Random TOML values: every key refuses every value of a type it does not take. These
+# write and read files, so a loaded machine must not fail them on hypothesis's deadline.
 
 
 def toml_value(value: Any) -> str:
@@ -272,7 +273,9 @@ def takes(key: str, value: Any) -> bool:
     return isinstance(value, str)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(key=st.sampled_from(KEYS), value=toml_values, as_section=st.booleans())
 def test_values_of_the_wrong_type_in_the_file_are_one_line(
     key: str, value: Any, as_section: bool, tmp_path: Path
@@ -288,6 +291,7 @@ def test_values_of_the_wrong_type_in_the_file_are_one_line(
     refusal(key, file=toml_file(tmp_path, line))
 
 
+@settings(deadline=None)
 @given(key=st.sampled_from(WHOLE_KEYS), text=st.text(max_size=30))
 def test_environment_numbers_are_ascii_digits_in_range(key: str, text: str) -> None:
     """An environment number is accepted exactly when it is ASCII digits within the bounds."""
@@ -300,7 +304,7 @@ def test_environment_numbers_are_ascii_digits_in_range(key: str, text: str) -> N
         refusal(key, environ=environ)
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_good_whole_numbers_round_trip_through_file_and_environment(
     data: st.DataObject, tmp_path: Path
