@@ -221,6 +221,21 @@ async def test_cookies_are_signed_httponly_lax_and_expire(tmp_path: Path) -> Non
         assert tampered.status_code == 303
 
 
+async def test_cookies_are_secure_behind_an_https_url(tmp_path: Path) -> None:
+    """A dashboard reached at an https URL sets its cookies Secure, and sends Discord
+    the https callback."""
+    async with (
+        open_site(tmp_path, public_url="https://casino.example") as site,
+        site.client() as client,
+    ):
+        start = await client.get("/dashboard/login")
+        assert "; secure" in start.headers["set-cookie"].lower()
+        assert (
+            "redirect_uri=https%3A%2F%2Fcasino.example%2Fdashboard%2Fcallback"
+            in (start.headers["location"])
+        )
+
+
 async def test_every_response_carries_the_security_headers(tmp_path: Path) -> None:
     """Pages, redirects, errors and the stylesheet all carry a CSP without script,
     frame-ancestors 'none', nosniff and a referrer policy; no page holds a script."""

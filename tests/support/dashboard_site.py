@@ -94,7 +94,11 @@ class Site:
 
 
 @asynccontextmanager
-async def open_site(tmp_path: Path, limits: DashboardLimits | None = None) -> AsyncIterator[Site]:
+async def open_site(
+    tmp_path: Path, limits: DashboardLimits | None = None, *, public_url: str | None = None
+) -> AsyncIterator[Site]:
+    """The site on a free port; ``public_url`` is the URL it says it is reached at (by
+    default the port's own, so a login can complete)."""
     clock = WallClock()
     oauth = FakeOAuth(
         members(),
@@ -113,7 +117,7 @@ async def open_site(tmp_path: Path, limits: DashboardLimits | None = None) -> As
             settings = OAuthSettings(
                 client_id=CLIENT_ID,
                 client_secret=CLIENT_SECRET,
-                public_url=url,
+                public_url=public_url or url,
                 session_secret=SESSION_SECRET,
                 authorize_url=oauth.authorize_url,
                 api_url=fake.api_url,
