@@ -7,10 +7,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from functools import partial
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,18 +19,13 @@ from bot.dispatch import CommandSet
 from metrics import Metrics
 from tests.conftest import sample
 from tests.fake_discord import GUILD_ID, FakeDiscord
+from tests.support.discord import embed, serving
 from tests.toy_commands import VIP_ROLE_ID, ToyBank
 
 _EPHEMERAL = 1 << 6
 _MANAGE_GUILD = 1 << 5
 _ADMINISTRATOR = 1 << 3
 _DISCORD_EPOCH_MS = 1_420_070_400_000
-
-
-@dataclass
-class Serving:
-    scope: trio.CancelScope
-    connections: list[bool] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -50,43 +42,6 @@ def bank() -> ToyBank:
 @pytest.fixture
 def commands(bank: ToyBank, metrics: Metrics) -> CommandSet:
     return bank.command_set(metrics)
-
-
-@asynccontextmanager
-async def serving(
-    fake: FakeDiscord, commands: CommandSet, metrics: Metrics, **kwargs: Any
-) -> AsyncIterator[Serving]:
-    """Run the transport against ``fake`` until the block ends, connected and synced."""
-    connected = trio.Event()
-    with trio.CancelScope() as scope:
-        serving = Serving(scope)
-
-        def on_connected(flag: bool) -> None:
-            serving.connections.append(flag)
-            if flag:
-                connected.set()
-
-        run = partial(
-            run_discord,
-            commands,
-            token="fake-token",
-            api_url=fake.api_url,
-            metrics=metrics,
-            on_connected=on_connected,
-            **kwargs,
-        )
-        with trio.fail_after(30):
-            async with trio.open_nursery() as nursery:
-                await nursery.start(run)
-                await connected.wait()
-                yield serving
-                scope.cancel()
-
-
-def embed(message: Mapping[str, Any]) -> dict[str, Any]:
-    """The one embed of a message or of a callback's message data."""
-    [only] = message["embeds"]
-    return dict(only)
 
 
 async def test_commands_sync_with_their_option_types(

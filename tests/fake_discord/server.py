@@ -232,7 +232,9 @@ class FakeDiscord:
             self.oauth.mount(app.router, self.port, self._rest)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
         app.router.add_route("*", "/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        # No access log: under load, formatting a line per request would cost the fake
+        # more than answering it.
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         loop.run_until_complete(self._runner.setup())
         loop.run_until_complete(web.SockSite(self._runner, sock, backlog=2048).start())
         started.set()
@@ -288,6 +290,11 @@ class FakeDiscord:
             ids = [int(sent.payload["id"]) for sent in self._sent.values()]
         return {i: first.get(i) for i in ids}
 
+    def unacknowledged(self) -> int:
+        """How many interactions sent so far have no accepted initial callback."""
+        with self._lock:
+            return sum(1 for sent in self._sent.values() if not sent.acknowledged)
+
     def message(self, message_id: str) -> dict[str, Any]:
         with self._lock:
             return copy.deepcopy(self._messages[message_id])
@@ -328,10 +335,18 @@ class FakeDiscord:
 
     # Waiting from trio, by bounded polling of the records.
 
-    async def wait_for(self, probe: Callable[[], T | None], what: str, timeout: float = 10) -> T:
+    async def wait_for(
+        self,
+        probe: Callable[[], T | None],
+        what: str,
+        timeout: float = 10,
+        *,
+        interval: float = 0.005,
+    ) -> T:
+        """Poll ``probe`` every ``interval`` seconds until it returns something."""
         with trio.move_on_after(timeout):
             while (found := probe()) is None:
-                await trio.sleep(0.005)
+                await trio.sleep(interval)
             return found
         raise AssertionError(f"the fake Discord saw no {what} within {timeout} s")
 
@@ -401,6 +416,16 @@ class FakeDiscord:
         future = asyncio.run_coroutine_threadsafe(self._send_all(payloads), self._loop)
         future.result(30)
         return [int(p["id"]) for p in payloads]
+
+    def send_commands(
+        self, calls: Iterable[tuple[str, Mapping[str, Any] | None, int]]
+    ) -> list[int]:
+        """Build and push, as one burst, a slash command for each (name, options, user
+        id); return their interaction ids. The payloads are built here, just before they
+        are sent, so their snowflakes are as fresh as Discord's would be."""
+        return self.send_interactions(
+            [self.slash_command(name, options, user_id=user) for name, options, user in calls]
+        )
 
     def send_dispatch(self, event: str, data: Mapping[str, Any], *, shard_id: int = 0) -> None:
         """Push any op 0 dispatch event to the client's session of ``shard_id``."""
@@ -848,7 +873,7 @@ class FakeDiscord:
         message = self._new_message(token, body, original=False)
         with self._lock:
             self._followups.append((token, message))
-        return _json(message)
+            return _json(message)
 
     def _add_role(self, body: Any, guild: str, user: str, role: str) -> web.Response:
         if self.roles.get(int(role), -1) >= self.bot_role_position:
@@ -889,7 +914,7 @@ class FakeDiscord:
             self._messages[message_id] = message
             if original:
                 self._original[token] = message_id
-        return copy.deepcopy(message)
+        return message
 
     _APP = r"([0-9]+)"
     _routes: ClassVar[tuple[tuple[str, re.Pattern[str], Callable[..., web.Response]], ...]] = (
