@@ -118,7 +118,8 @@ async def test_an_old_game_with_an_unreadable_record_is_parked_with_its_timer(
         assert (parked.ident, parked.source_db, parked.value) == (game_id, "games", b"\x92\x01")
         assert sample(run.metrics, "croupier_games_recovery_failures_total") == 1
         with run.store.read() as txn:
-            for name in ("games", "live_games", "timers"):
+            assert txn.get(keys.game_key(game_id), db=run.store.db("games")) is None
+            for name in ("live_games", "timers"):
                 assert txn.stat(run.store.db(name))["entries"] == 0, name
         report = run.check()
         assert report.counts["money_sums_to_zero"] == 1, report.text()
