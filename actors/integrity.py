@@ -78,6 +78,7 @@ CHECKS = (
     "escrow_matches_games",
     "live_game_has_timer",
     "timer_has_live_owner",
+    "parked_records_sound",
 )
 
 

@@ -206,6 +206,27 @@ async def test_a_payment_to_a_wallet_that_cannot_load_is_pending_then_parked(
         assert (await run.economy.balance(G, ALICE)).balance == START
 
 
+async def test_the_check_names_a_parked_record_copied_not_moved_or_unreadable(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A parked transfer put back in the outbox beside its parked copy, and a parked
+    record that cannot be read, are each named by parked_records_sound."""
+    transfer_id = await plant_undeliverable(tmp_path)
+    async with running_games(tmp_path, limits=LIMITS, commit_in_thread=False) as run:
+        parked = await wait_parked(run, transfer_id)
+    async with open_store(tmp_path, commit_in_thread=False) as store:
+        await store.write(
+            lambda txn: txn.put(parked.source_key, parked.value, db=store.db("outbox"))
+        )
+        report = check_store(store)
+        assert report.counts["parked_records_sound"] == 1, report.text()
+        assert "is parked and still in outbox" in report.text()
+        await store.write(lambda txn: txn.put(b"timer:x", b"\xc1", db=store.db("parked")))
+        report = check_store(store)
+        assert report.counts["parked_records_sound"] == 2, report.text()
+        assert "cannot be read" in report.text()
+
+
 def park_one(data_dir: Path) -> str:
     """A store holding one parked transfer, made in mock time."""
 
