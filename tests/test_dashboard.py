@@ -260,7 +260,8 @@ async def test_every_response_carries_the_security_headers(tmp_path: Path) -> No
 
 async def test_a_write_asks_discord_again_whether_the_member_may_manage(tmp_path: Path) -> None:
     """An admin whose Manage Server is taken away after logging in can no longer change
-    anything, even while their pages are still served from the short cache."""
+    anything, even while their pages are still served from the short cache; nor can
+    anyone once the bot has left the guild."""
     async with open_site(tmp_path) as site, site.client() as client:
         await site.login(client, ADMIN)
         tokens = await site.form_tokens(client, f"{G}/settings")
@@ -276,6 +277,24 @@ async def test_a_write_asks_discord_again_whether_the_member_may_manage(tmp_path
         assert write.status_code == 303
         assert site.oauth.calls("guilds") == calls + 1
         assert site.running.economy.settings(GUILD).currency_name == "chips"
+        site.oauth.bot_leaves(GUILD)
+        write = await client.post(f"{G}/settings", data={**tokens, "currency_name": "after"})
+        assert write.status_code == 403 and "not on that server" in write.text
+        assert site.running.economy.settings(GUILD).currency_name == "chips"
+
+
+async def test_a_login_discord_no_longer_accepts_ends_the_session(tmp_path: Path) -> None:
+    """When Discord stops accepting a member's token (they deauthorized the app), the
+    next check says to log in again and the session is gone."""
+    async with open_site(tmp_path) as site, site.client() as client:
+        await site.login(client, ADMIN)
+        tokens = await site.form_tokens(client, f"{G}/settings")
+        site.oauth.revoke_tokens(ADMIN)
+        write = await client.post(f"{G}/settings", data={**tokens, "currency_name": "chips"})
+        assert write.status_code == 401 and "log in again" in write.text
+        page = await client.get(f"{G}/settings")
+        assert page.status_code == 303 and page.headers["location"] == "/dashboard/"
+        assert site.running.economy.settings(GUILD).currency_name == "coins"
 
 
 async def test_settings_are_validated_by_the_economy_and_audited(tmp_path: Path) -> None:

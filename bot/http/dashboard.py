@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -185,8 +186,8 @@ class Dashboard:
         self._signer = CookieSigner(oauth.settings.session_secret)
         self._wall_clock = wall_clock
         self._overdue_grace = timers_overdue_grace_seconds
-        self._bot_guilds: frozenset[int] = frozenset()
-        self._bot_guilds_at: float | None = None
+        # Guild id -> (whether the bot is in it, when that was asked on trio's clock).
+        self._bot_presence: OrderedDict[int, tuple[bool, float]] = OrderedDict()
         self._templates = Environment(
             loader=FileSystemLoader(_HERE / "templates"),
             autoescape=select_autoescape(["html"]),
@@ -235,8 +236,8 @@ class Dashboard:
         if session is None:
             return self._render(request, "login.html", None)
         guilds = await self._guilds(session, fresh=False)
-        bot = await self._bot_in(fresh=False)
-        manageable = [g for g in guilds if g.can_manage and g.id in bot]
+        candidates = [g for g in guilds if g.can_manage][: self.limits.picker_guilds_max]
+        manageable = [g for g in candidates if await self._bot_in(g.id, fresh=False)]
         return self._render(request, "guilds.html", session, guilds=manageable)
 
     async def _login(self, request: Request) -> Response:
@@ -624,7 +625,7 @@ class Dashboard:
         guild = next((g for g in guilds if g.id == guild_id), None)
         if guild is None or not guild.can_manage:
             raise Refused(403, "You need Manage Server or Administrator on that server.")
-        if guild_id not in await self._bot_in(fresh=write):
+        if not await self._bot_in(guild_id, fresh=write):
             raise Refused(403, "Croupier is not on that server; invite it first.")
         return _Guard(session, guild)
 
@@ -641,16 +642,19 @@ class Dashboard:
             session.guilds_at = now
         return session.guilds
 
-    async def _bot_in(self, *, fresh: bool) -> frozenset[int]:
+    async def _bot_in(self, guild_id: int, *, fresh: bool) -> bool:
+        """Whether the bot is in the guild, asked of Discord per guild (a bot's own guild
+        list stops at 200) and remembered for a short time, for at most
+        ``bot_presence_kept_max`` guilds."""
         now = trio.current_time()
-        stale = (
-            self._bot_guilds_at is None
-            or now - self._bot_guilds_at > self.limits.guilds_cache_seconds
-        )
-        if fresh or stale:
-            self._bot_guilds = await self.oauth.bot_guilds()
-            self._bot_guilds_at = now
-        return self._bot_guilds
+        known = self._bot_presence.get(guild_id)
+        if fresh or known is None or now - known[1] > self.limits.guilds_cache_seconds:
+            known = (await self.oauth.bot_in(guild_id), now)
+            self._bot_presence[guild_id] = known
+            self._bot_presence.move_to_end(guild_id)
+            while len(self._bot_presence) > self.limits.bot_presence_kept_max:
+                self._bot_presence.popitem(last=False)
+        return known[0]
 
     async def _record(
         self,

@@ -10,10 +10,10 @@ Sessions expire, are bounded in number, and logging out forgets the session here
 copied cookie stops working at once.
 
 A member may manage a guild they own or where they have Manage Server or Administrator,
-and only where the bot is too. Both lists come from Discord (``/users/@me/guilds`` with
-the member's token and with the bot's), cached for a short time for pages and fetched
-again for every write, so a member whose role was taken away cannot go on changing
-things on the strength of their login.
+and only where the bot is too. Both come from Discord (``/users/@me/guilds`` with the
+member's token; ``/guilds/{id}`` with the bot's, which answers only for a guild the bot
+is in), cached for a short time for pages and asked again for every write, so a member
+whose role was taken away cannot go on changing things on the strength of their login.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ class DashboardLimits:
     login_seconds: int = 600
     # How long a page may trust the guild lists it fetched; writes always fetch again.
     guilds_cache_seconds: float = 30.0
+    # The guild picker asks whether the bot is in each guild the member manages, for
+    # this many guilds at most; and that many answers are remembered.
+    picker_guilds_max: int = 100
+    bot_presence_kept_max: int = 10_000
     discord_timeout_seconds: float = 10.0
     form_bytes_max: int = 16 * 1024
     form_fields_max: int = 64
@@ -182,11 +186,13 @@ class DiscordOAuth:
         """The member's guilds with their permissions there."""
         return self._guild_list(await self._bearer("GET", "/users/@me/guilds", token))
 
-    async def bot_guilds(self) -> frozenset[int]:
-        """The guilds the bot is in."""
+    async def bot_in(self, guild_id: int) -> bool:
+        """Whether the bot is in the guild: Discord shows a guild only to its members."""
         headers = {"Authorization": f"Bot {self.settings.bot_token}"}
-        response = await self._call("GET", "/users/@me/guilds", headers=headers)
-        return frozenset(guild.id for guild in self._guild_list(response))
+        response = await self._call("GET", f"/guilds/{guild_id}", headers=headers)
+        if response.status_code in (403, 404):
+            return False
+        return _id(_json_object(response).get("id")) == guild_id
 
     async def roles(self, guild_id: int) -> tuple[Role, ...]:
         """The guild's roles, highest first, without @everyone (which cannot be granted)."""

@@ -1,6 +1,6 @@
 """Discord's OAuth2 endpoints for the fake Discord: the authorize page, the token
-exchange, and the member's and the bot's guild lists, with configurable members,
-guilds and permissions.
+exchange, the member's guild list, and the guilds and roles the bot sees, with
+configurable members, guilds and permissions.
 
 ``FakeOAuth`` is handed to ``FakeDiscord(oauth=...)``, which mounts its routes ahead of
 its own. The authorize page logs in whichever member ``login_as`` names (there is no
@@ -73,6 +73,11 @@ class FakeOAuth:
         with self._lock:
             self._members[member].guilds.pop(guild, None)
 
+    def bot_leaves(self, guild: int) -> None:
+        """The bot is removed from ``guild``."""
+        with self._lock:
+            self._bot_guilds.pop(guild, None)
+
     def revoke_tokens(self, member: int) -> None:
         """Forget every access token of ``member``, as Discord does when they
         deauthorize the application."""
@@ -99,6 +104,7 @@ class FakeOAuth:
         router.add_post("/api/v10/oauth2/token", self._token)
         router.add_get("/api/v10/{tail:users/@me}", self._me)
         router.add_get("/api/v10/users/@me/guilds", self._guilds)
+        router.add_get("/api/v10/guilds/{guild:[0-9]+}", self._bot_guild)
         router.add_get("/api/v10/guilds/{guild:[0-9]+}/roles", self._guild_roles)
 
     # Routes.
@@ -163,12 +169,6 @@ class FakeOAuth:
         )
 
     async def _guilds(self, request: web.Request) -> web.Response:
-        authorization = request.headers.get("Authorization", "")
-        if authorization.startswith("Bot "):
-            self._count("bot_guilds")
-            with self._lock:
-                listed = [_guild(g, name, True, 0) for g, name in self._bot_guilds.items()]
-            return web.json_response(listed)
         self._count("guilds")
         member = self._bearer(request)
         if member is None:
@@ -179,6 +179,18 @@ class FakeOAuth:
                 for g, (owner, permissions) in member.guilds.items()
             ]
         return web.json_response(listed)
+
+    async def _bot_guild(self, request: web.Request) -> web.Response:
+        """A guild as the bot sees it; Discord refuses one the bot is not in."""
+        self._count("bot_guild")
+        guild = int(request.match_info["guild"])
+        if not request.headers.get("Authorization", "").startswith("Bot "):
+            return _unauthorized()
+        with self._lock:
+            name = self._bot_guilds.get(guild)
+        if name is None:
+            return web.json_response({"message": "Missing Access", "code": 50001}, status=403)
+        return web.json_response({"id": str(guild), "name": name, "owner_id": "1"})
 
     async def _guild_roles(self, request: web.Request) -> web.Response:
         self._count("roles")
