@@ -94,6 +94,16 @@ def check_user_id(value: object, field: str) -> int:
     return value
 
 
+def member_of(account: str) -> int | None:
+    """The user id of a member's account name ("user:<id>"), or None for any other
+    account or a malformed one (read from a stored record, so never trusted)."""
+    kind, _, ident = account.partition(":")
+    if kind != "user" or not (0 < len(ident) <= 20 and ident.isascii() and ident.isdigit()):
+        return None
+    user = int(ident)
+    return user if 1 <= user <= keys.u64_max else None
+
+
 def check_guild_id(value: object) -> int:
     """A guild id, or 0 for "no guild" (a direct message, the console without one)."""
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= keys.u64_max:
@@ -289,13 +299,12 @@ class Economy:
         if raw is None:
             return None
         record = OUTBOX.decode(raw)
-        kind, _, ident = record.target.partition(":")
         # Every transfer in flight ends in a wallet: games pay out through the outbox
         # but take their stakes in the same commit as the wallet's debit.
-        valid = ident.isascii() and ident.isdigit() and 1 <= int(ident) <= keys.u64_max
-        if kind != "user" or not valid or not 0 <= record.scope <= keys.u64_max:
+        user = member_of(record.target)
+        if user is None or not 0 <= record.scope <= keys.u64_max:
             raise Undeliverable(transfer_id, f"its target {record.target!r} is not a member")
-        credit: CreditResult = await self.wallet(record.scope, int(ident)).ask(Credit(transfer_id))
+        credit: CreditResult = await self.wallet(record.scope, user).ask(Credit(transfer_id))
         return credit
 
     async def _failed(self, transfer_id: str, exc: Exception) -> None:
@@ -420,11 +429,10 @@ class Economy:
             raise NotFound("parked transfer", transfer_id)
         if parked.refunded:
             raise AlreadyRefunded(transfer_id, parked.refunded_at)
-        kind, _, ident = parked.source.partition(":")
-        valid = ident.isascii() and ident.isdigit() and 1 <= int(ident) <= keys.u64_max
-        if kind != "user" or not valid or parked.amount <= 0:
+        sender = member_of(parked.source)
+        if sender is None or parked.amount <= 0:
             raise NotRefundable(transfer_id, parked.source or "an unreadable record")
-        result: ParkedRefundResult = await self.wallet(parked.scope, int(ident)).ask(
+        result: ParkedRefundResult = await self.wallet(parked.scope, sender).ask(
             RefundParked(transfer_id, by)
         )
         self.store.metrics.parked_refunds.inc()

@@ -6,7 +6,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from actors.economy import member_of
 from actors.errors import InvalidInput
 from actors.records import ScopeSettings
 from bot.commands import build_command_set
@@ -114,3 +117,23 @@ async def test_console_pay_to_an_id_out_of_range_answers_invalid_input(
     assert (await eco.economy.balance(G, ALICE)).balance == START
     report = eco.check()
     assert report.ok and report.figures["outbox_records"] == 0, report.text()
+
+
+@given(st.integers(min_value=1, max_value=2**64 - 1))
+def test_a_member_account_names_its_user(user: int) -> None:
+    """Every valid id round-trips through its account name."""
+    assert member_of(f"user:{user}") == user
+
+
+@given(st.text(max_size=40))
+def test_any_other_account_name_is_no_member(text: str) -> None:
+    """Text that is not user:<1..2**64-1 in ASCII digits> is None, and never raises."""
+    found = member_of(text)
+    if found is not None:
+        assert text == f"user:{found}" and 1 <= found <= 2**64 - 1
+
+
+@pytest.mark.parametrize("name", ["user:0", "user:-5", f"user:{2**64}", "user:²", "game:1", ""])
+def test_the_named_bad_accounts_are_no_members(name: str) -> None:
+    """The issue's ids and a unicode digit name no member."""
+    assert member_of(name) is None
