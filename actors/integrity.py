@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import trio
 
 from actors import keys
 from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, TIMER, GameRecord
@@ -24,6 +27,8 @@ from actors.wallet import APPLIED_BOUNCED
 from storage import Store, unpackb
 
 VIOLATIONS_KEPT_MAX = 50
+# How many records the scan reads between two looks at whether its caller was cancelled.
+SCAN_RECORDS_PER_CANCEL_CHECK = 10_000
 
 
 @dataclass(frozen=True)
@@ -111,11 +116,30 @@ def check_store(store: Store, *, now: float | None = None) -> IntegrityReport:
     return report
 
 
+def _records(txn: Any, db: Any, *, values: bool = True) -> Iterator[Any]:
+    """Every record of ``db`` in key order: ``(key, value)`` pairs, or keys alone.
+
+    A full scan of a large store takes minutes, and a server asked to stop must not wait
+    for it: run in a Trio worker thread, the scan ends with ``trio.Cancelled`` soon after
+    its caller is cancelled (its read transaction is closed on the way out, before the
+    store is). Run from plain code (the command line), it simply reads on.
+    """
+    try:
+        trio.from_thread.check_cancelled()
+        in_trio_thread = True
+    except RuntimeError:
+        in_trio_thread = False
+    for count, item in enumerate(txn.cursor(db=db).iternext(values=values)):
+        if in_trio_thread and count % SCAN_RECORDS_PER_CANCEL_CHECK == 0:
+            trio.from_thread.check_cancelled()
+        yield item
+
+
 def _check_wallets(
     txn: Any, store: Store, report: IntegrityReport, sums: dict[int, int]
 ) -> dict[bytes, int]:
     balances: dict[bytes, int] = {}
-    for key, value in txn.cursor(db=store.db("wallets")):
+    for key, value in _records(txn, store.db("wallets")):
         scope, user = keys.split_wallet_key(key)
         record = WALLET.decode(value)
         balances[bytes(key)] = record.balance
@@ -129,7 +153,7 @@ def _check_wallets(
 
 def _check_system(txn: Any, store: Store, report: IntegrityReport, sums: dict[int, int]) -> None:
     totals = dict.fromkeys(SYSTEM_ACCOUNTS, 0)
-    for key, value in txn.cursor(db=store.db("system")):
+    for key, value in _records(txn, store.db("system")):
         scope = keys.read_u64(key)
         name = bytes(key[8:]).decode()
         balance = unpackb(value)
@@ -143,7 +167,7 @@ def _check_outbox(txn: Any, store: Store, report: IntegrityReport, sums: dict[in
     in_flight = 0
     count = 0
     db_history, db_applied = store.db("history"), store.db("applied")
-    for _, value in txn.cursor(db=store.db("outbox")):
+    for _, value in _records(txn, store.db("outbox")):
         record = OUTBOX.decode(value)
         count += 1
         in_flight += record.amount
@@ -178,7 +202,7 @@ def _check_leaderboard(
     txn: Any, store: Store, report: IntegrityReport, balances: dict[bytes, int]
 ) -> None:
     seen = 0
-    for key in txn.cursor(db=store.db("leaderboard")).iternext(values=False):
+    for key in _records(txn, store.db("leaderboard"), values=False):
         seen += 1
         scope, balance, user = keys.split_leaderboard_key(bytes(key))
         actual = balances.get(keys.wallet_key(scope, user))
@@ -194,13 +218,13 @@ def _check_leaderboard(
 def _check_shop(txn: Any, store: Store, report: IntegrityReport) -> None:
     db_shop = store.db("shop")
     items = 0
-    for _, value in txn.cursor(db=db_shop):
+    for _, value in _records(txn, db_shop):
         item = SHOP_ITEM.decode(value)
         items += 1
         if item.stock is not None and item.stock < 0:
             report.add("stock_not_negative", f"item {item.item_id} {item.name!r}: {item.stock}")
     entries = 0
-    for key in txn.cursor(db=store.db("inventory")).iternext(values=False):
+    for key in _records(txn, store.db("inventory"), values=False):
         entries += 1
         scope, user = keys.split_wallet_key(bytes(key[:16]))
         item_id = keys.read_u64(key, 16)
@@ -215,7 +239,7 @@ def _check_games(txn: Any, store: Store, report: IntegrityReport, sums: dict[int
     live = 0
     escrow = 0
     db_live, db_timers, db_parked = store.db("live_games"), store.db("timers"), parked_db(store)
-    for _, value in txn.cursor(db=store.db("games")):
+    for _, value in _records(txn, store.db("games")):
         record = GAME.decode(value)
         sums[record.scope] += record.escrow
         escrow += record.escrow
@@ -239,7 +263,7 @@ def _check_games(txn: Any, store: Store, report: IntegrityReport, sums: dict[int
                 f"{record.phase} game {record.game_id} holds {record.escrow}",
             )
     db_games = store.db("games")
-    for key, value in txn.cursor(db=db_live):
+    for key, value in _records(txn, db_live):
         game_id = str(unpackb(value)[0])
         raw = txn.get(keys.game_key(game_id), db=db_games)
         if raw is None or GAME.decode(raw).phase != LIVE:
@@ -273,7 +297,7 @@ def _check_timers(txn: Any, store: Store, report: IntegrityReport) -> None:
     """
     count = 0
     db_games = store.db("games")
-    for key, value in txn.cursor(db=store.db("timers")):
+    for key, value in _records(txn, store.db("timers")):
         count += 1
         timer = TIMER.decode(value)
         if timer.kind != GAME_TIMER_KIND:

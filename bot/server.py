@@ -2,7 +2,9 @@
 
 Boot: metrics endpoint (so /healthz answers during boot), instance lock and store
 (migrations), actor system, economy and games, delivery of transfers left in flight,
-recovery of games, timers, the first integrity check, then the transport. Shutdown on
+recovery of games, timers, then the transport. Boot reads only live state (transfers in
+flight, the live-game index, due timers), so it does not grow with history; the full
+integrity scan runs in the background once the server is ready. Shutdown on
 SIGINT or SIGTERM runs the other way: the transport stops taking interactions and lets
 in-flight ones finish, the actors drain their mailboxes, the writer flushes, the lock is
 released.
@@ -214,13 +216,10 @@ async def _run(
         services = Services(
             config, metrics, readiness, store, actors, economy, games, timers, commands
         )
-        await run_integrity(services, wall_clock, startup=True)
-        core.start_soon(
-            _every,
-            config.integrity_interval_seconds,
-            partial(run_integrity, services, wall_clock),
-            "integrity check failed to run",
-        )
+        # The full scan reads every record ever written, so it must not stand between
+        # start and the first answer: it runs in the background, pending until then.
+        readiness.pending(health.INTEGRITY, "the first full scan is running")
+        core.start_soon(run_integrity_checks, services, wall_clock)
         core.start_soon(
             _every, OUTBOX_SWEEP_SECONDS, partial(sweep_outbox_once, economy), "outbox sweep failed"
         )
@@ -437,6 +436,22 @@ async def _watch_signals(
 
 
 # --- periodic work ---------------------------------------------------------------------
+
+
+async def run_integrity_checks(services: Services, wall_clock: Callable[[], float]) -> None:
+    """The full integrity scan, at once and then every configured interval, for as long
+    as the server runs. A scan that cannot run proves nothing, so it fails the
+    ``integrity`` condition until one succeeds."""
+    startup = True
+    while True:
+        try:
+            await run_integrity(services, wall_clock, startup=startup)
+        except Exception as exc:
+            log.exception("integrity check failed to run")
+            detail = f"the check could not run: {type(exc).__name__}"
+            services.readiness.set(health.INTEGRITY, False, detail)
+        startup = False
+        await trio.sleep(services.config.integrity_interval_seconds)
 
 
 async def run_integrity(

@@ -27,6 +27,9 @@ def readiness_document(readiness: Readiness) -> tuple[bool, dict[str, Any]]:
     snapshot = readiness.snapshot()
     document = {
         "status": "ready" if snapshot.ready else "not_ready",
-        "conditions": {c.name: {"ok": c.ok, "detail": c.detail} for c in snapshot.conditions},
+        "conditions": {
+            c.name: {"ok": c.ok, "pending": c.pending, "detail": c.detail}
+            for c in snapshot.conditions
+        },
     }
     return snapshot.ready, document

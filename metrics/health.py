@@ -3,9 +3,14 @@
 Each part of the server owns one condition and sets it as its state changes: the store
 sets ``store_open``, the migrator ``migrations_done``, the supervisor
 ``recovery_finished``, the Discord transport ``discord_connected`` and the integrity
-checker ``integrity``. The server is ready when every condition holds. ``/readyz``
-shows them all, and the ``croupier_ready`` and ``croupier_ready_condition`` gauges follow
-every change.
+checker ``integrity``. The server is ready when every condition holds or is pending.
+``/readyz`` shows them all, and the ``croupier_ready`` and ``croupier_ready_condition``
+gauges follow every change.
+
+A pending condition is work that runs after the server is ready and must not hold it
+back: the full integrity scan of a large store takes minutes, and boot must not grow with
+history. It shows as pending until its result replaces it; a failed result then takes the
+server out of readiness like any other condition.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class Condition:
     name: str
     ok: bool
     detail: str
+    pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,16 @@ class Readiness:
             self._metrics.ready_conditions.labels(name).set(1 if ok else 0)
             self._metrics.ready.set(1 if self._is_ready() else 0)
 
+    def pending(self, name: str, detail: str) -> None:
+        """Record that condition ``name`` is being established in the background: it
+        does not hold yet, and it does not keep the server from being ready."""
+        assert _NAME.fullmatch(name), f"condition name {name!r} is not snake_case"
+        with self._lock:
+            assert name in self._conditions or len(self._conditions) < conditions_max
+            self._conditions[name] = Condition(name, False, detail, pending=True)
+            self._metrics.ready_conditions.labels(name).set(0)
+            self._metrics.ready.set(1 if self._is_ready() else 0)
+
     def snapshot(self) -> ReadinessSnapshot:
         """Every condition, in the order they were declared, and the verdict on them."""
         with self._lock:
@@ -87,9 +103,11 @@ class Readiness:
 
     @property
     def ready(self) -> bool:
-        """Whether there is at least one condition and every condition holds."""
+        """Whether there is at least one condition and every condition holds or is
+        pending."""
         with self._lock:
             return self._is_ready()
 
     def _is_ready(self) -> bool:
-        return bool(self._conditions) and all(c.ok for c in self._conditions.values())
+        conditions = self._conditions.values()
+        return bool(self._conditions) and all(c.ok or c.pending for c in conditions)

@@ -13,12 +13,16 @@ from typing import Any
 
 import lmdb
 import pytest
+import trio
+import trio.testing
 
 from actors import keys
 from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, TIMER, TimerRecord
+from actors.integrity import check_store
 from actors.records import OUTBOX, SHOP_ITEM, WALLET, OutboxRecord, ShopItem
+from bot.bench import load_wallets
 from bot.cli import main
-from storage import packb
+from storage import open_store, packb
 from tests.economy_fixtures import T0, running_games
 from tests.support.server_process import CROUPIER
 
@@ -192,3 +196,29 @@ async def test_check_and_backup_verify_fail_on_a_planted_fault(
     assert main(["backup", "verify"]) == 1
     out = capsys.readouterr().out
     assert "the integrity check found violations" in out and check in out, out
+
+
+async def test_a_scan_in_a_worker_thread_ends_soon_after_its_caller_is_cancelled(
+    tmp_path: Path,
+) -> None:
+    """A server asked to stop does not wait for a whole-store scan to finish."""
+    async with open_store(tmp_path / "data") as store:
+        await load_wallets(store, 30_000, lambda user: 100)
+        finished: list[object] = []
+
+        async def scan(scope: trio.CancelScope) -> None:
+            with scope:
+                finished.append(await trio.to_thread.run_sync(check_store, store))
+
+        scope = trio.CancelScope()
+        # The scan's thread waits on the map gate, so it is cancelled mid-way for sure.
+        store.map_gate.acquire()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(scan, scope)
+            await trio.testing.wait_all_tasks_blocked()
+            scope.cancel()
+            store.map_gate.release()
+        assert scope.cancelled_caught and finished == []
+        assert store.map_gate.acquire(blocking=False)
+        store.map_gate.release()
+        assert check_store(store).ok

@@ -68,3 +68,28 @@ def test_condition_names_must_be_label_safe(name: str) -> None:
     readiness = Readiness(new_metrics())
     with pytest.raises(AssertionError):
         readiness.set(name, True)
+
+
+def test_a_pending_condition_does_not_hold_the_server_back_but_its_failure_does() -> None:
+    """Work after ready (the full integrity scan) shows as pending; a failed result lapses."""
+    metrics = new_metrics()
+    names = server_conditions(discord=False)
+    readiness = Readiness(metrics, names)
+    for name in names:
+        if name != INTEGRITY:
+            readiness.set(name, True)
+    assert not readiness.ready
+
+    readiness.pending(INTEGRITY, "first scan running")
+    assert readiness.ready
+    assert _gauge("croupier_ready", metrics) == 1.0
+    assert _gauge("croupier_ready_condition", metrics, condition=INTEGRITY) == 0.0
+    pending = readiness.snapshot().conditions[-1]
+    assert pending == Condition(INTEGRITY, False, "first scan running", pending=True)
+
+    readiness.set(INTEGRITY, False, "money_sums_to_zero=1")
+    assert not readiness.ready
+    assert not readiness.snapshot().conditions[-1].pending
+    readiness.set(INTEGRITY, True, "ok")
+    assert readiness.ready
+    assert _gauge("croupier_ready_condition", metrics, condition=INTEGRITY) == 1.0

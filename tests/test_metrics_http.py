@@ -126,16 +126,26 @@ async def test_readyz_follows_every_condition_from_503_to_200_and_back(
     assert list(document["conditions"]) == list(names)
     assert not any(c["ok"] for c in document["conditions"].values())
 
-    for name in names[:-1]:
-        endpoint.readiness.set(name, True)
+    for name in names:
+        if name != INTEGRITY:
+            endpoint.readiness.set(name, True)
     assert (await get(endpoint.port, "/readyz")).status == 503
-    endpoint.readiness.set(names[-1], True, "all good")
+    endpoint.readiness.pending(INTEGRITY, "first scan running")
+    scanning = await get(endpoint.port, "/readyz")
+    assert scanning.status == 200
+    assert scanning.json()["conditions"][INTEGRITY] == {
+        "ok": False,
+        "pending": True,
+        "detail": "first scan running",
+    }
+    endpoint.readiness.set(INTEGRITY, True, "all good")
     ready = await get(endpoint.port, "/readyz")
     assert ready.status == 200
     assert ready.json() == {
         "status": "ready",
         "conditions": {
-            n: {"ok": True, "detail": "all good" if n == names[-1] else ""} for n in names
+            n: {"ok": True, "pending": False, "detail": "all good" if n == INTEGRITY else ""}
+            for n in names
         },
     }
 
@@ -144,7 +154,11 @@ async def test_readyz_follows_every_condition_from_503_to_200_and_back(
     assert lapsed.status == 503
     lapsed_document = lapsed.json()
     assert isinstance(lapsed_document, dict)
-    assert lapsed_document["conditions"][INTEGRITY] == {"ok": False, "detail": "2 violations"}
+    assert lapsed_document["conditions"][INTEGRITY] == {
+        "ok": False,
+        "pending": False,
+        "detail": "2 violations",
+    }
 
 
 async def test_a_standard_http_client_reads_every_route(endpoint: Endpoint) -> None:
