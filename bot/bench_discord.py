@@ -65,7 +65,7 @@ class Sizes:
 FULL = Sizes(
     members=5_000,
     burst=1_000,
-    sustained_rates_per_s=(250, 500, 750, 1_000, 1_250, 1_500, 2_000),
+    sustained_rates_per_s=(200, 300, 400, 500, 750, 1_000, 1_500, 2_000),
     sustained_seconds=20.0,
     latency_rate_per_s=200,
     latency_seconds=20.0,
