@@ -304,31 +304,37 @@ class Load:
         setting = self.command(
             "economy-config", ADMIN_ID, setting="game_cooldown_seconds", value="0"
         )
-        report = await self._gateway_run([(time.perf_counter(), "setup", setting)])
+        report = await self._gateway_setting(setting)
         if report["acked_within_3s"] != 1:
             raise RuntimeError(f"the admin setting was not answered: {report}")
         return {"commands": len(self._command_ids)}
 
+    async def _gateway_setting(self, setting: dict[str, Any]) -> dict[str, Any]:
+        phase = Phase(cpu_started=_cpu_seconds())
+        requests_before = len(self.fake.requests)
+        started = time.perf_counter()
+        self.fake.send_interactions([setting])
+        acknowledged = await self._gateway_acknowledged({int(setting["id"])}, started)
+        elapsed = acknowledged.get(int(setting["id"]))
+        phase.outcomes.append(Outcome("setup", elapsed, None, "" if elapsed else "unanswered"))
+        return await self._report(phase, requests_before, time.perf_counter() - started)
+
     async def gateway_burst(self, count: int, members: int) -> dict[str, Any]:
         due = time.perf_counter()
-        return await self._gateway_run([(due, *self.action(i, members)) for i in range(count)])
+        return await self._gateway_run([(due, i) for i in range(count)], members)
 
     async def gateway_paced(
         self, rate: float, seconds: float, members: int, offset: int
     ) -> dict[str, Any]:
         started = time.perf_counter() + 0.05
-        planned = [
-            (started + i / rate, *self.action(offset + i, members))
-            for i in range(int(rate * seconds))
-        ]
-        return await self._gateway_run(planned)
+        planned = [(started + i / rate, offset + i) for i in range(int(rate * seconds))]
+        return await self._gateway_run(planned, members)
 
-    async def _gateway_run(
-        self, planned: list[tuple[float, str, dict[str, Any]]]
-    ) -> dict[str, Any]:
-        """Send ``planned`` (due time, kind, payload) on time, press "stand" on every live
-        blackjack hand as its answer arrives, then report once every interaction has been
-        acknowledged or is past the deadline."""
+    async def _gateway_run(self, planned: list[tuple[float, int]], members: int) -> dict[str, Any]:
+        """Send ``planned`` (due time, action index) on time, each payload built as it is
+        sent (the transport dates an interaction by its id, as Discord does); press
+        "stand" on every live blackjack hand as its answer arrives, then report once
+        every interaction has been acknowledged or is past the deadline."""
         phase = Phase(cpu_started=_cpu_seconds())
         requests_before = len(self.fake.requests)
         kinds: dict[int, str] = {}
@@ -341,7 +347,8 @@ class Load:
             now = time.perf_counter()
             batch = []
             while next_index < len(planned) and planned[next_index][0] <= now:
-                due, kind, payload = planned[next_index]
+                due, index = planned[next_index]
+                kind, payload = self.action(index, members)
                 phase.send_lag_seconds.append(now - due)
                 kinds[int(payload["id"])] = kind
                 if kind == "blackjack":
