@@ -156,6 +156,12 @@ NOTES = {
         "which are not throughput; payment_writes_floor_mutations_per_s writes the same "
         "records with no actors, the storage ceiling of one process"
     ),
+    "discord": (
+        "the real server against the fake Discord in another process, HTTP endpoint then "
+        "gateway; acknowledgement latencies run from when an interaction was due to be "
+        "sent; a deferral counts as an acknowledgement and must then be followed up; "
+        "*_server_answer_*_le are the server's own answer times, as histogram bucket bounds"
+    ),
 }
 
 

@@ -46,6 +46,7 @@ READY_SECONDS_MAX = 90.0
 STOP_SECONDS_MAX = 60.0
 # Between runs the server drains what the previous one left (deferred follow-ups).
 SETTLE_SECONDS = 2.0
+ANSWER_HISTOGRAM = "croupier_discord_http_answer_duration_seconds"
 # Wallets are opened at this rate before anything is measured.
 WARM_PER_S = 150
 
@@ -132,9 +133,15 @@ def _measure(
     )
     time.sleep(SETTLE_SECONDS)
     reports = []
+    server_side: dict[str, float] = {}
+    buckets = server.answer_buckets() if name == "http" else {}
     burst = load.ask(op=burst_op, count=sizes.burst, members=sizes.members)
     reports.append(burst)
     progress(_line(f"{name}: burst of {sizes.burst}", burst))
+    if name == "http":
+        after = server.answer_buckets()
+        server_side["http_server_answer_p99_ms_burst_le"] = _server_quantile(buckets, after, 0.99)
+        buckets = after
     time.sleep(SETTLE_SECONDS)
     latency = load.ask(
         op=paced_op,
@@ -144,6 +151,13 @@ def _measure(
     )
     reports.append(latency)
     progress(_line(f"{name}: {sizes.latency_rate_per_s}/s", latency))
+    if name == "http":
+        after = server.answer_buckets()
+        # The server's own view (from the delivery reaching the endpoint's code to the
+        # answer handed to hypercorn), as bucket bounds: free of the load generator's
+        # own delays, which on a busy machine dominate what the client measures.
+        server_side["http_server_answer_p50_ms_le"] = _server_quantile(buckets, after, 0.5)
+        server_side["http_server_answer_p99_ms_le"] = _server_quantile(buckets, after, 0.99)
     sustained = 0
     cpu_seconds, cpu_interactions = 0.0, 0
     for rate in sizes.sustained_rates_per_s:
@@ -161,7 +175,7 @@ def _measure(
             break
         sustained = rate
     interactions = sum(r["interactions"] for r in reports)
-    return {
+    return server_side | {
         f"{name}_acked_within_3s_ratio_burst_1000": burst["acked_within_3s"]
         / burst["interactions"],
         f"{name}_burst_interactions": burst["interactions"],
@@ -179,6 +193,19 @@ def _measure(
         f"{name}_discord_requests_per_interaction": sum(r["discord_requests"] for r in reports)
         / interactions,
     }
+
+
+def _server_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound (ms) of the bucket holding quantile ``q`` of the answers counted
+    between ``before`` and ``after``; 0 when there were none."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= q * counts[-1]:
+            return bound * 1000
+    return float("inf")
 
 
 def _line(what: str, report: dict[str, Any]) -> str:
@@ -283,6 +310,21 @@ class _ServerProcess:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = int(fields[11]) + int(fields[12])
         return ticks / os.sysconf("SC_CLK_TCK")
+
+    def answer_buckets(self) -> dict[float, float]:
+        """The server's own histogram of HTTP answer times (every answer kind summed):
+        upper bound in seconds -> answers at most that slow, so far."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            text = answer.read().decode()
+        buckets: dict[float, float] = {}
+        for line in text.splitlines():
+            if line.startswith(f"{ANSWER_HISTOGRAM}_bucket{{"):
+                labels, value = line.rsplit(" ", 1)
+                bound = labels.split('le="', 1)[1].split('"', 1)[0]
+                key = float("inf") if bound == "+Inf" else float(bound)
+                buckets[key] = buckets.get(key, 0.0) + float(value)
+        return buckets
 
     def _ready(self) -> bool:
         url = f"http://127.0.0.1:{self.metrics_port}/readyz"
