@@ -55,6 +55,9 @@ ratelimit_commands_per_minute_max = 1_000_000
 ratelimit_burst_commands_max = 100_000
 snowflake_id_max = 2**64 - 1
 port_number_max = 65_535
+# Discord's largest bots run thousands of shards; five digits leave room to spare.
+discord_shards_max = 99_999
+discord_shard_ids_chars_max = 4_096
 # Text keys are bounded too, so one pasted file cannot become a setting.
 discord_token_chars_max = 256
 url_chars_max = 2_048
@@ -110,6 +113,13 @@ _ADDRESS = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}"
 Address = Annotated[str, Field(pattern=f"^{_ADDRESS}$"), AfterValidator(_check_port)]
 # An address that may also be empty, for a listener that is off unless configured.
 OptionalAddress = Annotated[str, Field(pattern=f"^({_ADDRESS})?$"), AfterValidator(_check_port)]
+
+
+ShardCount = Annotated[str, Field(pattern=r"^(auto|[1-9][0-9]{0,4})$")]
+ShardIds = Annotated[
+    str,
+    Field(pattern=r"^([0-9]{1,5}(,[0-9]{1,5})*)?$", max_length=discord_shard_ids_chars_max),
+]
 
 
 class Config(BaseSettings):
@@ -181,6 +191,14 @@ class Config(BaseSettings):
         description="the application's public key (64 hex digits, from the developer portal)",
     )
     discord_gateway: bool = Field(default=True, description="true or false")
+    # Gateway sharding: the total shard count ("auto": the count Discord recommends in
+    # GET /gateway/bot) and the shards this process runs (empty: all of them).
+    discord_shards: ShardCount = Field(
+        default="auto", description=f"auto or a whole number from 1 to {discord_shards_max}"
+    )
+    discord_shard_ids: ShardIds = Field(
+        default="", description="shard ids separated by commas, e.g. 0,1,2, or empty for all"
+    )
     # The public HTTP app (the web dashboard today; the HTTP API joins it), served when
     # something is on it, so servers without it bind no port.
     http_addr: Address = Field(
@@ -216,6 +234,18 @@ class Config(BaseSettings):
         max_length=url_chars_max,
         description="an http(s) URL such as https://discord.com/oauth2/authorize",
     )
+
+    @property
+    def discord_shard_count(self) -> int | None:
+        """The total shard count, or None for Discord's recommendation."""
+        return None if self.discord_shards == "auto" else int(self.discord_shards)
+
+    @property
+    def discord_shard_id_list(self) -> tuple[int, ...] | None:
+        """The shards this process runs, or None for all of them."""
+        if not self.discord_shard_ids:
+            return None
+        return tuple(int(part) for part in self.discord_shard_ids.split(","))
 
     @property
     def discord_enabled(self) -> bool:
@@ -383,6 +413,18 @@ def _check_together(config: Config) -> None:
         raise ConfigError(
             f"{_label('discord_gateway')}: expected true unless the HTTP endpoint is on "
             "(CROUPIER_INTERACTIONS_ADDR), got false"
+        )
+    ids, count = config.discord_shard_id_list, config.discord_shard_count
+    if ids is not None and count is None:
+        raise ConfigError(
+            f"{_label('discord_shard_ids')}: expected empty unless "
+            f"{_label('discord_shards')} is a number (every process must agree on the "
+            f"total), got {_shown(config.discord_shard_ids)}"
+        )
+    if ids is not None and count is not None and (max(ids) >= count or len(set(ids)) < len(ids)):
+        raise ConfigError(
+            f"{_label('discord_shard_ids')}: expected distinct shard ids below "
+            f"{_label('discord_shards')} = {count}, got {_shown(config.discord_shard_ids)}"
         )
     if config.interactions_addr and not config.discord_public_key:
         raise ConfigError(

@@ -398,6 +398,8 @@ async def run_discord_until(
                 metrics=metrics,
                 on_connected=on_connected,
                 stop=stop,
+                shards=config.discord_shard_count,
+                shard_ids=config.discord_shard_id_list,
             )
             return
         except LoginError as exc:

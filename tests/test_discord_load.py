@@ -7,8 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.dispatch import RateLimit
+from bot.dispatch import CommandSet, RateLimit
 from metrics import Metrics
+from tests.conftest import sample
+from tests.fake_discord import FakeDiscord
 from tests.fake_discord.process import FakeDiscordProcess
 from tests.support.discord import embed, serving
 from tests.toy_commands import ToyBank
@@ -16,6 +18,7 @@ from tests.toy_commands import ToyBank
 _burst_interactions = 1000
 _members = 50
 _first_member = 1000
+_retry_after_seconds = 0.3
 
 
 @pytest.fixture
@@ -77,3 +80,46 @@ async def test_a_burst_of_a_thousand_is_acknowledged_in_time(
     # One callback each, plus an edit for any that had to be deferred.
     deferrals = sum(1 for c in first.values() if c.type == 5)
     assert requests == _burst_interactions + deferrals
+
+
+@pytest.mark.parametrize("is_global", [False, True])
+async def test_a_429_on_a_rest_route_is_waited_out(
+    commands: CommandSet, metrics: Metrics, is_global: bool
+) -> None:
+    """A 429 on the command sync (a route bound by the bot's limits) is retried only after
+    its retry_after, whether it is the route's limit or the global one."""
+    with FakeDiscord() as fake:
+        fake.rate_limit(
+            r"/applications/[0-9]+/commands",
+            method="PUT",
+            retry_after=_retry_after_seconds,
+            is_global=is_global,
+        )
+        async with serving(fake, commands, metrics):
+            await fake.wait_commands_synced()
+        puts = [r for r in fake.requests if r.method == "PUT" and r.path.endswith("/commands")]
+    assert [r.status for r in puts] == [429, 200]
+    assert puts[1].at - puts[0].at >= _retry_after_seconds
+
+
+async def test_a_429_on_an_answer_is_waited_out_within_the_deadline(
+    commands: CommandSet, metrics: Metrics
+) -> None:
+    """An interaction callback answered 429 is sent again after its retry_after, still
+    in time, and counted nowhere as unanswered."""
+    with FakeDiscord() as fake:
+        async with serving(fake, commands, metrics):
+            await fake.wait_commands_synced()
+            fake.rate_limit(r"/interactions/.*/callback", retry_after=_retry_after_seconds)
+            balance = fake.send_interaction(fake.slash_command("balance"))
+            [answer] = await fake.wait_callbacks(balance)
+        tries = [r for r in fake.requests if r.path.endswith("/callback")]
+    assert answer.accepted and embed(answer.data)["title"] == "Balance"
+    assert [r.status for r in tries] == [429, 204]
+    assert tries[1].at - tries[0].at >= _retry_after_seconds
+    assert sample(metrics, "croupier_discord_unanswered_total", reason="rate_limited") == 0
+
+
+@pytest.fixture
+def commands(metrics: Metrics) -> CommandSet:
+    return ToyBank().command_set(metrics)

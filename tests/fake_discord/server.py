@@ -686,7 +686,9 @@ class FakeDiscord:
                 return response
         with self._lock:
             self._unknown.append((method, path))
-        return _json({"message": "404: Not Found", "code": 0}, status=404)
+        response = _json({"message": "404: Not Found", "code": 0}, status=404)
+        self._add_ratelimit_headers(response, self._bucket(f"unknown:{method} {path}"))
+        return response
 
     def _bucket(self, key: str) -> _Bucket:
         now = time.monotonic()
