@@ -14,12 +14,13 @@ left alone, because the environment is shared with tools and tests that set thei
 
 Adding a key: a field whose ``description`` says what it expects (the error line quotes
 it), bounds from a named maximum here for a number (``_whole``), a pattern or validator
-for text, and a line in the README's table and in ``croupier.example.toml`` (a test
-checks both list exactly the keys).
+for text, a place in ``SECRET_KEYS`` for a credential, and a line in the README's table
+and in ``croupier.example.toml`` (a test checks both list exactly the keys).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -69,6 +70,8 @@ session_secret_chars_min = 32
 env_number_chars_max = 24
 # How much of a refused value the error line repeats.
 shown_value_chars_max = 60
+# Keys whose refused values an error line must not repeat.
+SECRET_KEYS = frozenset({"discord_token", "discord_client_secret", "session_secret"})
 
 _ENV_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
 _ENV_TRUE = frozenset({"true", "yes", "on", "1"})
@@ -457,7 +460,8 @@ def _one_line(error: ValidationError) -> str:
     keys = sorted({str(d["loc"][0]) for d in details}, key=lambda k: order.index(k))
     key = keys[0]
     first = next(d for d in details if d["loc"][0] == key)
-    line = f"{_label(key)}: expected {_expected(key)}, got {_shown(first['input'])}"
+    got = _hidden(first["input"]) if key in SECRET_KEYS else _shown(first["input"])
+    line = f"{_label(key)}: expected {_expected(key)}, got {got}"
     if len(keys) > 1:
         line += f" (also invalid: {', '.join(keys[1:])})"
     return line
@@ -469,6 +473,13 @@ def _expected(key: str) -> str:
     return description
 
 
+def _hidden(value: object) -> str:
+    """A refused secret, described without its text: error lines end up in logs."""
+    if isinstance(value, str):
+        return f"{len(value)} characters (not shown)"
+    return f"a TOML {type(value).__name__} (not shown)"
+
+
 def _shown(value: object) -> str:
     """The refused value, named by its TOML type where its text would not help."""
     if isinstance(value, bool):
@@ -478,7 +489,8 @@ def _shown(value: object) -> str:
     if isinstance(value, list):
         return "a list"
     if isinstance(value, int) and value.bit_length() > 64:
-        return f"a number of {len(str(value))} digits"
+        # str() of a long enough int raises, so its length is reckoned from its bits.
+        return f"a number of about {int(value.bit_length() * math.log10(2)) + 1} digits"
     if isinstance(value, (datetime, date, time)):
         return f"a TOML date/time ({value.isoformat()})"
     text = repr(value)

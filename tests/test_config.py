@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.config import Config, ConfigError, ensure_paths, load_config
+from bot.config import SECRET_KEYS, Config, ConfigError, ensure_paths, load_config
 from tests.support.server_process import CROUPIER
 
 ROOT = Path(__file__).parent.parent
@@ -215,6 +215,15 @@ def test_several_bad_values_still_give_one_line() -> None:
         },
     )
     assert line.endswith("(also invalid: log_json, backup_time)")
+
+
+def test_refused_secrets_are_not_repeated_in_the_error_line() -> None:
+    """A bad token or secret is named by its key and length, never by its text."""
+    named = {key for key in KEYS if "token" in key or "secret" in key}
+    assert named == SECRET_KEYS
+    for key in SECRET_KEYS:
+        line = refusal(key, environ={f"CROUPIER_{key.upper()}": "hunter2 with spaces"})
+        assert "hunter2" not in line and line.endswith("got 19 characters (not shown)")
 
 
 def test_unknown_environment_variables_are_left_to_their_owners() -> None:
