@@ -204,6 +204,13 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         ensure_paths(config)
         check_dashboard(config)
         transport: Transport = "auto" if args.command == "run" else "console"
+        # The server receives SIGINT and SIGTERM from before boot until its store is
+        # closed. Outside that (its first milliseconds, the shutdown of its HTTP
+        # listeners, the release of the lock, the interpreter's exit) one would raise
+        # KeyboardInterrupt in the middle of the teardown or kill the process, so there
+        # they are ignored.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
         trio.run(
             partial(
                 serve,

@@ -129,6 +129,14 @@ async def test_a_signal_at_the_console_prompt_stops_cleanly(
         assert "event=stopped lock=released" in running.stderr()
 
 
+async def test_a_signal_during_boot_stops_once_the_server_is_up(tmp_path: Path) -> None:
+    """SIGTERM as soon as the store is open (boot still running): exit 0, lock free."""
+    with croupier(tmp_path, "run") as running:
+        await running.wait_logged("store_opened")
+        running.process.send_signal(signal.SIGTERM)
+        assert_clean_exit(running)
+
+
 async def test_a_second_ctrl_c_during_shutdown_changes_nothing(tmp_path: Path) -> None:
     """Two SIGINTs, the second once shutdown has begun: still exit 0 and no traceback."""
     with croupier(tmp_path, "console", "--json") as running:
