@@ -174,6 +174,20 @@ class NotEnoughItems(CroupierError):
         self.wanted = wanted
 
 
+class RoleNotGrantable(CroupierError):
+    """Discord refused to give a member a role: it sits at or above the bot's highest
+    role, or the bot lacks Manage Roles. Nothing was used up."""
+
+    code = "role_not_grantable"
+
+    def __init__(self, role_id: int) -> None:
+        super().__init__(
+            f"Croupier cannot give you the <@&{role_id}> role (it sits above Croupier's own "
+            "role); nothing was used up. Ask an admin to move Croupier's role above it."
+        )
+        self.role_id = role_id
+
+
 class DuplicateItem(CroupierError):
     code = "duplicate_item"
 

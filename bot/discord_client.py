@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import math
@@ -54,8 +55,9 @@ import trio
 import trio_asyncio
 from interactions.api.events.processors import Processor
 from interactions.api.http.route import Route
+from interactions.client.errors import Forbidden
 
-from actors.errors import CroupierError, InvalidInput
+from actors.errors import CroupierError, InvalidInput, RoleNotGrantable
 from bot.discord_answers import AnswerFailed, InteractionAnswers
 from bot.dispatch import ERROR_COLOR, CommandSet, error_reply
 from bot.http import payload
@@ -92,6 +94,8 @@ _latency_poll_seconds = 1.0
 _gateway_close_seconds = 2.0
 
 _DISCORD_EPOCH_MS = 1_420_070_400_000
+_ADMINISTRATOR = 1 << 3
+_MANAGE_ROLES = 1 << 28
 _MESSAGE_COMPONENT = 3
 _AUTOCOMPLETE = 4
 _AUTOCOMPLETE_RESULT = 8
@@ -441,6 +445,7 @@ class _Transport:
         name = (interaction.data.get("data") or {}).get("name")
         command = self.commands.command(name) if isinstance(name, str) else None
         inv = payload.invocation(interaction.data, command)
+        inv = dataclasses.replace(inv, roles=_MemberRoles(self, interaction))
         return lambda: self._in_trio(self.commands.invoke, inv)
 
     def _in_trio(self, function: Callable[[Any], Awaitable[Reply]], request: Any) -> Any:
@@ -603,6 +608,52 @@ class _Transport:
             # takes its place.
             await self.answers.delete_original(app, token, until=until)
         await self.answers.followup(app, token, message, until=until)
+
+
+class _MemberRoles:
+    """The invoking member's roles, changed through the library's REST client (which keeps
+    Discord's per-route limits); called from the command, in trio. What the bot may grant
+    is read from the guild cache (the bot's highest role) and the interaction's
+    ``app_permissions`` (Manage Roles)."""
+
+    def __init__(self, transport: _Transport, interaction: _Interaction) -> None:
+        self._transport = transport
+        self._interaction = interaction
+        member = interaction.data.get("member") or {}
+        self._held = frozenset(str(role) for role in member.get("roles") or ())
+        permissions = str(interaction.data.get("app_permissions") or "")
+        self._app_permissions = int(permissions) if permissions.isdigit() else None
+
+    def can_grant(self, role_id: int) -> bool | None:
+        if self._app_permissions is not None and not (
+            self._app_permissions & (_MANAGE_ROLES | _ADMINISTRATOR)
+        ):
+            return False
+        guild = self._transport.client.cache.get_guild(self._interaction.guild_id)
+        me = guild.me if guild is not None else None
+        role = guild.get_role(role_id) if guild is not None else None
+        if me is None or role is None:
+            return None
+        return bool(role.position < me.top_role.position)
+
+    async def grant(self, role_id: int) -> bool:
+        if self.can_grant(role_id) is False:
+            # Discord would refuse it; asking would only spend a request.
+            raise RoleNotGrantable(role_id)
+        try:
+            await self._rest(self._transport.client.http.add_guild_member_role, role_id)
+        except Forbidden:
+            raise RoleNotGrantable(role_id) from None
+        return str(role_id) not in self._held
+
+    async def revoke(self, role_id: int) -> None:
+        await self._rest(self._transport.client.http.remove_guild_member_role, role_id)
+
+    async def _rest(self, method: Callable[..., Awaitable[Any]], role_id: int) -> None:
+        interaction = self._interaction
+        await trio_asyncio.aio_as_trio(method, loop=self._transport.loop)(
+            interaction.guild_id, interaction.user_id, role_id, reason="Croupier item"
+        )
 
 
 def _shard_up(state: Any) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 
 class OptionKind(Enum):
@@ -92,6 +92,25 @@ class UserRef:
     bot: bool = False
 
 
+class MemberRoles(Protocol):
+    """The invoking member's roles, for a transport that can change them (Discord's
+    gateway); handlers grant a role before they consume what pays for it."""
+
+    def can_grant(self, role_id: int) -> bool | None:
+        """Whether the bot can give this role (False: it sits at or above the bot's
+        highest role), or None when the transport cannot tell."""
+        ...
+
+    async def grant(self, role_id: int) -> bool:
+        """Give the member the role; True if they did not hold it. Raises
+        ``RoleNotGrantable`` when Discord refuses."""
+        ...
+
+    async def revoke(self, role_id: int) -> None:
+        """Take the role back from the member."""
+        ...
+
+
 @dataclass(frozen=True)
 class Invocation:
     """One command as a user sent it.
@@ -108,6 +127,9 @@ class Invocation:
     channel_id: int = 0
     can_manage_guild: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    # The member's roles, when the transport can change them; otherwise a handler asks
+    # for roles with ``Reply.grant_role_ids``.
+    roles: MemberRoles | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,17 @@ from typing import Any, Literal, TypeVar
 
 from actors.audit import AuditLog
 from actors.economy import Economy
-from actors.errors import BotRecipient, CroupierError, InvalidInput, NotFound, OnCooldown
+from actors.errors import (
+    BotRecipient,
+    Busy,
+    CroupierError,
+    InvalidInput,
+    NotFound,
+    OnCooldown,
+    RoleNotGrantable,
+)
 from actors.records import HistoryEntry, ScopeSettings, ShopItem
-from actors.wallet import TradeResult
+from actors.wallet import TradeResult, UseResult
 from bot.commands.render import clip, mention, money, pager, role_mention, signed_money, timestamp
 from bot.model import (
     ButtonPress,
@@ -26,6 +34,7 @@ from bot.model import (
     Command,
     Field,
     Invocation,
+    MemberRoles,
     Option,
     OptionKind,
     Reply,
@@ -552,21 +561,46 @@ class EconomyCommands:
 
     async def _use(self, inv: Invocation) -> Reply:
         item = self._item(inv)
-        got = await self.economy.use(inv.guild_id, inv.user_id, item.item_id, _key(inv))
-        roles = () if got.role_id is None else (got.role_id,)
-        granted = "".join(f" You now have the {role_mention(r)} role." for r in roles)
-        return Reply(
-            title="Item used",
-            description=f"You used one {got.name}.{granted}",
-            fields=(Field("Left", f"{got.remaining:,}"),),
-            grant_role_ids=roles,
-            result={
-                "item_id": got.item_id,
-                "name": got.name,
-                "role_id": got.role_id,
-                "remaining": got.remaining,
-            },
+        roles = inv.roles if item.role_id is not None else None
+        if roles is None:
+            got = await self.economy.use(inv.guild_id, inv.user_id, item.item_id, _key(inv))
+            grants = () if got.role_id is None else (got.role_id,)
+            return _use_reply(got, grants, warning="")
+        return await self._use_granting(inv, item, roles)
+
+    async def _use_granting(self, inv: Invocation, item: ShopItem, roles: MemberRoles) -> Reply:
+        """/use of an item with a role, where the transport can grant it: the role is
+        granted before the item is consumed, so a role Discord refuses (403) leaves the
+        item where it was, and the grant is taken back if the use then does not happen.
+        Neither step can duplicate: the grant is idempotent on Discord's side and the use
+        is idempotent by the interaction's key."""
+        assert item.role_id is not None
+        role_id = item.role_id
+        held = any(
+            line.item.item_id == item.item_id and line.count > 0
+            for line in self.economy.inventory(inv.guild_id, inv.user_id)
         )
+        # Without a copy there is nothing to grant for, unless this is a retry of a use
+        # that happened, which the use below answers from its stored result.
+        added = await roles.grant(role_id) if held else False
+        try:
+            got = await self.economy.use(inv.guild_id, inv.user_id, item.item_id, _key(inv))
+        except Busy:
+            # The outcome is unknown: the item may be used, so the role stays.
+            raise
+        except CroupierError:
+            if added:
+                await roles.revoke(role_id)
+            raise
+        warning = ""
+        if not held:
+            # A retry of a use whose first attempt consumed the item: the grant of that
+            # attempt is not known here, and granting again changes nothing if it went.
+            try:
+                await roles.grant(role_id)
+            except RoleNotGrantable as refused:
+                warning = refused.message
+        return _use_reply(got, (), warning=warning)
 
     # --- admin -------------------------------------------------------------------------
 
@@ -678,7 +712,7 @@ class EconomyCommands:
             key=_key(inv),
         )
         await self._audit(inv, "item.create", f"item:{item.item_id}", {}, item_result(item))
-        return self._item_reply("Item added", item, inv.guild_id)
+        return self._item_reply("Item added", item, inv.guild_id, warning=_role_warning(inv, item))
 
     async def _shop_edit(self, inv: Invocation) -> Reply:
         changes: dict[str, Any] = {"price": inv.options["price"]} if "price" in inv.options else {}
@@ -703,7 +737,9 @@ class EconomyCommands:
         before = self._item(inv)
         item = await self.economy.edit_item(inv.guild_id, before.item_id, **changes)
         await self._audit_item(inv, "item.edit", before, item)
-        return self._item_reply("Item changed", item, inv.guild_id)
+        return self._item_reply(
+            "Item changed", item, inv.guild_id, warning=_role_warning(inv, item)
+        )
 
     async def _shop_retire(self, inv: Invocation) -> Reply:
         before = self._item(inv)
@@ -740,15 +776,49 @@ class EconomyCommands:
             reason=reason,
         )
 
-    def _item_reply(self, title: str, item: ShopItem, guild_id: int) -> Reply:
+    def _item_reply(self, title: str, item: ShopItem, guild_id: int, *, warning: str = "") -> Reply:
         settings = self._settings(guild_id)
+        fields: tuple[Field, ...] = (Field("Details", _item_text(settings, item), inline=False),)
+        if warning:
+            fields += (Field("Warning", warning, inline=False),)
         return Reply(
             title=title,
             description=f"**#{item.item_id} {item.name}**"
             + (" is no longer sold; owners keep theirs." if item.retired else ""),
-            fields=(Field("Details", _item_text(settings, item), inline=False),),
-            result=item_result(item),
+            fields=fields,
+            result={**item_result(item), "warning": warning} if warning else item_result(item),
         )
+
+
+def _use_reply(got: UseResult, grant_role_ids: tuple[int, ...], *, warning: str) -> Reply:
+    role = f" You now have the {role_mention(got.role_id)} role." if got.role_id else ""
+    fields: tuple[Field, ...] = (Field("Left", f"{got.remaining:,}"),)
+    if warning:
+        role = ""
+        fields += (Field("Role not granted", warning, inline=False),)
+    return Reply(
+        title="Item used",
+        description=f"You used one {got.name}.{role}",
+        fields=fields,
+        grant_role_ids=grant_role_ids,
+        result={
+            "item_id": got.item_id,
+            "name": got.name,
+            "role_id": got.role_id,
+            "remaining": got.remaining,
+        },
+    )
+
+
+def _role_warning(inv: Invocation, item: ShopItem) -> str:
+    """What to tell an admin whose item grants a role the bot cannot give."""
+    if item.role_id is None or inv.roles is None or inv.roles.can_grant(item.role_id) is not False:
+        return ""
+    return (
+        f"Croupier cannot give {role_mention(item.role_id)}: it sits at or above Croupier's "
+        "own highest role. Move Croupier's role above it (Server Settings, Roles), or /use "
+        "of this item will be refused."
+    )
 
 
 def _key(inv: Invocation) -> str:

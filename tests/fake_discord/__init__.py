@@ -3,6 +3,7 @@
 from tests.fake_discord.server import (
     APP_ID,
     BOT_ROLE_ID,
+    BOT_ROLE_POSITION,
     BOT_USER_ID,
     CHANNEL_ID,
     GUILD_ID,
@@ -16,6 +17,7 @@ from tests.fake_discord.server import (
 __all__ = [
     "APP_ID",
     "BOT_ROLE_ID",
+    "BOT_ROLE_POSITION",
     "BOT_USER_ID",
     "CHANNEL_ID",
     "GUILD_ID",
