@@ -82,6 +82,24 @@ def test_the_readme_table_and_the_example_name_every_key_and_no_other() -> None:
             assert bounds(stated) == (1, int(match[2])), line
 
 
+def test_the_readme_table_states_the_real_defaults_and_ranges_of_numbers() -> None:
+    """Each whole-number key's default and upper bound in the README are the code's."""
+    readme = (ROOT / "README.md").read_text()
+    checked = set()
+    for row in (line for line in readme.splitlines() if line.startswith("| `")):
+        _, keys_cell, defaults_cell, meaning, _ = row.split("|")
+        keys = re.findall(r"`([a-z_]+)`", keys_cell)
+        defaults = [cell.strip() for cell in defaults_cell.split(", ")]
+        assert len(defaults) == len(keys), row
+        stated_maxima = {int(n) for n in re.findall(r"\b1 to ([0-9]+)(?![0-9*])", meaning)}
+        whole = [key for key in keys if key in WHOLE_KEYS]
+        for key in whole:
+            assert defaults[keys.index(key)] == f"`{Config.model_fields[key].default}`", row
+            checked.add(key)
+        assert stated_maxima <= {bounds(key)[1] for key in whole}, row
+    assert checked == set(WHOLE_KEYS)
+
+
 def test_environment_wins_over_the_file_which_wins_over_defaults(tmp_path: Path) -> None:
     """CROUPIER_* variables override the file, the file overrides the defaults."""
     file = tmp_path / "c.toml"

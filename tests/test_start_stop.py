@@ -127,6 +127,13 @@ async def test_a_signal_at_the_console_prompt_stops_cleanly(
         running.process.send_signal(signum)
         assert_clean_exit(running)
         assert "event=stopped lock=released" in running.stderr()
+    # The next process on the same data dir starts and answers.
+    with croupier(tmp_path, "console", "--json") as following:
+        assert following.process.stdin is not None and following.process.stdout is not None
+        following.process.stdin.write(b'{"command": "balance"}\n')
+        following.process.stdin.close()
+        assert_clean_exit(following)
+        assert json.loads(following.process.stdout.read())["ok"] is True
 
 
 async def test_a_signal_during_boot_stops_once_the_server_is_up(tmp_path: Path) -> None:
