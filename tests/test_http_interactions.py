@@ -128,12 +128,16 @@ async def test_commands_are_registered_over_rest(
     after looking the application id up with the bot token."""
     async with serving(fake, commands, metrics):
         synced = {c["name"]: c for c in await fake.wait_commands_synced()}
+        # The fake records a request once it has answered it, after storing the commands.
+        requests = await fake.wait_for(
+            lambda: found if len(found := fake.requests) >= 2 else None, "two requests"
+        )
     assert set(synced) == {c.name for c in commands.commands}
     pay = {o["name"]: o for o in synced["pay"]["options"]}
     assert (pay["user"]["type"], pay["amount"]["type"], pay["amount"]["min_value"]) == (6, 4, 1)
     assert synced["mint"]["default_member_permissions"] == str(1 << 5)
     assert synced["pay"]["contexts"] == [0]
-    assert [r.method for r in fake.requests[:2]] == ["GET", "PUT"]
+    assert [r.method for r in requests[:2]] == ["GET", "PUT"]
     assert fake.unknown_routes == []
 
 
@@ -194,9 +198,11 @@ async def test_slow_command_is_deferred_then_followed_up(
         await fake.wait_for(
             lambda: True if fake.original_message(secret_id) is None else None, "deletion"
         )
+        patch = await fake.wait_for(
+            lambda: [r for r in fake.requests if r.method == "PATCH"] or None, "the PATCH"
+        )
     assert embed(edited)["title"] == "Done" and edited["flags"] == 0
     assert embed(followup)["title"] == "Done" and followup["flags"] == _EPHEMERAL
-    patch = [r for r in fake.requests if r.method == "PATCH"]
     assert [r.body["allowed_mentions"] for r in patch] == [{"parse": []}]
     assert fake.unknown_routes == []
 
