@@ -413,34 +413,40 @@ class Economy:
     async def refund_parked(
         self, transfer_id: str, *, by: str, guild_id: int | None = None
     ) -> ParkedRefundResult:
-        """Return a parked payment's coins to the member who sent it, exactly once.
+        """Return a parked record's coins to their owner, exactly once: a transfer's to
+        the member who sent it, a parked game's stake to its player.
 
-        With ``guild_id`` (an admin's command) only a transfer of that guild's scope is
+        With ``guild_id`` (an admin's command) only a record of that guild's scope is
         found; without it (the operator's command line) any is.
         """
         if not transfer_id or len(transfer_id.encode()) > self.limits.transfer_id_bytes_max:
             raise InvalidInput("id", "give the id of a parked transfer (see list-parked)")
+        parked = None
         with self.store.read() as txn:
-            raw = txn.get(parked_key("transfer", transfer_id), db=self.store.db("parked"))
-        if raw is None:
-            raise NotFound("parked transfer", transfer_id)
-        parked = PARKED.decode(raw)
-        if guild_id is not None and parked.scope != self.scope(guild_id):
+            for looked_up in ("transfer", "game"):
+                key = parked_key(looked_up, transfer_id)
+                raw = txn.get(key, db=self.store.db("parked"))
+                if raw is not None:
+                    parked = PARKED.decode(raw)
+                    break
+        if parked is None or (guild_id is not None and parked.scope != self.scope(guild_id)):
             raise NotFound("parked transfer", transfer_id)
         if parked.refunded:
             raise AlreadyRefunded(transfer_id, parked.refunded_at)
-        sender = member_of(parked.source)
-        if sender is None or parked.amount <= 0:
-            raise NotRefundable(transfer_id, parked.source or "an unreadable record")
-        result: ParkedRefundResult = await self.wallet(parked.scope, sender).ask(
-            RefundParked(transfer_id, by)
+        owner = member_of(parked.owner)
+        if owner is None or parked.amount <= 0:
+            raise NotRefundable(transfer_id, parked.owner or "an unreadable record")
+        kind: Literal["transfer", "game"] = "transfer" if parked.kind == "transfer" else "game"
+        result: ParkedRefundResult = await self.wallet(parked.scope, owner).ask(
+            RefundParked(transfer_id, by, kind)
         )
         self.store.metrics.parked_refunds.inc()
         log_event(
             log,
-            "parked_transfer_refunded",
+            "parked_refunded",
             level=logging.WARNING,
-            transfer=transfer_id,
+            kind=kind,
+            id=transfer_id,
             coins=result.amount,
             by=by,
         )

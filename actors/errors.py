@@ -265,18 +265,19 @@ class AlreadyRefunded(CroupierError):
 
 
 class NotRefundable(CroupierError):
-    """A parked transfer whose money is not its sender's to take back (a game's payout
-    or refund belongs to its player)."""
+    """A parked record whose coins have no member to go back to: a game's payout (its
+    coins are the player's winnings, not the game's to take back), or a record that
+    could not be read."""
 
     code = "not_refundable"
 
-    def __init__(self, transfer_id: str, source: str) -> None:
+    def __init__(self, transfer_id: str, owner: str) -> None:
         super().__init__(
-            f"parked transfer {transfer_id} comes from {source}, not a member; "
-            "only a payment between members can be refunded"
+            f"parked transfer {transfer_id} belongs to {owner}, not a member; only a "
+            "payment between members or a parked game's stake can be refunded"
         )
         self.transfer_id = transfer_id
-        self.source = source
+        self.owner = owner
 
 
 class Undeliverable(CroupierError):

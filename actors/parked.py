@@ -55,6 +55,11 @@ class ParkedRecord:
         return self.refunded_at > 0
 
     @property
+    def owner(self) -> str:
+        """The account the coins go back to: a transfer's sender, a game's player."""
+        return self.source if self.kind == "transfer" else self.target
+
+    @property
     def coins_held(self) -> int:
         """Coins this record still accounts for in its scope."""
         return 0 if self.refunded else self.amount

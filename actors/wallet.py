@@ -86,11 +86,13 @@ class Credit:
 
 @dataclass(frozen=True)
 class RefundParked:
-    """Return the coins of parked transfer ``transfer_id``, sent by this wallet, once.
-    ``by`` names who asked (an admin's id, or the operator's command line)."""
+    """Return the coins of a parked record owned by this wallet (a transfer it sent, or
+    the stake of its game), once. ``by`` names who asked (an admin, or the operator's
+    command line)."""
 
     transfer_id: str
     by: str
+    kind: Literal["transfer", "game"] = "transfer"
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,8 @@ class CreditResult:
 
 @dataclass(frozen=True)
 class ParkedRefundResult:
-    """The coins of a parked transfer back with ``user``, its sender, at ``balance``."""
+    """The coins of a parked record (``transfer_id`` names it: a transfer id or a game
+    id) back with ``user``, their owner, now at ``balance``."""
 
     transfer_id: str
     user: int
@@ -606,30 +609,33 @@ class Wallet(Actor):
     ) -> ParkedRefundResult:
         """The parked record is marked refunded in the same commit as the credit, and
         this actor is its only writer after parking, so the coins come back once."""
-        transfer_id = message.transfer_id
-        if f"parked:{transfer_id}" in stage.consumed:
-            raise AlreadyRefunded(transfer_id, now)
-        key = parked_key("transfer", transfer_id)
+        ident, kind = message.transfer_id, message.kind
+        if f"parked:{kind}:{ident}" in stage.consumed:
+            raise AlreadyRefunded(ident, now)
+        key = parked_key(kind, ident)
         with self.store.read() as txn:
             raw = txn.get(key, db=self.db_parked)
         if raw is None:
-            raise NotFound("parked transfer", transfer_id)
+            raise NotFound(f"parked {kind}", ident)
         parked = PARKED.decode(raw)
         if parked.refunded:
-            raise AlreadyRefunded(transfer_id, parked.refunded_at)
-        assert parked.source == self.account and parked.scope == self.scope, parked
+            raise AlreadyRefunded(ident, parked.refunded_at)
+        assert parked.owner == self.account and parked.scope == self.scope, parked
         assert parked.amount > 0, parked
-        # Like every refund, the sender's own money lands even past the maximum balance.
+        # Like every refund, the owner's own money lands even past the maximum balance.
         self.record.balance += parked.amount
-        reason = f"returned: the transfer to {parked.target} could not be delivered"
-        self._stage_history(
-            stage, f"{transfer_id}/parked-refund", parked.amount, parked.target, reason, now
-        )
+        if kind == "transfer":
+            history_id, party = f"{ident}/parked-refund", parked.target
+            reason = f"returned: the transfer to {parked.target} could not be delivered"
+        else:
+            history_id, party = f"refund:{ident}/parked", parked.source
+            reason = "returned: the stake of a game that could not be recovered"
+        self._stage_history(stage, history_id, parked.amount, party, reason, now)
         refunded = dataclasses.replace(parked, refunded_at=now, refunded_by=message.by)
         value, db = PARKED.encode(refunded), self.db_parked
         stage.ops.append(lambda txn: txn.put(key, value, db=db))
-        stage.consumed[f"parked:{transfer_id}"] = "credited"
-        return ParkedRefundResult(transfer_id, self.user, parked.amount, self.record.balance)
+        stage.consumed[f"parked:{kind}:{ident}"] = "credited"
+        return ParkedRefundResult(ident, self.user, parked.amount, self.record.balance)
 
     def _adjust(
         self, message: Adjust, settings: ScopeSettings, now: float, stage: _Stage

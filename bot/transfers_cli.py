@@ -1,6 +1,7 @@
 """``croupier transfers``: transfers parked because they could not be delivered.
 
-``list-parked`` reads the store read-only, so it is safe beside a running server.
+``list-parked`` reads the store read-only, so it is safe beside a running server. It
+lists parked games (whose stake ``refund`` returns to their player) and timers too.
 
 ``refund ID`` moves money, so it runs the same domain code as the server: it opens the
 store under the instance lock, starts the actor system (nothing else: no deliveries, game
@@ -22,7 +23,7 @@ import trio
 
 from actors.casino import build_casino
 from actors.errors import CroupierError
-from actors.parked import ParkedRecord, list_parked
+from actors.parked import PARKED_KINDS, ParkedRecord, list_parked
 from actors.wallet import ParkedRefundResult
 from bot.config import Config
 from metrics import new_metrics
@@ -33,11 +34,13 @@ def add_transfers_parser(commands: Any) -> None:
     transfers = commands.add_parser("transfers", help="list and refund parked transfers")
     actions = transfers.add_subparsers(dest="transfers_command", metavar="ACTION", required=True)
     listing = actions.add_parser(
-        "list-parked", help="list transfers parked because they could not be delivered"
+        "list-parked", help="list transfers (and games, timers) parked after failing"
     )
     listing.add_argument("--json", action="store_true", help="print one JSON array")
     refund = actions.add_parser(
-        "refund", help="return a parked transfer's money to its sender (once; server stopped)"
+        "refund",
+        help="return a parked transfer's coins to its sender, or a parked game's stake to "
+        "its player (once; server stopped)",
     )
     refund.add_argument("id", help="the parked transfer's id, as list-parked shows it")
     refund.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -52,6 +55,7 @@ def run_transfers_command(args: argparse.Namespace, config: Config) -> int:
 
 def parked_json(record: ParkedRecord) -> dict[str, Any]:
     return {
+        "kind": record.kind,
         "id": record.ident,
         "scope": record.scope,
         "amount": record.amount,
@@ -67,17 +71,21 @@ def parked_json(record: ParkedRecord) -> dict[str, Any]:
 
 
 def _list_parked(config: Config, *, as_json: bool) -> int:
+    # Parked games hold their player's stake and are refunded the same way; parked
+    # timers hold no coins and are listed so that nothing set aside goes unseen.
     with open_store_readonly(env_path(config.data_dir)) as store:
-        records = list_parked(store, "transfer")
+        records = [r for kind in PARKED_KINDS for r in list_parked(store, kind)]
     if as_json:
         print(json.dumps([parked_json(r) for r in records], sort_keys=True))
         return 0
     if not records:
-        print("no parked transfers")
+        print("no parked records")
     for r in records:
         state = f"refunded by {r.refunded_by}" if r.refunded else "waiting for a refund"
+        if r.kind == "timer":
+            state = "holds no coins"
         print(
-            f"{r.ident}  scope {r.scope}  {r.amount} coins  {r.source or '?'} -> "
+            f"{r.kind} {r.ident}  scope {r.scope}  {r.amount} coins  {r.source or '?'} -> "
             f"{r.target or '?'}  {r.attempts} attempts  {state}  last error: {r.error}"
         )
     return 0

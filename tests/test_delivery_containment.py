@@ -251,7 +251,7 @@ def test_the_command_line_lists_and_refunds_a_parked_transfer_once(tmp_path: Pat
     listed = croupier(tmp_path, "transfers", "list-parked", "--json")
     assert listed.returncode == 0, listed.stderr
     [entry] = json.loads(listed.stdout)
-    assert entry["id"] == transfer_id and entry["amount"] == LOST
+    assert (entry["kind"], entry["id"], entry["amount"]) == ("transfer", transfer_id, LOST)
     assert (entry["source"], entry["target"], entry["refunded"]) == ("user:42", "user:-5", False)
     text = croupier(tmp_path, "transfers", "list-parked").stdout
     assert transfer_id in text and "waiting for a refund" in text

@@ -7,15 +7,16 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
 from actors import keys
-from actors.errors import Busy
+from actors.errors import AlreadyRefunded, Busy
 from actors.games.records import GAME, LIVE, TIMER, TimerRecord
 from actors.parked import ParkedRecord, list_parked
 from actors.timers import put_timer
-from storage import Store, open_store, packb
+from storage import Store, open_store, packb, unpackb
 from tests.conftest import sample
 from tests.economy_fixtures import T0, WallClock, running_games
 
@@ -193,3 +194,32 @@ async def test_a_busy_timer_owner_is_retried_without_counting_a_failure(
         with run.store.read() as txn:
             [left] = [TIMER.decode(v) for _, v in txn.cursor(db=run.store.db("timers"))]
         assert left.target == "busy"
+
+
+async def test_a_parked_game_keeps_its_stake_until_it_is_refunded_once(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A game whose refund raises in its actor (its record was written with its fields in
+    another order, so the refund's compare-and-swap refuses it) is parked holding its
+    stake; the check still sums to zero, and a refund returns the stake once."""
+    game_id = await start_game(tmp_path)
+    async with running_games(tmp_path, commit_in_thread=False, recover=False) as run:
+        fields = unpackb(game_value(run, game_id))
+        before = (await run.economy.balance(G, ALICE)).balance
+    await tamper(tmp_path, "games", keys.game_key(game_id), packb(dict(reversed(fields.items()))))
+    later = WallClock(T0 + RECOVERY_SECONDS + 60)
+    async with running_games(
+        tmp_path, clock=later, commit_in_thread=False, recovery_seconds=RECOVERY_SECONDS
+    ) as run:
+        [parked] = parked_games(run.store)
+        assert (parked.ident, parked.amount, parked.owner) == (game_id, STAKE, f"user:{ALICE}")
+        assert (await run.economy.balance(G, ALICE)).balance == before
+        report = run.check()
+        assert report.ok, report.text()
+        result = await run.economy.refund_parked(game_id, by="operator")
+        assert (result.user, result.amount, result.balance) == (ALICE, STAKE, before + STAKE)
+        with pytest.raises(AlreadyRefunded):
+            await run.economy.refund_parked(game_id, by="operator")
+        report = run.check()
+        assert report.ok, report.text()
+        assert report.figures["parked_games"] == 0
