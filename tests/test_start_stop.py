@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -341,3 +344,41 @@ async def test_a_metrics_address_in_use_is_one_line_naming_the_key(tmp_path: Pat
         lines = [line for line in done.stderr.splitlines() if line.startswith("croupier:")]
         assert done.returncode == 1 and len(lines) == 1, done.stderr
         assert "CROUPIER_METRICS_ADDR" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_ctrl_c_at_a_real_terminal_ends_the_console(tmp_path: Path) -> None:
+    """Ctrl-C typed at a terminal (a pty, so the kernel sends the SIGINT): exit 0, no
+    traceback, the lock free."""
+    data_dir = tmp_path / "data"
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: croupier console on the pty, as a person would run it
+        try:
+            os.environ["CROUPIER_DATA_DIR"] = str(data_dir)
+            os.environ.pop("CROUPIER_METRICS_ADDR", None)
+            os.execv(CROUPIER, [CROUPIER, "console"])
+        finally:
+            os._exit(127)  # never go on running the tests in the child
+    seen = bytearray()
+
+    def read_until(token: bytes, count: int = 1) -> None:
+        deadline = time.monotonic() + READY_SECONDS_MAX
+        while seen.count(token) < count:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            ready, _, _ = select.select([terminal], [], [], 0.1)
+            if ready:
+                seen.extend(os.read(terminal, 4096))
+
+    try:
+        read_until(b"]> ")
+        os.write(terminal, b"/balance\n")
+        read_until(b"]> ", count=2)
+        os.write(terminal, b"\x03")  # the terminal's interrupt character
+        read_until(b"event=stopped")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(terminal)
+    output = seen.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0 and "Traceback" not in output, output
+    assert "Balance" in output and "signal=SIGINT" in output
+    with InstanceLock(data_dir):
+        pass
