@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -24,7 +24,9 @@ from actors.games.rules import blackjack as bj
 from actors.parked import check_parked, parked_db, parked_key
 from actors.records import HISTORY, OUTBOX, SHOP_ITEM, SYSTEM_ACCOUNTS, WALLET
 from actors.wallet import APPLIED_BOUNCED
-from storage import Store, unpackb
+from storage import RecordDecodeError, Store, unpackb
+
+T = TypeVar("T")
 
 VIOLATIONS_KEPT_MAX = 50
 # How many records the scan reads between two looks at whether its caller was cancelled.
@@ -84,6 +86,7 @@ CHECKS = (
     "live_game_has_timer",
     "timer_has_live_owner",
     "parked_records_sound",
+    "records_readable",
 )
 
 
@@ -116,8 +119,29 @@ def check_store(store: Store, *, now: float | None = None) -> IntegrityReport:
     return report
 
 
-def _records(txn: Any, db: Any, *, values: bool = True) -> Iterator[Any]:
-    """Every record of ``db`` in key order: ``(key, value)`` pairs, or keys alone.
+def _keys(txn: Any, store: Store, name: str) -> Iterator[bytes]:
+    """Every key of sub-database ``name``, in order."""
+    for key, _ in _scan(txn, store, name):
+        yield key
+
+
+def _records(
+    txn: Any, store: Store, report: IntegrityReport, name: str, decode: Callable[[bytes], T]
+) -> Iterator[tuple[bytes, T]]:
+    """Every record of sub-database ``name`` with its key, decoded. A value that does not
+    decode is damage: it is reported under ``records_readable`` and the scan goes on, so
+    one bad record never hides the state of the others."""
+    for key, value in _scan(txn, store, name):
+        try:
+            record = decode(value)
+        except RecordDecodeError as exc:
+            report.add("records_readable", f"{name} {key!r}: {exc}")
+            continue
+        yield key, record
+
+
+def _scan(txn: Any, store: Store, name: str) -> Iterator[tuple[bytes, bytes]]:
+    """Every (key, value) of sub-database ``name``, in key order.
 
     A full scan of a large store takes minutes, and a server asked to stop must not wait
     for it: run in a Trio worker thread, the scan ends with ``trio.Cancelled`` soon after
@@ -129,20 +153,46 @@ def _records(txn: Any, db: Any, *, values: bool = True) -> Iterator[Any]:
         in_trio_thread = True
     except RuntimeError:
         in_trio_thread = False
-    for count, item in enumerate(txn.cursor(db=db).iternext(values=values)):
+    for count, (key, value) in enumerate(txn.cursor(db=store.db(name))):
         if in_trio_thread and count % SCAN_RECORDS_PER_CANCEL_CHECK == 0:
             trio.from_thread.check_cancelled()
-        yield item
+        yield bytes(key), value
+
+
+def _coins(value: bytes) -> int:
+    """A system account's balance: a whole number."""
+    coins = unpackb(value)
+    if not isinstance(coins, int) or isinstance(coins, bool):
+        raise RecordDecodeError(f"system balance is {type(coins).__name__}, not a number")
+    return coins
+
+
+def _live_entry(value: bytes) -> str:
+    """The game id a live-index entry names."""
+    entry = unpackb(value)
+    if not isinstance(entry, list) or not entry or not isinstance(entry[0], str):
+        raise RecordDecodeError("live index entry is not [game id, started at]")
+    return entry[0]
+
+
+def _game_or_none(raw: bytes | None) -> GameRecord | None:
+    """A game looked up by id; None when missing or unreadable (its own scan reports
+    it as unreadable, once)."""
+    if raw is None:
+        return None
+    try:
+        return GAME.decode(raw)
+    except RecordDecodeError:
+        return None
 
 
 def _check_wallets(
     txn: Any, store: Store, report: IntegrityReport, sums: dict[int, int]
 ) -> dict[bytes, int]:
     balances: dict[bytes, int] = {}
-    for key, value in _records(txn, store.db("wallets")):
+    for key, record in _records(txn, store, report, "wallets", WALLET.decode):
         scope, user = keys.split_wallet_key(key)
-        record = WALLET.decode(value)
-        balances[bytes(key)] = record.balance
+        balances[key] = record.balance
         sums[scope] += record.balance
         if record.balance < 0:
             report.add("no_negative_balance", f"scope {scope} user {user}: {record.balance}")
@@ -153,10 +203,9 @@ def _check_wallets(
 
 def _check_system(txn: Any, store: Store, report: IntegrityReport, sums: dict[int, int]) -> None:
     totals = dict.fromkeys(SYSTEM_ACCOUNTS, 0)
-    for key, value in _records(txn, store.db("system")):
+    for key, balance in _records(txn, store, report, "system", _coins):
         scope = keys.read_u64(key)
-        name = bytes(key[8:]).decode()
-        balance = unpackb(value)
+        name = key[8:].decode(errors="replace")
         sums[scope] += balance
         totals[name] = totals.get(name, 0) + balance
     for name, total in totals.items():
@@ -167,8 +216,7 @@ def _check_outbox(txn: Any, store: Store, report: IntegrityReport, sums: dict[in
     in_flight = 0
     count = 0
     db_history, db_applied = store.db("history"), store.db("applied")
-    for _, value in _records(txn, store.db("outbox")):
-        record = OUTBOX.decode(value)
+    for _, record in _records(txn, store, report, "outbox", OUTBOX.decode):
         count += 1
         in_flight += record.amount
         sums[record.scope] += record.amount
@@ -202,9 +250,9 @@ def _check_leaderboard(
     txn: Any, store: Store, report: IntegrityReport, balances: dict[bytes, int]
 ) -> None:
     seen = 0
-    for key in _records(txn, store.db("leaderboard"), values=False):
+    for key in _keys(txn, store, "leaderboard"):
         seen += 1
-        scope, balance, user = keys.split_leaderboard_key(bytes(key))
+        scope, balance, user = keys.split_leaderboard_key(key)
         actual = balances.get(keys.wallet_key(scope, user))
         if actual != balance:
             report.add(
@@ -218,15 +266,14 @@ def _check_leaderboard(
 def _check_shop(txn: Any, store: Store, report: IntegrityReport) -> None:
     db_shop = store.db("shop")
     items = 0
-    for _, value in _records(txn, db_shop):
-        item = SHOP_ITEM.decode(value)
+    for _, item in _records(txn, store, report, "shop", SHOP_ITEM.decode):
         items += 1
         if item.stock is not None and item.stock < 0:
             report.add("stock_not_negative", f"item {item.item_id} {item.name!r}: {item.stock}")
     entries = 0
-    for key in _records(txn, store.db("inventory"), values=False):
+    for key in _keys(txn, store, "inventory"):
         entries += 1
-        scope, user = keys.split_wallet_key(bytes(key[:16]))
+        scope, user = keys.split_wallet_key(key[:16])
         item_id = keys.read_u64(key, 16)
         if txn.get(keys.item_key(scope, item_id), db=db_shop) is None:
             report.add("inventory_has_item", f"scope {scope} user {user}: item {item_id} missing")
@@ -239,8 +286,7 @@ def _check_games(txn: Any, store: Store, report: IntegrityReport, sums: dict[int
     live = 0
     escrow = 0
     db_live, db_timers, db_parked = store.db("live_games"), store.db("timers"), parked_db(store)
-    for _, value in _records(txn, store.db("games")):
-        record = GAME.decode(value)
+    for _, record in _records(txn, store, report, "games", GAME.decode):
         sums[record.scope] += record.escrow
         escrow += record.escrow
         if record.phase == LIVE:
@@ -263,11 +309,10 @@ def _check_games(txn: Any, store: Store, report: IntegrityReport, sums: dict[int
                 f"{record.phase} game {record.game_id} holds {record.escrow}",
             )
     db_games = store.db("games")
-    for key, value in _records(txn, db_live):
-        game_id = str(unpackb(value)[0])
-        raw = txn.get(keys.game_key(game_id), db=db_games)
-        if raw is None or GAME.decode(raw).phase != LIVE:
-            report.add("escrow_matches_games", f"live index {bytes(key)!r} -> {game_id} not live")
+    for key, game_id in _records(txn, store, report, "live_games", _live_entry):
+        game = _game_or_none(txn.get(keys.game_key(game_id), db=db_games))
+        if game is None or game.phase != LIVE:
+            report.add("escrow_matches_games", f"live index {key!r} -> {game_id} not live")
     report.figures["games_live"] = live
     report.figures["escrow_coins"] = escrow
 
@@ -285,7 +330,11 @@ def _check_live_game(txn: Any, record: GameRecord, report: IntegrityReport, db_l
             f"live game {record.game_id} holds {record.escrow} for bets of {bets}",
         )
     index = txn.get(keys.live_game_key(record.scope, record.user, record.kind), db=db_live)
-    if index is None or unpackb(index)[0] != record.game_id:
+    try:
+        indexed = _live_entry(index) if index is not None else None
+    except RecordDecodeError:
+        indexed = None
+    if indexed != record.game_id:
         report.add("escrow_matches_games", f"live game {record.game_id} not indexed")
 
 
@@ -297,18 +346,16 @@ def _check_timers(txn: Any, store: Store, report: IntegrityReport) -> None:
     """
     count = 0
     db_games = store.db("games")
-    for key, value in _records(txn, store.db("timers")):
+    for key, timer in _records(txn, store, report, "timers", TIMER.decode):
         count += 1
-        timer = TIMER.decode(value)
         if timer.kind != GAME_TIMER_KIND:
-            report.add("timer_has_live_owner", f"timer {bytes(key)!r}: unknown kind {timer.kind}")
+            report.add("timer_has_live_owner", f"timer {key!r}: unknown kind {timer.kind}")
             continue
-        raw = txn.get(keys.game_key(timer.target), db=db_games)
-        owner = GAME.decode(raw) if raw is not None else None
+        owner = _game_or_none(txn.get(keys.game_key(timer.target), db=db_games))
         if owner is None or owner.phase != LIVE:
-            state = "missing" if owner is None else owner.phase
+            state = "missing or unreadable" if owner is None else owner.phase
             report.add("timer_has_live_owner", f"timer for game {timer.target}: game {state}")
-        elif keys.timer_key(owner.deadline, owner.game_id) != bytes(key):
+        elif keys.timer_key(owner.deadline, owner.game_id) != key:
             report.add(
                 "timer_has_live_owner",
                 f"timer for game {timer.target} due {timer.due}, game due {owner.deadline}",

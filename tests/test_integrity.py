@@ -159,6 +159,10 @@ def escrow_mismatch(p: Planted, txn: Any) -> None:
     txn.put(keys.game_key(game.game_id), GAME.encode(more), db=p.db("games"))
 
 
+def unreadable_record(p: Planted, txn: Any) -> None:
+    txn.put(keys.game_key("deadbeef0000"), b"\xc1 not msgpack", db=p.db("games"))
+
+
 FAULTS: dict[str, tuple[Callable[[Planted, Any], None], str]] = {
     "money off by one": (money_off_by_one, "money_sums_to_zero"),
     "negative balance": (negative_balance, "no_negative_balance"),
@@ -169,6 +173,7 @@ FAULTS: dict[str, tuple[Callable[[Planted, Any], None], str]] = {
     "live game without its deadline timer": (live_game_without_timer, "live_game_has_timer"),
     "timer without a live owner": (timer_without_live_owner, "timer_has_live_owner"),
     "escrow mismatch": (escrow_mismatch, "escrow_matches_games"),
+    "unreadable record": (unreadable_record, "records_readable"),
 }
 
 
