@@ -362,6 +362,7 @@ async def _serve_public_app(
             games=services.games,
             timers=services.timers,
             readiness=services.readiness,
+            timers_overdue_grace_seconds=TIMER_OVERDUE_GRACE_SECONDS,
         ) as dashboard,
         trio.open_nursery() as nursery,
     ):

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from actors.errors import InvalidInput
 from actors.records import ScopeSettings, ShopItem
 from bot.http.dashboard import CONTENT_SECURITY_POLICY, parse_settings_form, parse_whole
+from bot.http.dashboard_auth import DashboardLimits, DiscordUser, SessionStore
 from bot.inputs import INTEGER_OPTION_MAX
+from tests.economy_fixtures import WallClock
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.oauth import CLIENT_ID, CLIENT_SECRET, FakeOAuth
 from tests.support.dashboard_site import (
@@ -481,6 +483,17 @@ def test_a_dashboard_without_its_session_secret_stops_start_up(tmp_path: Path) -
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("croupier:")]
     assert len(errors) == 1 and "CROUPIER_SESSION_SECRET" in errors[0], done.stderr[-2000:]
+
+
+def test_sessions_are_bounded_and_the_oldest_go_first() -> None:
+    """Past ``sessions_max`` the oldest session is forgotten; the newest stay."""
+    clock = WallClock()
+    store = SessionStore(DashboardLimits(sessions_max=3), clock)
+    opened = [store.open(DiscordUser(user, f"user{user}"), f"token{user}") for user in range(5)]
+    assert len(store) == 3
+    assert [store.get(s.sid) is not None for s in opened] == [False, False, True, True, True]
+    clock.advance(DashboardLimits().session_seconds)
+    assert store.get(opened[-1].sid) is None and len(store) == 2
 
 
 @given(st.integers(min_value=0, max_value=10**15), st.booleans())

@@ -6,6 +6,7 @@ under test-artifacts/dashboard/."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import Callable
@@ -51,66 +52,75 @@ def _require_browser() -> None:
 
 
 def browse(url: str, guild: int, on_shop: Callable[[], list[str]]) -> dict[str, Any]:
-    """The whole browser session, run in a worker thread (Playwright's sync API blocks):
-    what it saw, for the test to check."""
-    from playwright.sync_api import expect, sync_playwright
+    """The whole browser session, run in a worker thread on an asyncio loop of its own:
+    what it saw, for the test to check. The loop is made here rather than by the asyncio
+    policy, which trio-asyncio replaces once the Discord tests have run."""
+    loop = asyncio.SelectorEventLoop()
+    try:
+        return loop.run_until_complete(_browse(url, guild, on_shop))
+    finally:
+        loop.close()
+
+
+async def _browse(url: str, guild: int, on_shop: Callable[[], list[str]]) -> dict[str, Any]:
+    from playwright.async_api import Route, async_playwright, expect
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     seen: dict[str, Any] = {}
     base = f"{url}/dashboard/guilds/{guild}"
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    async with async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
+            page = await browser.new_page()
             page.set_default_timeout(20_000)
 
-            def shot(name: str) -> None:
-                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            async def shot(name: str) -> None:
+                await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
-            page.goto(f"{url}/dashboard/")
-            shot("01-login")
-            page.get_by_role("link", name="Log in with Discord").click()
-            expect(page.get_by_role("heading", name="Your servers")).to_be_visible()
-            shot("02-guilds")
-            page.get_by_role("link", name="Fake Casino").click()
-            expect(page.get_by_role("heading", name="Economy settings")).to_be_visible()
-            shot("03-settings")
+            await page.goto(f"{url}/dashboard/")
+            await shot("01-login")
+            await page.get_by_role("link", name="Log in with Discord").click()
+            await expect(page.get_by_role("heading", name="Your servers")).to_be_visible()
+            await shot("02-guilds")
+            await page.get_by_role("link", name="Fake Casino").click()
+            await expect(page.get_by_role("heading", name="Economy settings")).to_be_visible()
+            await shot("03-settings")
             # The first Tab reaches the skip link, which takes the focus past the menus.
-            page.keyboard.press("Tab")
-            expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+            await page.keyboard.press("Tab")
+            await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
 
             # From the keyboard: the label finds the field, Enter submits the form.
             name = page.get_by_label("Currency name")
-            name.fill("chips")
-            name.press("Enter")
-            expect(page.get_by_role("status")).to_have_text("Settings saved.")
-            seen["currency"] = page.get_by_label("Currency name").input_value()
-            shot("04-settings-saved")
+            await name.fill("chips")
+            await name.press("Enter")
+            await expect(page.get_by_role("status")).to_have_text("Settings saved.")
+            seen["currency"] = await page.get_by_label("Currency name").input_value()
+            await shot("04-settings-saved")
 
-            page.get_by_role("navigation", name="Server sections").get_by_role(
-                "link", name="Shop"
-            ).click()
-            page.get_by_label("Name", exact=True).fill("Golden ticket")
-            page.get_by_label("Price", exact=True).fill("250")
-            page.get_by_label("Stock", exact=True).fill("5")
-            page.get_by_label("Role granted on use").select_option(label="VIP")
-            page.get_by_label("Description").fill("Opens the VIP lounge")
-            page.get_by_role("button", name="Create item").click()
-            expect(page.get_by_role("status")).to_have_text("Item created.")
-            seen["shop_row"] = page.get_by_role("row", name="Golden ticket").inner_text()
+            sections = page.get_by_role("navigation", name="Server sections")
+            await sections.get_by_role("link", name="Shop").click()
+            await page.get_by_label("Name", exact=True).fill("Golden ticket")
+            await page.get_by_label("Price", exact=True).fill("250")
+            await page.get_by_label("Stock", exact=True).fill("5")
+            await page.get_by_label("Role granted on use").select_option(label="VIP")
+            await page.get_by_label("Description").fill("Opens the VIP lounge")
+            await page.get_by_role("button", name="Create item").click()
+            await expect(page.get_by_role("status")).to_have_text("Item created.")
+            seen["shop_row"] = await page.get_by_role("row", name="Golden ticket").inner_text()
             seen["shop_command"] = on_shop()
-            shot("05-shop")
-            page.get_by_role("link", name="Golden ticket").click()
-            expect(page.get_by_role("heading", name="Item #1: Golden ticket")).to_be_visible()
-            shot("06-item")
+            await shot("05-shop")
+            await page.get_by_role("link", name="Golden ticket").click()
+            heading = page.get_by_role("heading", name="Item #1: Golden ticket")
+            await expect(heading).to_be_visible()
+            await shot("06-item")
 
             for index, section in enumerate(("members", "audit", "games", "health"), start=7):
-                page.goto(f"{base}/{section}")
-                shot(f"{index:02d}-{section}")
-            page.goto(f"{base}/audit")
-            seen["audit"] = page.content()
-            page.goto(f"{base}/members/{MEMBER}")
-            shot("11-member")
+                await page.goto(f"{base}/{section}")
+                await shot(f"{index:02d}-{section}")
+            await page.goto(f"{base}/audit")
+            seen["audit"] = await page.content()
+            await page.goto(f"{base}/members/{MEMBER}")
+            await shot("11-member")
 
             # A page elsewhere posts a form to the dashboard without the token.
             forged = (
@@ -118,24 +128,26 @@ def browse(url: str, guild: int, on_shop: Callable[[], list[str]]) -> dict[str, 
                 '<input name="currency_name" value="stolen">'
                 '<button type="submit">Win a prize</button></form>'
             )
-            page.route(
-                FORGED_URL, lambda route: route.fulfill(body=forged, content_type="text/html")
-            )
-            page.goto(FORGED_URL)
-            with page.expect_navigation() as navigation:
-                page.get_by_role("button", name="Win a prize").click()
-            response = navigation.value
-            seen["forged_status"] = response.status if response else None
-            shot("12-forged-refused")
 
-            page.goto(f"{base}/settings")
-            seen["currency_after_forgery"] = page.get_by_label("Currency name").input_value()
-            page.get_by_role("button", name="Log out").click()
-            expect(page.get_by_role("link", name="Log in with Discord")).to_be_visible()
-            page.goto(f"{base}/settings")
+            async def serve_forged(route: Route) -> None:
+                await route.fulfill(body=forged, content_type="text/html")
+
+            await page.route(FORGED_URL, serve_forged)
+            await page.goto(FORGED_URL)
+            async with page.expect_navigation() as navigation:
+                await page.get_by_role("button", name="Win a prize").click()
+            response = await navigation.value
+            seen["forged_status"] = response.status if response else None
+            await shot("12-forged-refused")
+
+            await page.goto(f"{base}/settings")
+            seen["currency_after_forgery"] = await page.get_by_label("Currency name").input_value()
+            await page.get_by_role("button", name="Log out").click()
+            await expect(page.get_by_role("link", name="Log in with Discord")).to_be_visible()
+            await page.goto(f"{base}/settings")
             seen["after_logout"] = page.url
         finally:
-            browser.close()
+            await browser.close()
     return seen
 
 

@@ -171,8 +171,8 @@ class Dashboard:
         readiness: Readiness,
         backups_path: Path,
         wall_clock: Callable[[], float],
+        timers_overdue_grace_seconds: float,
         limits: DashboardLimits | None = None,
-        timers_overdue_grace_seconds: float = 300.0,
     ) -> None:
         self.limits = limits or DashboardLimits()
         self.oauth = oauth
@@ -184,7 +184,6 @@ class Dashboard:
         self.backups_path = backups_path
         self.sessions = SessionStore(self.limits, wall_clock)
         self._signer = CookieSigner(oauth.settings.session_secret)
-        self._wall_clock = wall_clock
         self._overdue_grace = timers_overdue_grace_seconds
         # Guild id -> (whether the bot is in it, when that was asked on trio's clock).
         self._bot_presence: OrderedDict[int, tuple[bool, float]] = OrderedDict()
@@ -778,6 +777,7 @@ async def open_dashboard(
     games: Games,
     timers: TimerService,
     readiness: Readiness,
+    timers_overdue_grace_seconds: float,
     limits: DashboardLimits | None = None,
 ) -> AsyncIterator[Dashboard]:
     """The dashboard a configuration describes, with the HTTP client it asks Discord
@@ -794,6 +794,7 @@ async def open_dashboard(
             readiness=readiness,
             backups_path=config.backups_path,
             wall_clock=economy.env.now,
+            timers_overdue_grace_seconds=timers_overdue_grace_seconds,
             limits=limits,
         )
 

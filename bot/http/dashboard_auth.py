@@ -22,7 +22,7 @@ import hmac
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -292,7 +292,6 @@ class Session:
     guilds: tuple[GuildAccess, ...] = ()
     # When ``guilds`` was fetched, on the monotonic clock; None: never.
     guilds_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def check_csrf(self, token: object) -> bool:
         return isinstance(token, str) and hmac.compare_digest(token, self.csrf)

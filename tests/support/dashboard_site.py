@@ -135,6 +135,7 @@ async def open_site(
                 readiness=readiness,
                 backups_path=tmp_path / "backups",
                 wall_clock=clock,
+                timers_overdue_grace_seconds=300.0,
                 limits=limits,
             )
             await nursery.start(serve_http, Starlette(routes=[dashboard.mount()]), listeners)
