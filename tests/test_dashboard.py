@@ -17,6 +17,7 @@ from actors.records import ScopeSettings, ShopItem
 from bot.http.dashboard import CONTENT_SECURITY_POLICY, parse_settings_form, parse_whole
 from bot.http.dashboard_auth import DashboardLimits, DiscordUser, SessionStore
 from bot.inputs import INTEGER_OPTION_MAX
+from metrics.health import INTEGRITY
 from tests.economy_fixtures import WallClock
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.oauth import CLIENT_ID, CLIENT_SECRET, FakeOAuth
@@ -385,7 +386,8 @@ async def test_shop_items_are_created_edited_and_retired_once_each(tmp_path: Pat
 
 async def test_members_history_games_and_health_show_the_store(tmp_path: Path) -> None:
     """The leaderboard and a member's balance and history come from the economy, a
-    game in play is listed, and health shows the integrity result and parked work."""
+    game in play is listed, and health shows the integrity result (passed, running or
+    failed) and parked work."""
     async with open_site(tmp_path) as site, site.client() as client:
         await site.login(client, ADMIN)
         ok(await run(site.commands, "daily", by=MEMBER, guild=GUILD))
@@ -414,6 +416,13 @@ async def test_members_history_games_and_health_show_the_store(tmp_path: Path) -
         health = await client.get(f"{G}/health")
         assert "passed (ok)" in health.text and "none yet" in health.text
         assert "0 games, 0 timers" in health.text
+        site.dashboard.readiness.pending(INTEGRITY, "the first full scan is running")
+        health = await client.get(f"{G}/health")
+        assert "running (the first full scan is running)" in health.text
+        assert "FAILED" not in health.text
+        site.dashboard.readiness.set(INTEGRITY, False, "sum_zero=1")
+        health = await client.get(f"{G}/health")
+        assert "FAILED (sum_zero=1)" in health.text
 
 
 @pytest.mark.parametrize(
