@@ -17,6 +17,7 @@ from actors.records import ScopeSettings, ShopItem
 from bot.http.dashboard import CONTENT_SECURITY_POLICY, parse_settings_form, parse_whole
 from bot.http.dashboard_auth import DashboardLimits, DiscordUser, SessionStore
 from bot.inputs import INTEGER_OPTION_MAX
+from bot.model import UserRef
 from metrics.health import INTEGRITY
 from tests.economy_fixtures import WallClock
 from tests.fake_discord import FakeDiscord
@@ -391,6 +392,7 @@ async def test_members_history_games_and_health_show_the_store(tmp_path: Path) -
     async with open_site(tmp_path) as site, site.client() as client:
         await site.login(client, ADMIN)
         ok(await run(site.commands, "daily", by=MEMBER, guild=GUILD))
+        ok(await run(site.commands, "pay", by=MEMBER, guild=GUILD, user=UserRef(ADMIN), amount=5))
         # A natural blackjack settles at once; deal until a hand waits for a move.
         for _ in range(20):
             ok(await run(site.commands, "blackjack", by=MEMBER, guild=GUILD, stake=10))
@@ -408,6 +410,7 @@ async def test_members_history_games_and_health_show_the_store(tmp_path: Path) -
         balance = site.running.economy.find_wallet(GUILD, MEMBER)
         assert balance is not None
         assert f"{balance.balance:,} coins" in member.text and "daily" in member.text
+        assert f'/members/{ADMIN}">member {ADMIN}</a>' in member.text
         stranger = await client.get(f"{G}/members/77")
         assert "has not used the economy" in stranger.text
         assert site.running.economy.find_wallet(GUILD, 77) is None

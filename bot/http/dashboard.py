@@ -53,7 +53,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.audit import AuditLog
-from actors.economy import Economy
+from actors.economy import Economy, member_of
 from actors.errors import CroupierError, DuplicateItem, InvalidInput, NotFound
 from actors.games.engine import Games
 from actors.parked import list_parked
@@ -534,6 +534,7 @@ class Dashboard:
             inventory=self.economy.inventory(guild_id, user) if wallet else [],
             price=lambda amount: money(settings, amount),
             signed=lambda amount: signed_money(settings, amount),
+            member_of=member_of,
         )
 
     # --- audit, games, health -------------------------------------------------------------
