@@ -45,47 +45,51 @@ class StoredAnswer:
 _ANSWER = RecordCodec(StoredAnswer, kind="answer", version=1)
 
 
-def _time_key(at: float, interaction_id: int) -> bytes:
+def _time_key(at: float, key: bytes) -> bytes:
     # Times are never negative, so the big-endian bytes of the double sort like the time.
     assert at >= 0, at
-    return _TIME.pack(at) + keys.u64(interaction_id)
+    return _TIME.pack(at) + key
 
 
-class AnswerLog:
-    """Stored answers keyed by interaction id, over one store."""
+class KeyedAnswers:
+    """Stored answers under byte keys, in a sub-database and its time index.
 
-    def __init__(self, store: Store, now: Callable[[], float]) -> None:
+    The interactions' log (``AnswerLog``) and the HTTP API's idempotency keys (keyed by
+    guild and the client's key) are two of these over their own keyspaces.
+    """
+
+    def __init__(self, store: Store, now: Callable[[], float], db: str, by_time_db: str) -> None:
         self._store = store
         self._now = now
+        self._db = db
+        self._by_time_db = by_time_db
 
-    def get(self, interaction_id: int) -> StoredAnswer | None:
+    def get(self, key: bytes) -> StoredAnswer | None:
         with self._store.read() as txn:
-            raw = txn.get(keys.u64(interaction_id), db=self._store.db("answers"))
+            raw = txn.get(key, db=self._store.db(self._db))
         return None if raw is None else _ANSWER.decode(raw)
 
-    async def put(
-        self, interaction_id: int, fingerprint: bytes, answer: Mapping[str, Any]
-    ) -> StoredAnswer:
-        """Store ``answer`` unless the id already has one; return the one that stays."""
+    async def put(self, key: bytes, fingerprint: bytes, answer: Mapping[str, Any]) -> StoredAnswer:
+        """Store ``answer`` unless ``key`` already has one; return the one that stays."""
         assert len(fingerprint) == fingerprint_bytes, fingerprint
+        assert key, key
         record = StoredAnswer(fingerprint, dict(answer), self._now())
         value = _ANSWER.encode(record)
-        answers, by_time = self._store.db("answers"), self._store.db("answers_by_time")
+        answers, by_time = self._store.db(self._db), self._store.db(self._by_time_db)
 
         def write(txn: Any) -> StoredAnswer:
-            key = keys.u64(interaction_id)
             existing = txn.get(key, db=answers)
             if existing is not None:
                 return _ANSWER.decode(existing)
             txn.put(key, value, db=answers)
-            txn.put(_time_key(record.at, interaction_id), b"", db=by_time)
+            txn.put(_time_key(record.at, key), b"", db=by_time)
             return record
 
         return await self._store.write(write)
 
     async def prune(self, before: float) -> int:
         """Forget every answer given before ``before``; return how many."""
-        answers, by_time = self._store.db("answers"), self._store.db("answers_by_time")
+        answers, by_time = self._store.db(self._db), self._store.db(self._by_time_db)
         end = _TIME.pack(max(before, 0.0))
         pruned = 0
         while True:
@@ -109,3 +113,23 @@ class AnswerLog:
             pruned += removed
             if removed < answers_pruned_per_commit_max:
                 return pruned
+
+
+class AnswerLog:
+    """Stored answers keyed by interaction id, over one store."""
+
+    def __init__(self, store: Store, now: Callable[[], float]) -> None:
+        self._answers = KeyedAnswers(store, now, "answers", "answers_by_time")
+
+    def get(self, interaction_id: int) -> StoredAnswer | None:
+        return self._answers.get(keys.u64(interaction_id))
+
+    async def put(
+        self, interaction_id: int, fingerprint: bytes, answer: Mapping[str, Any]
+    ) -> StoredAnswer:
+        """Store ``answer`` unless the id already has one; return the one that stays."""
+        return await self._answers.put(keys.u64(interaction_id), fingerprint, answer)
+
+    async def prune(self, before: float) -> int:
+        """Forget every answer given before ``before``; return how many."""
+        return await self._answers.prune(before)

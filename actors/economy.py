@@ -654,6 +654,29 @@ class Economy:
                     rows.append(LeaderboardRow(index + 1, user, balance))
         return LeaderboardPage(tuple(rows), page, has_next)
 
+    def rank(self, guild_id: int, user: int) -> int | None:
+        """``user``'s place on the leaderboard (1 is the richest), or None when it is past
+        the pages the leaderboard shows (so the walk is bounded) or the user holds no
+        wallet yet."""
+        scope = self.scope(guild_id)
+        check_user_id(user, "user")
+        shown_max = self.limits.leaderboard_pages_max * self.limits.leaderboard_page_entries_max
+        prefix = keys.u64(scope)
+        with self.store.read() as txn:
+            raw = txn.get(keys.wallet_key(scope, user), db=self.store.db("wallets"))
+            if raw is None:
+                return None
+            mine = keys.leaderboard_key(scope, WALLET.decode(raw).balance, user)
+            cursor = txn.cursor(db=self.store.db("leaderboard"))
+            if not cursor.set_range(prefix):
+                return None
+            for index, key in enumerate(cursor.iternext(values=False)):
+                if index >= shown_max or not key.startswith(prefix):
+                    return None
+                if key == mine:
+                    return index + 1
+        return None
+
     # --- shop --------------------------------------------------------------------------
 
     def items(self, guild_id: int, *, include_retired: bool = False) -> list[ShopItem]:

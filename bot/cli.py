@@ -222,6 +222,9 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
                 # metrics address only when one is configured, so it never fights the
                 # server for the default port.
                 metrics_endpoint=args.command == "run" or config.is_set("metrics_addr"),
+                # The public HTTP app (the API) is the server's; a console beside a
+                # running server must not take its port.
+                public_http=args.command == "run",
             )
         )
         return 0

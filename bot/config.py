@@ -54,6 +54,8 @@ game_idle_seconds_max = 86_400
 game_recovery_seconds_max = 30 * 86_400
 ratelimit_commands_per_minute_max = 1_000_000
 ratelimit_burst_commands_max = 100_000
+api_ratelimit_requests_per_minute_max = 6_000_000
+api_ratelimit_burst_requests_max = 100_000
 snowflake_id_max = 2**64 - 1
 port_number_max = 65_535
 # Discord's largest bots run thousands of shards; five digits leave room to spare.
@@ -202,12 +204,16 @@ class Config(BaseSettings):
     discord_shard_ids: ShardIds = Field(
         default="", description="shard ids separated by commas, e.g. 0,1,2, or empty for all"
     )
-    # The public HTTP app (the web dashboard today; the HTTP API joins it), served when
-    # something is on it, so servers without it bind no port.
+    # The public HTTP app: the HTTP API at /api/v1 (served by `croupier run`) and the
+    # web dashboard (when it is on), so a console beside a server binds no port.
     http_addr: Address = Field(
         default="127.0.0.1:8080",
         description="host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080",
     )
+    api_ratelimit_requests_per_minute: int = _whole(
+        1_200, 1, api_ratelimit_requests_per_minute_max, "(per API token)"
+    )
+    api_ratelimit_burst: int = _whole(100, 1, api_ratelimit_burst_requests_max, "requests")
     # The web dashboard, on when the application id is set: its OAuth2 credentials, the
     # public base URL Discord sends members back to, the secret that signs the session
     # cookies, and Discord's authorize page (configurable for tests and proxies).

@@ -127,6 +127,13 @@ class TokenBuckets:
             self._buckets.popitem(last=False)
         return wait
 
+    def remaining(self, user_id: int) -> float:
+        """Tokens ``user_id`` has now (a full bucket for one not tracked)."""
+        now = self._clock()
+        limit = self._limit
+        tokens, last = self._buckets.get(user_id, (float(limit.burst_commands), now))
+        return min(float(limit.burst_commands), tokens + (now - last) * limit.refill_per_second)
+
 
 class CommandSet:
     """Commands and button routes, served to every transport through ``invoke`` and
@@ -195,6 +202,8 @@ class CommandSet:
             return await command.handler(dataclasses.replace(inv, options=options))
 
         request = ("command", inv.command, inv.options, inv.user_id, inv.guild_id)
+        if command is not None and command.secret_reply:
+            return await self._serve(label, f"/{inv.command}", inv.interaction_id, run)
         return await self._answer_once(inv.interaction_id, request, label, f"/{inv.command}", run)
 
     async def press(self, p: ButtonPress) -> Reply:

@@ -13,8 +13,10 @@ when that could fail (an integer of thousands of digits) or flood a message.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
+from typing import Any
 
 from actors.errors import InvalidInput
 
@@ -139,6 +141,11 @@ def clean_text(value: object, field: str, *, chars_max: int = text_chars_max_def
     return text
 
 
+def refused_in_text(char: str) -> bool:
+    """Whether ``clean_text`` refuses ``char`` wherever it appears."""
+    return bool(_bad_char(char))
+
+
 def _bad_char(char: str) -> str:
     """What is wrong with ``char`` in stored text, or "" if nothing."""
     category = unicodedata.category(char)
@@ -153,3 +160,58 @@ def _bad_char(char: str) -> str:
 
 def _has_unprintable(text: str) -> bool:
     return any(_bad_char(char) for char in text)
+
+
+def json_object(text: bytes | str, field: str, *, depth_max: int) -> dict[str, Any]:
+    """A JSON object from outside (a request body), with nesting refused past
+    ``depth_max`` before parsing, integers longer than any bound kept as
+    ``OversizedNumber`` (never converted), and NaN or Infinity refused."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(field, "is not UTF-8 text") from None
+    if _nesting(text) > depth_max:
+        raise InvalidInput(field, f"is nested deeper than {depth_max} levels")
+    try:
+        value = json.loads(text, parse_int=_json_integer, parse_constant=_no_constant)
+    except ValueError as err:
+        raise InvalidInput(field, f"is not valid JSON ({err.__class__.__name__})") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(field, "must be a JSON object")
+    return value
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of ``text``'s arrays and objects (brackets inside strings do not
+    count), without parsing it."""
+    if text.count("[") + text.count("{") <= 1:
+        return text.count("[") + text.count("{")
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _json_integer(text: str) -> int | OversizedNumber:
+    number = number_from_text(text)
+    assert number is not None, text
+    return number
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")

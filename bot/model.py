@@ -155,6 +155,9 @@ class Command:
     options: tuple[Option, ...]
     handler: CommandHandler
     admin_only: bool = False
+    # The reply holds a secret shown once (a new API token), so it is never stored as
+    # the interaction's answer: a redelivery runs the command again, which says so.
+    secret_reply: bool = False
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import Literal
 import trio
 
 from actors import keys
+from actors.answers import KeyedAnswers
 from actors.casino import build_casino
 from actors.economy import Economy
 from actors.games.engine import Games
@@ -79,6 +80,8 @@ class Services:
     games: Games
     timers: TimerService
     commands: CommandSet
+    # The public HTTP app's port once it listens (None when it does not).
+    http_port: int | None = None
 
 
 def tune_gc() -> None:
@@ -107,11 +110,15 @@ async def serve(
     console_json: bool = False,
     exit_on_eof: bool = False,
     metrics_endpoint: bool = True,
+    public_http: bool = False,
     wall_clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[Services] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the server until SIGINT/SIGTERM (or, with ``exit_on_eof``, the console's end
-    of input). Without ``metrics_endpoint`` nothing listens on the metrics address."""
+    of input). Without ``metrics_endpoint`` nothing listens on the metrics address. With
+    ``public_http`` (``croupier run``) the public HTTP app (the API, and the dashboard
+    when it is on) listens on ``http_addr``; an enabled dashboard turns it on in any
+    mode."""
     configure_logging(config.log_level, config.log_file or None, config.log_json)
     if transport == "auto":
         transport = "discord" if config.discord_enabled else "console"
@@ -157,6 +164,7 @@ async def serve(
                     console_json=console_json,
                     exit_on_eof=exit_on_eof,
                     stop=stop,
+                    public_http=public_http,
                     wall_clock=wall_clock,
                     task_status=task_status,
                 )
@@ -174,6 +182,7 @@ async def _run(
     console_json: bool,
     exit_on_eof: bool,
     stop: trio.Event,
+    public_http: bool,
     wall_clock: Callable[[], float],
     task_status: trio.TaskStatus[Services],
 ) -> None:
@@ -244,7 +253,9 @@ async def _run(
             )
         )
         task_status.started(services)
-        await _serve_transport(services, transport, console_json, exit_on_eof, stop)
+        await _serve_transport(
+            services, transport, console_json, exit_on_eof, stop, public_http=public_http
+        )
         log_event(log, "shutting_down", resident_actors=actors.resident)
         await actors.close()
         core.cancel_scope.cancel()
@@ -256,6 +267,8 @@ async def _serve_transport(
     console_json: bool,
     exit_on_eof: bool,
     stop: trio.Event,
+    *,
+    public_http: bool,
 ) -> None:
     """Serve until ``stop`` (a signal), or in console mode until /quit or end of input
     when ``exit_on_eof``; without it, a console whose input is closed keeps serving."""
@@ -263,7 +276,7 @@ async def _serve_transport(
     async with trio.open_nursery() as nursery:
         if config.interactions_addr:
             await _start_interactions_endpoint(services, nursery, register=transport == "discord")
-        if config.dashboard_enabled:
+        if public_http or config.dashboard_enabled:
             await _start_public_app(services, nursery)
         if transport == "discord" and config.discord_gateway:
             readiness = services.readiness
@@ -328,9 +341,10 @@ async def _start_interactions_endpoint(
 
 
 async def _start_public_app(services: Services, nursery: trio.Nursery) -> None:
-    """Serve the public HTTP app on CROUPIER_HTTP_ADDR in ``nursery``: the web dashboard
-    at /dashboard, the one surface on it so far (the HTTP API's routes join this app)."""
-    from bot.http import open_http_listeners
+    """Serve the public HTTP app on CROUPIER_HTTP_ADDR in ``nursery``: the HTTP API at
+    /api/v1 and, when it is on, the web dashboard at /dashboard."""
+    from bot.http import bound_port, open_http_listeners
+    from bot.http.api import API_PREFIX
 
     config = services.config
     host, port = config.http_host_port
@@ -341,7 +355,15 @@ async def _start_public_app(services: Services, nursery: trio.Nursery) -> None:
             f"cannot listen on {config.http_addr} (CROUPIER_HTTP_ADDR): {exc.strerror}"
         ) from exc
     await nursery.start(_serve_public_app, services, listeners)
-    log_event(log, "public_http_ready", addr=config.http_addr, dashboard="/dashboard")
+    services.http_port = bound_port(listeners)
+    log_event(
+        log,
+        "public_http_ready",
+        addr=config.http_addr,
+        port=services.http_port,
+        api=API_PREFIX,
+        dashboard="/dashboard" if config.dashboard_enabled else "off",
+    )
 
 
 async def _serve_public_app(
@@ -350,23 +372,37 @@ async def _serve_public_app(
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    from contextlib import AsyncExitStack
+
     from starlette.applications import Starlette
+    from starlette.routing import BaseRoute, Mount
 
     from bot.http import serve_http
+    from bot.http.api import ApiLimits, HttpApi
     from bot.http.dashboard import open_dashboard
 
-    async with (
-        open_dashboard(
-            services.config,
-            economy=services.economy,
-            games=services.games,
-            timers=services.timers,
-            readiness=services.readiness,
-            timers_overdue_grace_seconds=TIMER_OVERDUE_GRACE_SECONDS,
-        ) as dashboard,
-        trio.open_nursery() as nursery,
-    ):
-        app = Starlette(routes=[dashboard.mount()])
+    config = services.config
+    rate = RateLimit(
+        refill_per_second=config.api_ratelimit_requests_per_minute / 60.0,
+        burst_commands=config.api_ratelimit_burst,
+    )
+    api = HttpApi(services.economy, limits=ApiLimits(rate=rate))
+    routes: list[BaseRoute] = [Mount(API_PREFIX, app=api.app())]
+    async with AsyncExitStack() as stack:
+        if config.dashboard_enabled:
+            dashboard = await stack.enter_async_context(
+                open_dashboard(
+                    config,
+                    economy=services.economy,
+                    games=services.games,
+                    timers=services.timers,
+                    readiness=services.readiness,
+                    timers_overdue_grace_seconds=TIMER_OVERDUE_GRACE_SECONDS,
+                )
+            )
+            routes.append(dashboard.mount())
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        app = Starlette(routes=routes)
         await nursery.start(serve_http, app, listeners)
         task_status.started()
 
@@ -567,12 +603,15 @@ async def prune_idempotency_once(
 ) -> int:
     """One pass of the retention: prune, count, log; how many results were forgotten.
 
-    The wallets' stored results and the interactions' stored answers share the one
-    retention, so an id is answered the same for as long as it is remembered at all."""
+    The wallets' stored results and the interactions' and API requests' stored
+    answers share the one retention, so an id is answered the same for as long as it is
+    remembered at all."""
     pruned = await economy.prune_idempotency()
+    before = economy.env.now() - economy.limits.idempotency_retention_seconds
     if commands is not None and commands.answers is not None:
-        before = economy.env.now() - economy.limits.idempotency_retention_seconds
         pruned += await commands.answers.prune(before)
+    api_answers = KeyedAnswers(economy.store, economy.env.now, "api_answers", "api_answers_by_time")
+    pruned += await api_answers.prune(before)
     metrics.idempotency_pruned.inc(pruned)
     if pruned:
         log_event(log, "idempotency_pruned", records=pruned)

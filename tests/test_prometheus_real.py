@@ -182,6 +182,7 @@ def scraped(
         **os.environ,
         **server_under_test.env,
         "CROUPIER_METRICS_ADDR": f"127.0.0.1:{server_port}",
+        "CROUPIER_HTTP_ADDR": "127.0.0.1:0",
         "CROUPIER_DATA_DIR": str(work / "data"),
     }
     config = work / "prometheus.yml"

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from actors.answers import AnswerLog
+from actors.api_tokens import ApiTokens
+from actors.audit import AuditLog
 from actors.economy import Economy
+from bot.commands.api_tokens import ApiTokenCommands
 from bot.commands.economy import EconomyCommands, NotYourButton, RewardCooldown
 from bot.dispatch import CommandSet, RateLimit
 from bot.model import ButtonRoute, Command
@@ -28,9 +31,11 @@ def build_command_set(
 ) -> CommandSet:
     """Every command and button route of the server, behind one dispatcher that keeps
     each interaction's first answer in the economy's store."""
-    economy_commands = EconomyCommands(economy)
+    audit = AuditLog(economy.store, economy.env.now)
+    economy_commands = EconomyCommands(economy, audit)
+    token_commands = ApiTokenCommands(ApiTokens(economy.store, economy.env.now), audit)
     return CommandSet(
-        [*economy_commands.commands(), *extra_commands],
+        [*economy_commands.commands(), *token_commands.commands(), *extra_commands],
         [*economy_commands.buttons(), *extra_buttons],
         metrics=metrics,
         rate_limit=rate_limit,

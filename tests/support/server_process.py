@@ -47,6 +47,9 @@ class ServerProcess:
             **os.environ,
             "CROUPIER_DATA_DIR": str(data_dir),
             "CROUPIER_METRICS_ADDR": f"127.0.0.1:{self.port}",
+            # `croupier run` serves the public HTTP app too; any free port keeps tests
+            # that run at once from meeting on the default one.
+            "CROUPIER_HTTP_ADDR": "127.0.0.1:0",
             **env,
         }
         self.command = command

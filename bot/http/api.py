@@ -1,0 +1,708 @@
+"""The HTTP API at ``/api/v1``: balances, the leaderboard, history, inventories and the
+shop of one guild, for the guild's own tools.
+
+Every request carries ``Authorization: Bearer <token>``, a token made in the guild with
+``/api-token-create``; it works on that guild only (another guild: 403), a ``read``
+token on the GET routes only (403 elsewhere), and a made-up or revoked one not at all
+(401). Each token has its own rate limit (a token bucket), shown on every answer in
+``X-RateLimit-Limit`` (the burst), ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``
+(seconds until the bucket is full again); past it, 429 with ``retry_after``.
+
+Every mutating request needs an ``Idempotency-Key`` header. The first answer to a key is
+stored (keyed by the guild and the key, with a fingerprint of the method, path and
+body): a repeat with the same request gets that answer again and moves nothing
+(``Idempotent-Replayed: true``), a repeat with another request is refused with 409
+``id_reused``, and a repeat that arrives while the first is still running waits for its
+answer. Transient refusals (429, 503, 500) are not stored, so a retry can go through.
+The economy sees the key as ``api:<guild>:<key>``, so its own idempotency holds even if
+the stored answer were lost.
+
+Values are parsed at this boundary by ``bot.inputs`` (``snowflake``, ``whole_number``,
+``clean_text``, ``json_object``), as for every transport; a refusal is 400 with the
+field named. Errors are JSON ``{"code", "message"}`` with the console's codes. All
+changes go through the ``Economy`` API and are recorded in the audit log. Ids are
+strings in answers (they do not fit a JavaScript number) and accepted as either.
+The routes are described by ``openapi.json`` (``bot.http.openapi``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from actors import keys
+from actors.answers import KeyedAnswers, fingerprint_bytes
+from actors.api_tokens import ApiToken, ApiTokens
+from actors.audit import AuditLog
+from actors.economy import Economy, LeaderboardRow
+from actors.errors import (
+    BalanceTooHigh,
+    Busy,
+    CroupierError,
+    DuplicateItem,
+    InsufficientFunds,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    RateLimited,
+)
+from actors.records import HistoryEntry, ShopItem
+from bot.dispatch import RateLimit, TokenBuckets
+from bot.http.openapi import openapi_document
+from bot.inputs import (
+    INTEGER_OPTION_MAX,
+    INTEGER_OPTION_MIN,
+    clean_text,
+    json_object,
+    number_from_text,
+    snowflake,
+    whole_number,
+)
+from metrics import log_event
+
+log = logging.getLogger("croupier.http.api")
+
+API_PREFIX = "/api/v1"
+# "api:" + a guild id of up to 20 digits + ":" leaves this much of the economy's key.
+idempotency_key_chars_max = 100
+_IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,100}")
+_BEARER = re.compile(r"Bearer ([!-~]{1,200})")
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """What one request may send, and each token's rate."""
+
+    body_bytes_max: int = 16 * 1024
+    json_depth_max: int = 4
+    page_entries_max: int = 100
+    # Requests being answered under an idempotency key at once, across all guilds.
+    in_flight_keys_max: int = 10_000
+    rate: RateLimit = field(
+        default_factory=lambda: RateLimit(
+            refill_per_second=20.0, burst_commands=100, tracked_users_max=10_000
+        )
+    )
+
+
+class Unauthorized(CroupierError):
+    code = "unauthorized"
+
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            f"{why}; send Authorization: Bearer <token> with a token from /api-token-create"
+        )
+
+
+class Forbidden(NotPermitted):
+    """A valid token used where it does not reach (another guild, or a write with a read
+    token)."""
+
+    def __init__(self, message: str) -> None:
+        CroupierError.__init__(self, message)
+        self.what = message
+
+
+class KeyReusedForOther(CroupierError):
+    code = "id_reused"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was already used for a different request; "
+            "send this one with a new key"
+        )
+
+
+_STATUS_OF = {
+    InvalidInput.code: 400,
+    # The boundary refuses bad figures as invalid_input; invalid_amount comes from the
+    # economy, for an amount past the server's own max_balance setting.
+    "invalid_amount": 409,
+    "guild_only": 400,
+    Unauthorized.code: 401,
+    NotPermitted.code: 403,
+    NotFound.code: 404,
+    KeyReusedForOther.code: 409,
+    InsufficientFunds.code: 409,
+    BalanceTooHigh.code: 409,
+    DuplicateItem.code: 409,
+    RateLimited.code: 429,
+    Busy.code: 503,
+}
+# Answers that say "try again", never stored under an idempotency key.
+_TRANSIENT_STATUSES = frozenset({429, 500, 503})
+
+
+def status_of(error: CroupierError) -> int:
+    """The HTTP status of a typed error: 409 for a refusal by the economy's state."""
+    return _STATUS_OF.get(error.code, 409)
+
+
+def _error_document(error: CroupierError) -> dict[str, Any]:
+    document: dict[str, Any] = {"code": error.code, "message": error.message}
+    if isinstance(error, InvalidInput):
+        document["field"] = error.field
+    if isinstance(error, RateLimited):
+        document["retry_after"] = error.wait_seconds
+    return document
+
+
+def _json(status: int, document: Mapping[str, Any], headers: Mapping[str, str]) -> Response:
+    return Response(
+        json.dumps(document, separators=(",", ":")).encode(),
+        status_code=status,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store", **headers},
+    )
+
+
+@dataclass(frozen=True)
+class Call:
+    """One authorised request as a route handler sees it."""
+
+    token: ApiToken
+    guild: int
+    path: Mapping[str, str]
+    query: Mapping[str, str]
+    body: dict[str, Any]
+    # The economy's idempotency key of a write ("api:<guild>:<key>"), empty for reads.
+    key: str
+
+
+Handler = Callable[[Call], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+@dataclass
+class _InFlight:
+    fingerprint: bytes
+    done: trio.Event = field(default_factory=trio.Event)
+    answer: tuple[int, dict[str, Any]] | None = None
+
+
+class HttpApi:
+    """The API's routes over one economy, token store, audit log and answer store."""
+
+    def __init__(
+        self,
+        economy: Economy,
+        *,
+        tokens: ApiTokens | None = None,
+        audit: AuditLog | None = None,
+        answers: KeyedAnswers | None = None,
+        limits: ApiLimits | None = None,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
+        store, now = economy.store, economy.env.now
+        self.economy = economy
+        self.tokens = tokens or ApiTokens(store, now)
+        self.audit = audit or AuditLog(store, now)
+        self.answers = answers or KeyedAnswers(store, now, "api_answers", "api_answers_by_time")
+        self.limits = limits or ApiLimits()
+        self._buckets = TokenBuckets(self.limits.rate, clock)
+        self._in_flight: dict[bytes, _InFlight] = {}
+        # Built at the first request for it: its text patterns take a second to compute.
+        self._openapi: bytes | None = None
+
+    # --- the app -----------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        users = "/guilds/{guild}/users"
+        items = "/guilds/{guild}/items"
+        table: list[tuple[str, str, bool, Handler]] = [
+            ("GET", users + "/{user}", False, self._get_user),
+            ("PATCH", users + "/{user}", True, self._patch_user),
+            ("PUT", users + "/{user}", True, self._put_user),
+            ("GET", users, False, self._leaderboard),
+            ("GET", users + "/{user}/history", False, self._history),
+            ("GET", users + "/{user}/inventory", False, self._inventory),
+            ("GET", items, False, self._items),
+            ("POST", items, True, self._create_item),
+            ("PATCH", items + "/{item}", True, self._edit_item),
+            ("DELETE", items + "/{item}", True, self._retire_item),
+        ]
+        by_path: dict[str, dict[str, tuple[bool, Handler]]] = {}
+        for method, path, write, handler in table:
+            by_path.setdefault(path, {})[method] = (write, handler)
+        routes = [Route("/openapi.json", self._openapi_route, methods=["GET"])]
+        for path, methods in by_path.items():
+            routes.append(Route(path, self._endpoint(methods), methods=list(methods)))
+        return routes
+
+    def app(self) -> Starlette:
+        handlers: dict[Any, Any] = {HTTPException: _http_error}
+        app = Starlette(routes=self.routes(), exception_handlers=handlers)
+        app.router.redirect_slashes = False
+        return app
+
+    async def _openapi_route(self, request: Request) -> Response:
+        if self._openapi is None:
+            document = openapi_document(self.economy.limits, self.limits)
+            self._openapi = json.dumps(document).encode()
+        return Response(self._openapi, media_type="application/json")
+
+    def _endpoint(
+        self, methods: Mapping[str, tuple[bool, Handler]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            write, handler = methods[request.method]
+            headers: dict[str, str] = {}
+            try:
+                token = self._authenticate(request)
+                headers = self._throttle(token)
+                guild = path_id(request.path_params["guild"], "guild")
+                if token.guild != guild:
+                    raise Forbidden("this token belongs to another server")
+                if write and not token.can_write:
+                    raise Forbidden("this token is read-only; create a write token for changes")
+                if not write:
+                    call = Call(token, guild, request.path_params, request.query_params, {}, "")
+                    status, document = await self._run(handler, call)
+                    return _json(status, document, headers)
+                return await self._write(request, token, guild, handler, headers)
+            except _Throttled as throttled:
+                return _json(429, _error_document(throttled), throttled.headers)
+            except CroupierError as error:
+                return _json(status_of(error), _error_document(error), headers)
+
+        return endpoint
+
+    def _authenticate(self, request: Request) -> ApiToken:
+        header = request.headers.get("authorization")
+        if header is None:
+            raise Unauthorized("no token was sent")
+        found = _BEARER.fullmatch(header)
+        token = self.tokens.authenticate(found.group(1)) if found else None
+        if token is None:
+            raise Unauthorized("this token is not valid (revoked, or never made)")
+        return token
+
+    def _throttle(self, token: ApiToken) -> dict[str, str]:
+        bucket = int(token.token_id, 16)
+        wait = self._buckets.take(bucket)
+        rate = self.limits.rate
+        remaining = self._buckets.remaining(bucket)
+        full_in = (rate.burst_commands - remaining) / rate.refill_per_second
+        headers = {
+            "X-RateLimit-Limit": str(rate.burst_commands),
+            "X-RateLimit-Remaining": str(math.floor(remaining)),
+            "X-RateLimit-Reset": str(math.ceil(full_in)),
+        }
+        if wait > 0:
+            error = RateLimited(wait)
+            raise _Throttled(error, {**headers, "Retry-After": str(error.wait_seconds)})
+        return headers
+
+    async def _run(self, handler: Handler, call: Call) -> tuple[int, dict[str, Any]]:
+        """The handler's answer, with typed errors as their answers; an unexpected
+        exception is logged once and answered 500."""
+        try:
+            return await handler(call)
+        except CroupierError as error:
+            return status_of(error), _error_document(error)
+        except Exception:
+            # Only ``Exception``: Cancelled must keep unwinding.
+            log_event(log, "api_request_failed", level=logging.ERROR, exc_info=True)
+            return 500, {"code": "internal", "message": "the server failed; try again later"}
+
+    # --- idempotent writes -------------------------------------------------------------
+
+    async def _write(
+        self,
+        request: Request,
+        token: ApiToken,
+        guild: int,
+        handler: Handler,
+        headers: dict[str, str],
+    ) -> Response:
+        key = request.headers.get("idempotency-key")
+        if key is None or not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise InvalidInput(
+                "Idempotency-Key",
+                f"a header of 1 to {idempotency_key_chars_max} printable ASCII characters "
+                "is required on every change",
+            )
+        raw = await _read_body(request, self.limits.body_bytes_max)
+        body = json_object(raw or b"{}", "body", depth_max=self.limits.json_depth_max)
+        fingerprint = _fingerprint(request.method, request.url.path, body)
+        stored_key = keys.u64(guild) + key.encode()
+        running = self._in_flight.get(stored_key)
+        if running is not None:
+            if running.fingerprint != fingerprint:
+                raise KeyReusedForOther()
+            await running.done.wait()
+            assert running.answer is not None
+            return _json(*running.answer, {**headers, "Idempotent-Replayed": "true"})
+        stored = self.answers.get(stored_key)
+        if stored is not None:
+            if stored.fingerprint != fingerprint:
+                raise KeyReusedForOther()
+            replayed = {**headers, "Idempotent-Replayed": "true"}
+            return _json(stored.answer["status"], stored.answer["body"], replayed)
+        if len(self._in_flight) >= self.limits.in_flight_keys_max:
+            raise Busy()
+        flight = self._in_flight[stored_key] = _InFlight(fingerprint)
+        try:
+            call = Call(
+                token, guild, request.path_params, request.query_params, body, f"api:{guild}:{key}"
+            )
+            answer = await self._run(handler, call)
+            if answer[0] not in _TRANSIENT_STATUSES:
+                kept = await self.answers.put(
+                    stored_key, fingerprint, {"status": answer[0], "body": answer[1]}
+                )
+                if kept.fingerprint != fingerprint:
+                    answer = 409, _error_document(KeyReusedForOther())
+                else:
+                    answer = kept.answer["status"], kept.answer["body"]
+            flight.answer = answer
+            return _json(*answer, headers)
+        finally:
+            del self._in_flight[stored_key]
+            if flight.answer is None:
+                # Cancelled before an answer: a waiting repeat is told to retry.
+                flight.answer = 503, _error_document(Busy())
+            flight.done.set()
+
+    # --- members -----------------------------------------------------------------------
+
+    async def _get_user(self, call: Call) -> tuple[int, dict[str, Any]]:
+        user = path_id(call.path["user"], "user")
+        view = await self.economy.balance(call.guild, user)
+        rank = self.economy.rank(call.guild, user)
+        return 200, {
+            "guild": str(call.guild),
+            "user": str(user),
+            "balance": view.balance,
+            "rank": rank,
+        }
+
+    async def _patch_user(self, call: Call) -> tuple[int, dict[str, Any]]:
+        user = path_id(call.path["user"], "user")
+        body = _only(call.body, required=("amount",), optional=("reason",))
+        amount = whole_number(
+            body["amount"], "amount", minimum=INTEGER_OPTION_MIN, maximum=INTEGER_OPTION_MAX
+        )
+        if amount == 0:
+            raise InvalidInput("amount", "must not be 0: positive adds, negative removes")
+        op = "add" if amount > 0 else "remove"
+        return await self._adjust(call, user, op, abs(amount), self._reason(body))
+
+    async def _put_user(self, call: Call) -> tuple[int, dict[str, Any]]:
+        user = path_id(call.path["user"], "user")
+        body = _only(call.body, required=("balance",), optional=("reason",))
+        balance = whole_number(body["balance"], "balance", minimum=0, maximum=INTEGER_OPTION_MAX)
+        return await self._adjust(call, user, "set", balance, self._reason(body))
+
+    async def _adjust(
+        self, call: Call, user: int, op: Any, amount: int, reason: str
+    ) -> tuple[int, dict[str, Any]]:
+        got = await self.economy.adjust(
+            call.guild, call.token.created_by, user, op, amount, call.key, reason=reason
+        )
+        await self._audit(
+            call,
+            f"money.{op}",
+            f"user:{user}",
+            {"balance": got.balance - got.delta},
+            {"balance": got.balance},
+            reason,
+        )
+        return 200, {
+            "guild": str(call.guild),
+            "user": str(user),
+            "balance": got.balance,
+            "delta": got.delta,
+        }
+
+    async def _leaderboard(self, call: Call) -> tuple[int, dict[str, Any]]:
+        limits = self.economy.limits
+        size, pages_max = limits.leaderboard_page_entries_max, limits.leaderboard_pages_max
+        limit = _query_number(call.query, "limit", 25, 1, self.limits.page_entries_max)
+        offset = _query_number(call.query, "offset", 0, 0, pages_max * size - 1)
+        rows: list[LeaderboardRow] = []
+        page = offset // size + 1
+        # One row past the limit says whether there is more.
+        while len(rows) <= limit and page <= pages_max:
+            board = self.economy.leaderboard(call.guild, page)
+            rows += [row for row in board.rows if row.rank > offset]
+            if not board.has_next:
+                break
+            page += 1
+        return 200, {
+            "guild": str(call.guild),
+            "offset": offset,
+            "limit": limit,
+            "users": [
+                {"rank": row.rank, "user": str(row.user), "balance": row.balance}
+                for row in rows[:limit]
+            ],
+            "has_more": len(rows) > limit,
+        }
+
+    async def _history(self, call: Call) -> tuple[int, dict[str, Any]]:
+        user = path_id(call.path["user"], "user")
+        page = _query_number(call.query, "page", 1, 1, INTEGER_OPTION_MAX)
+        got = self.economy.history(call.guild, user, page)
+        return 200, {
+            "guild": str(call.guild),
+            "user": str(user),
+            "page": got.page,
+            "pages": got.pages,
+            "entries": [_history_entry(entry) for entry in got.entries],
+        }
+
+    async def _inventory(self, call: Call) -> tuple[int, dict[str, Any]]:
+        user = path_id(call.path["user"], "user")
+        lines = self.economy.inventory(call.guild, user)
+        return 200, {
+            "guild": str(call.guild),
+            "user": str(user),
+            "items": [
+                {
+                    "item_id": line.item.item_id,
+                    "name": line.item.name,
+                    "count": line.count,
+                    "retired": line.item.retired,
+                }
+                for line in lines
+            ],
+        }
+
+    # --- the shop ----------------------------------------------------------------------
+
+    async def _items(self, call: Call) -> tuple[int, dict[str, Any]]:
+        text = call.query.get("include_retired", "false")
+        if text not in ("true", "false"):
+            raise InvalidInput("include_retired", "must be true or false")
+        found = self.economy.items(call.guild, include_retired=text == "true")
+        return 200, {"guild": str(call.guild), "items": [_item(item) for item in found]}
+
+    async def _create_item(self, call: Call) -> tuple[int, dict[str, Any]]:
+        body = _only(call.body, required=("name", "price"), optional=_ITEM_OPTIONAL)
+        fields = self._item_fields(body)
+        item = await self.economy.create_item(
+            call.guild,
+            name=fields["name"],
+            price=fields["price"],
+            stock=fields.get("stock"),
+            role_id=fields.get("role_id"),
+            sell_price=fields.get("sell_price"),
+            description=fields.get("description", ""),
+            key=call.key,
+        )
+        await self._audit(call, "item.create", f"item:{item.item_id}", {}, _item(item))
+        return 201, _item(item)
+
+    async def _edit_item(self, call: Call) -> tuple[int, dict[str, Any]]:
+        item_id = _path_number(call.path["item"], "item")
+        body = _only(call.body, required=(), optional=("name", "price", *_ITEM_OPTIONAL))
+        if not body:
+            raise InvalidInput(
+                "body", f"give at least one of name, price, {', '.join(_ITEM_OPTIONAL)}"
+            )
+        before = self._find_item(call.guild, item_id)
+        item = await self.economy.edit_item(call.guild, item_id, **self._item_fields(body))
+        await self._audit(call, "item.edit", f"item:{item_id}", _item(before), _item(item))
+        return 200, _item(item)
+
+    async def _retire_item(self, call: Call) -> tuple[int, dict[str, Any]]:
+        item_id = _path_number(call.path["item"], "item")
+        _only(call.body, required=(), optional=())
+        before = self._find_item(call.guild, item_id)
+        item = await self.economy.retire_item(call.guild, item_id)
+        await self._audit(call, "item.retire", f"item:{item_id}", _item(before), _item(item))
+        return 200, _item(item)
+
+    def _find_item(self, guild: int, item_id: int) -> ShopItem:
+        for item in self.economy.items(guild, include_retired=True):
+            if item.item_id == item_id:
+                return item
+        raise NotFound("item", item_id)
+
+    def _item_fields(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        limits = self.economy.limits
+        price_max = limits.item_price_coins_max
+        fields: dict[str, Any] = {}
+        if "name" in body:
+            fields["name"] = clean_text(body["name"], "name", chars_max=limits.item_name_chars_max)
+        if "price" in body:
+            fields["price"] = whole_number(body["price"], "price", minimum=0, maximum=price_max)
+        for name, maximum in (
+            ("stock", limits.inventory_item_count_max),
+            ("sell_price", price_max),
+        ):
+            if name in body:
+                value = body[name]
+                fields[name] = (
+                    None if value is None else whole_number(value, name, minimum=0, maximum=maximum)
+                )
+        if "role_id" in body:
+            role = body["role_id"]
+            fields["role_id"] = None if role is None else snowflake(role, "role_id")
+        if "description" in body:
+            fields["description"] = clean_text(
+                body["description"], "description", chars_max=limits.reason_chars_max
+            )
+        return fields
+
+    # --- shared ------------------------------------------------------------------------
+
+    def _reason(self, body: Mapping[str, Any]) -> str:
+        chars_max = self.economy.limits.reason_chars_max
+        return clean_text(body.get("reason", ""), "reason", chars_max=chars_max)
+
+    async def _audit(
+        self,
+        call: Call,
+        action: str,
+        target: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        reason: str = "",
+    ) -> None:
+        await self.audit.append(
+            call.guild,
+            request=call.key,
+            actor=f"token:{call.token.token_id}",
+            via="api",
+            action=action,
+            target=target,
+            before=before,
+            after=after,
+            reason=reason,
+        )
+
+
+_ITEM_OPTIONAL = ("stock", "sell_price", "role_id", "description")
+
+
+class _Throttled(RateLimited):
+    """``RateLimited`` with the headers its answer carries."""
+
+    def __init__(self, error: RateLimited, headers: dict[str, str]) -> None:
+        CroupierError.__init__(self, error.message)
+        self.wait_seconds = error.wait_seconds
+        self.headers = headers
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException), exc
+    headers = dict(exc.headers or {})
+    if "Allow" in headers:
+        headers["Allow"] = ", ".join(sorted(headers["Allow"].split(", ")))
+    code = "not_found" if exc.status_code == 404 else "invalid_input"
+    message = f"no such path: {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+    return _json(exc.status_code, {"code": code, "message": message}, headers)
+
+
+async def _read_body(request: Request, bytes_max: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (
+        not declared.isdigit() or len(declared) > 12 or int(declared) > bytes_max
+    ):
+        raise InvalidInput("body", f"must be at most {bytes_max} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > bytes_max:
+                raise InvalidInput("body", f"must be at most {bytes_max} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise InvalidInput("body", "the client went away before sending it") from None
+    return b"".join(chunks)
+
+
+def _fingerprint(method: str, path: str, body: Mapping[str, Any]) -> bytes:
+    text = json.dumps([method, path, _canonical(body)], sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:fingerprint_bytes]
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return repr(value)
+
+
+def _only(
+    body: Mapping[str, Any], *, required: tuple[str, ...], optional: tuple[str, ...]
+) -> Mapping[str, Any]:
+    """``body``, refused naming the first unknown or missing field."""
+    allowed = (*required, *optional)
+    for name in body:
+        if name not in allowed:
+            known = ", ".join(allowed) or "none"
+            raise InvalidInput(name[:40], f"is not a field of this request (fields: {known})")
+    for name in required:
+        if name not in body:
+            raise InvalidInput(name, "is required")
+    return body
+
+
+def _query_number(
+    query: Mapping[str, str], name: str, default: int, minimum: int, maximum: int
+) -> int:
+    text = query.get(name)
+    if text is None:
+        return default
+    number = number_from_text(text)
+    if not isinstance(number, int):
+        raise InvalidInput(name, "must be a whole number")
+    return whole_number(number, name, minimum=minimum, maximum=maximum)
+
+
+def path_id(text: str, field: str) -> int:
+    """A Discord id in a path, in its one spelling: digits without leading zeros."""
+    number = snowflake(text, field)
+    if text != str(number):
+        raise InvalidInput(field, "must be written without leading zeros")
+    return number
+
+
+def _path_number(text: str, name: str) -> int:
+    number = number_from_text(text) if text.isascii() and text.isdigit() else None
+    if not isinstance(number, int) or text != str(number):
+        raise InvalidInput(name, "must be an item id (a whole number without leading zeros)")
+    return whole_number(number, name, minimum=1, maximum=INTEGER_OPTION_MAX)
+
+
+def _item(item: ShopItem) -> dict[str, Any]:
+    return {
+        "item_id": item.item_id,
+        "name": item.name,
+        "price": item.price,
+        "stock": item.stock,
+        "sell_price": item.sell_price,
+        "role_id": None if item.role_id is None else str(item.role_id),
+        "description": item.description,
+        "retired": item.retired,
+    }
+
+
+def _history_entry(entry: HistoryEntry) -> dict[str, Any]:
+    return {
+        "transfer_id": entry.transfer_id,
+        "amount": entry.amount,
+        "counterparty": entry.counterparty,
+        "reason": entry.reason,
+        "at": entry.at,
+        "balance": entry.balance,
+    }
