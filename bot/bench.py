@@ -120,13 +120,17 @@ def run_bench(suite: str, *, as_json: bool, quick: bool) -> int:
             from bot.bench_discord import run as run_discord
 
             figures = run_discord(quick)
+        elif suite == "api":
+            from bot.bench_api import run as run_api
+
+            figures = run_api(quick)
         elif suite == "storage":
             figures = trio.run(bench_storage, sizes)
         elif suite == "economy":
             figures = trio.run(bench_economy, sizes)
         else:
             raise ValueError(
-                f"unknown bench suite {suite!r}; use storage, economy, games or discord"
+                f"unknown bench suite {suite!r}; use storage, economy, games, discord or api"
             )
     finally:
         # The suites tune the collector as the server does; give the caller its own back.
@@ -161,6 +165,11 @@ NOTES = {
         "gateway; acknowledgement latencies run from when an interaction was due to be "
         "sent; a deferral counts as an acknowledgement and must then be followed up; "
         "*_server_answer_*_le are the server's own answer times, as histogram bucket bounds"
+    ),
+    "api": (
+        "a real croupier run under 100 keep-alive HTTP clients in another process: GET of "
+        "a member's balance and rank, and PATCH adding a coin with a new Idempotency-Key "
+        "each (a durable change); latencies per request as the clients see them"
     ),
 }
 

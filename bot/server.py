@@ -378,7 +378,7 @@ async def _serve_public_app(
     from starlette.routing import BaseRoute, Mount
 
     from bot.http import serve_http
-    from bot.http.api import ApiLimits, HttpApi
+    from bot.http.api import API_PREFIX, ApiLimits, HttpApi, json_error_handlers
     from bot.http.dashboard import open_dashboard
 
     config = services.config
@@ -402,7 +402,7 @@ async def _serve_public_app(
             )
             routes.append(dashboard.mount())
         nursery = await stack.enter_async_context(trio.open_nursery())
-        app = Starlette(routes=routes)
+        app = Starlette(routes=routes, exception_handlers=json_error_handlers())
         await nursery.start(serve_http, app, listeners)
         task_status.started()
 

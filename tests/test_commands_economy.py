@@ -76,11 +76,13 @@ async def test_command_set_holds_every_economy_command_and_the_extras(eco: Runni
         *("balance", "daily", "work", "pay", "leaderboard", "history", "shop", "buy", "sell"),
         *("inventory", "use", "economy-config", "money-add", "money-remove", "money-set"),
         *("reset-user", "shop-add", "shop-edit", "shop-retire", "transfer-refund", "hello"),
+        *("api-token-create", "api-token-list", "api-token-revoke"),
     }
     admin_only = {c.name for c in commands.commands if c.admin_only}
     assert admin_only == {
         *("economy-config", "money-add", "money-remove", "money-set", "reset-user"),
         *("shop-add", "shop-edit", "shop-retire", "transfer-refund"),
+        *("api-token-create", "api-token-list", "api-token-revoke"),
     }
     assert (await run(commands, "hello")).title == "Hello"
     assert ok(await press(commands, "slots:1:spin")) == {"id": "slots:1:spin"}

@@ -393,3 +393,15 @@ async def test_a_new_item_repeated_is_one_item(server: ApiServer) -> None:
     duplicate = await server.call("POST", f"/guilds/{GUILD}/items", key="crown-2", body=body)
     assert duplicate.status_code == 409 and duplicate.json()["code"] == "duplicate_item"
     assert ADMIN == 7
+
+
+async def test_unknown_query_parameters_are_refused_naming_them(server: ApiServer) -> None:
+    """A query parameter a route does not take is a 400 naming it, not silently ignored."""
+    for path, name in (
+        (f"/guilds/{GUILD}/users/{BOB}?verbose=1", "verbose"),
+        (f"/guilds/{GUILD}/users?page=2", "page"),
+        (f"/guilds/{GUILD}/users/{BOB}/history?=3", "query"),
+    ):
+        reply = await server.call("GET", path)
+        assert reply.status_code == 400, path
+        assert reply.json()["field"] == name

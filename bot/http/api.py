@@ -185,6 +185,13 @@ class Call:
 Handler = Callable[[Call], Awaitable[tuple[int, dict[str, Any]]]]
 
 
+@dataclass(frozen=True)
+class _Operation:
+    write: bool
+    query: tuple[str, ...]
+    handler: Handler
+
+
 @dataclass
 class _InFlight:
     fingerprint: bytes
@@ -221,29 +228,29 @@ class HttpApi:
     def routes(self) -> list[Route]:
         users = "/guilds/{guild}/users"
         items = "/guilds/{guild}/items"
-        table: list[tuple[str, str, bool, Handler]] = [
-            ("GET", users + "/{user}", False, self._get_user),
-            ("PATCH", users + "/{user}", True, self._patch_user),
-            ("PUT", users + "/{user}", True, self._put_user),
-            ("GET", users, False, self._leaderboard),
-            ("GET", users + "/{user}/history", False, self._history),
-            ("GET", users + "/{user}/inventory", False, self._inventory),
-            ("GET", items, False, self._items),
-            ("POST", items, True, self._create_item),
-            ("PATCH", items + "/{item}", True, self._edit_item),
-            ("DELETE", items + "/{item}", True, self._retire_item),
+        # (method, path, whether it changes anything, the query parameters it takes).
+        table: list[tuple[str, str, bool, tuple[str, ...], Handler]] = [
+            ("GET", users + "/{user}", False, (), self._get_user),
+            ("PATCH", users + "/{user}", True, (), self._patch_user),
+            ("PUT", users + "/{user}", True, (), self._put_user),
+            ("GET", users, False, ("limit", "offset"), self._leaderboard),
+            ("GET", users + "/{user}/history", False, ("page",), self._history),
+            ("GET", users + "/{user}/inventory", False, (), self._inventory),
+            ("GET", items, False, ("include_retired",), self._items),
+            ("POST", items, True, (), self._create_item),
+            ("PATCH", items + "/{item}", True, (), self._edit_item),
+            ("DELETE", items + "/{item}", True, (), self._retire_item),
         ]
-        by_path: dict[str, dict[str, tuple[bool, Handler]]] = {}
-        for method, path, write, handler in table:
-            by_path.setdefault(path, {})[method] = (write, handler)
+        by_path: dict[str, dict[str, _Operation]] = {}
+        for method, path, write, query, handler in table:
+            by_path.setdefault(path, {})[method] = _Operation(write, query, handler)
         routes = [Route("/openapi.json", self._openapi_route, methods=["GET"])]
         for path, methods in by_path.items():
             routes.append(Route(path, self._endpoint(methods), methods=list(methods)))
         return routes
 
     def app(self) -> Starlette:
-        handlers: dict[Any, Any] = {HTTPException: _http_error}
-        app = Starlette(routes=self.routes(), exception_handlers=handlers)
+        app = Starlette(routes=self.routes(), exception_handlers=json_error_handlers())
         app.router.redirect_slashes = False
         return app
 
@@ -254,10 +261,11 @@ class HttpApi:
         return Response(self._openapi, media_type="application/json")
 
     def _endpoint(
-        self, methods: Mapping[str, tuple[bool, Handler]]
+        self, methods: Mapping[str, _Operation]
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            write, handler = methods[request.method]
+            operation = methods[request.method]
+            write, handler = operation.write, operation.handler
             headers: dict[str, str] = {}
             try:
                 token = self._authenticate(request)
@@ -267,6 +275,12 @@ class HttpApi:
                     raise Forbidden("this token belongs to another server")
                 if write and not token.can_write:
                     raise Forbidden("this token is read-only; create a write token for changes")
+                for name in request.query_params:
+                    if name not in operation.query:
+                        known = ", ".join(operation.query) or "none"
+                        raise InvalidInput(
+                            name[:40] or "query", f"is not a query parameter here (known: {known})"
+                        )
                 if not write:
                     call = Call(token, guild, request.path_params, request.query_params, {}, "")
                     status, document = await self._run(handler, call)
@@ -596,6 +610,13 @@ class _Throttled(RateLimited):
         CroupierError.__init__(self, error.message)
         self.wait_seconds = error.wait_seconds
         self.headers = headers
+
+
+def json_error_handlers() -> dict[Any, Any]:
+    """Starlette's own refusals (no such path, a method a path does not take) as the
+    API's JSON errors; also for the app the API is mounted in, which answers paths that
+    no mount matches (a path with a newline in it, say)."""
+    return {HTTPException: _http_error}
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

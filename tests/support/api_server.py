@@ -17,7 +17,7 @@ from starlette.routing import Mount
 
 from actors.api_tokens import ApiTokens
 from bot.http import bound_port, open_http_listeners, serve_http
-from bot.http.api import API_PREFIX, ApiLimits, HttpApi
+from bot.http.api import API_PREFIX, ApiLimits, HttpApi, json_error_handlers
 from tests.economy_fixtures import Running, running_economy
 
 GUILD, OTHER_GUILD = 1, 2
@@ -79,7 +79,9 @@ async def api_server(
         extra = {} if clock is None else {"clock": clock}
         api = HttpApi(eco.economy, limits=limits, **extra)
         tokens = await make_tokens(api.tokens)
-        app: Any = Starlette(routes=[Mount(API_PREFIX, app=api.app())])
+        app: Any = Starlette(
+            routes=[Mount(API_PREFIX, app=api.app())], exception_handlers=json_error_handlers()
+        )
         listeners = await open_http_listeners("127.0.0.1", 0)
         base = f"http://127.0.0.1:{bound_port(listeners)}{API_PREFIX}"
         async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=10) as client:
