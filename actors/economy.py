@@ -10,7 +10,9 @@ sweep). Reads (history, leaderboard, shop) are served from ordered indexes in th
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import logging
 import math
 from dataclasses import dataclass
@@ -670,12 +672,13 @@ class Economy:
             cursor = txn.cursor(db=self.store.db("leaderboard"))
             if not cursor.set_range(prefix):
                 return None
-            for index, key in enumerate(cursor.iternext(values=False)):
-                if index >= shown_max or not key.startswith(prefix):
-                    return None
-                if key == mine:
-                    return index + 1
-        return None
+            # Every key from the scope's first to ``mine`` shares the scope's prefix, so
+            # counting the keys below ``mine`` is the rank; the walk stops at the bound.
+            walk = itertools.islice(cursor.iternext(values=False), shown_max)
+            # The count runs in C: a deque of one keeps only the last (index, key).
+            last = collections.deque(enumerate(itertools.takewhile(mine.__gt__, walk), 1), 1)
+            above = last[0][0] if last else 0
+        return above + 1 if above < shown_max else None
 
     # --- shop --------------------------------------------------------------------------
 

@@ -12,6 +12,9 @@ its next request as soon as the previous answer is complete.
 ``Idempotency-Key``, so every request is a durable change (a wallet commit, an answer
 stored under its key, an audit entry). ``*_p50_ms`` / ``*_p99_ms`` are per-request
 latencies seen by the clients; ``*_errors`` counts answers that were not 200.
+``*_server_cpu_ms_per_request`` is the server process's CPU time (user and system, from
+/proc) over the run divided by the requests answered: on a machine shared with other
+work the throughput says how much CPU the server got, this says what a request costs.
 """
 
 from __future__ import annotations
@@ -68,7 +71,11 @@ def run(quick: bool) -> dict[str, Any]:
             _wait_ready(metrics_port, server, log)
             figures: dict[str, Any] = {"clients": CLIENTS, "members": MEMBERS}
             for kind in ("get", "patch"):
+                cpu_before = _cpu_seconds(server.pid)
                 got = _load(http_port, secret, kind, seconds)
+                served = got["per_s"] * got["seconds"]
+                cpu_ms = 1000 * (_cpu_seconds(server.pid) - cpu_before) / max(1.0, served)
+                figures[f"{kind}_server_cpu_ms_per_request"] = round(cpu_ms, 3)
                 figures[f"{kind}_requests_per_s_{CLIENTS}_clients"] = got["per_s"]
                 figures[f"{kind}_p50_ms"] = got["p50_ms"]
                 figures[f"{kind}_p99_ms"] = got["p99_ms"]
@@ -91,6 +98,13 @@ async def _make_token(data: Path) -> str:
             GUILD, name="bench", scope="write", created_by=1, key="bench"
         )
     return created.secret
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) the process ``pid`` has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -212,6 +226,7 @@ async def _generate(port: int, secret: str, kind: str, seconds: float) -> dict[s
         return round(1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2)
 
     return {
+        "seconds": elapsed,
         "per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": quantile(0.50) if latencies else 0.0,
         "p99_ms": quantile(0.99) if latencies else 0.0,

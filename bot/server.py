@@ -375,10 +375,10 @@ async def _serve_public_app(
     from contextlib import AsyncExitStack
 
     from starlette.applications import Starlette
-    from starlette.routing import BaseRoute, Mount
+    from starlette.routing import BaseRoute
 
     from bot.http import serve_http
-    from bot.http.api import API_PREFIX, ApiLimits, HttpApi, json_error_handlers
+    from bot.http.api import ApiLimits, HttpApi, json_error_handlers
     from bot.http.dashboard import open_dashboard
 
     config = services.config
@@ -387,7 +387,7 @@ async def _serve_public_app(
         burst_commands=config.api_ratelimit_burst,
     )
     api = HttpApi(services.economy, limits=ApiLimits(rate=rate))
-    routes: list[BaseRoute] = [Mount(API_PREFIX, app=api.app())]
+    routes: list[BaseRoute] = [api.mount()]
     async with AsyncExitStack() as stack:
         if config.dashboard_enabled:
             dashboard = await stack.enter_async_context(
@@ -403,6 +403,8 @@ async def _serve_public_app(
             routes.append(dashboard.mount())
         nursery = await stack.enter_async_context(trio.open_nursery())
         app = Starlette(routes=routes, exception_handlers=json_error_handlers())
+        # A path is served as written: "/api/v1/guilds/1/items/" is not a second name.
+        app.router.redirect_slashes = False
         await nursery.start(serve_http, app, listeners)
         task_status.started()
 

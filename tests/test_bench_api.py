@@ -24,7 +24,13 @@ def test_quick_api_bench_reports_every_figure_with_no_error(
         *(
             f"{kind}_{name}"
             for kind in ("get", "patch")
-            for name in ("requests_per_s_100_clients", "p50_ms", "p99_ms", "errors")
+            for name in (
+                "requests_per_s_100_clients",
+                "p50_ms",
+                "p99_ms",
+                "errors",
+                "server_cpu_ms_per_request",
+            )
         ),
     }
     assert all(isinstance(v, int | float) and math.isfinite(v) for v in figures.values())

@@ -37,11 +37,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trio
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from actors import keys
 from actors.answers import KeyedAnswers, fingerprint_bytes
@@ -249,10 +248,10 @@ class HttpApi:
             routes.append(Route(path, self._endpoint(methods), methods=list(methods)))
         return routes
 
-    def app(self) -> Starlette:
-        app = Starlette(routes=self.routes(), exception_handlers=json_error_handlers())
-        app.router.redirect_slashes = False
-        return app
+    def mount(self) -> Mount:
+        """The routes under ``/api/v1``, for an app whose error handlers are
+        ``json_error_handlers`` (one Starlette app, so one middleware stack per request)."""
+        return Mount(API_PREFIX, routes=self.routes())
 
     async def _openapi_route(self, request: Request) -> Response:
         if self._openapi is None:

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import trio
 from starlette.applications import Starlette
-from starlette.routing import Mount
 
 from actors.api_tokens import ApiTokens
 from bot.http import bound_port, open_http_listeners, serve_http
@@ -79,9 +78,8 @@ async def api_server(
         extra = {} if clock is None else {"clock": clock}
         api = HttpApi(eco.economy, limits=limits, **extra)
         tokens = await make_tokens(api.tokens)
-        app: Any = Starlette(
-            routes=[Mount(API_PREFIX, app=api.app())], exception_handlers=json_error_handlers()
-        )
+        app: Any = Starlette(routes=[api.mount()], exception_handlers=json_error_handlers())
+        app.router.redirect_slashes = False
         listeners = await open_http_listeners("127.0.0.1", 0)
         base = f"http://127.0.0.1:{bound_port(listeners)}{API_PREFIX}"
         async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=10) as client:
