@@ -31,8 +31,13 @@ _INVALID_WEBHOOK_TOKEN = 50027
 # How many connections the answer path keeps open to Discord at most; a burst of answers
 # shares them (HTTP keep-alive) rather than opening one each.
 answer_connections_max = 100
-# The pause before retrying an answer Discord failed with a 5xx or the network dropped.
+# The pause before retrying an answer Discord failed with a 5xx or the network dropped,
+# how many such failures an answer gets, and how long one attempt may take (a follow-up
+# may be sent for 15 minutes, but not by one request hanging that long). A 429 is not a
+# failure: it is waited out for as long as the answer has time.
 _retry_pause_seconds = 0.05
+attempts_max = 3
+request_seconds_max = 10.0
 
 # Why an answer did not reach the member; the label values of
 # ``croupier_discord_unanswered_total``.
@@ -108,14 +113,14 @@ class InteractionAnswers:
         if session is None:
             raise AnswerFailed("shutdown", f"{method} {path}: the answer path is closed")
         url = self._api_url + path
+        failures = 0
         while True:
             left = until - time.monotonic()
             if left <= 0:
                 raise AnswerFailed("expired", f"{method} {path}: no time left to answer")
+            timeout = aiohttp.ClientTimeout(total=min(left, request_seconds_max))
             try:
-                async with session.request(
-                    method, url, json=body, timeout=aiohttp.ClientTimeout(total=left)
-                ) as response:
+                async with session.request(method, url, json=body, timeout=timeout) as response:
                     if 200 <= response.status < 300:
                         return
                     failure, pause = _classify(method, path, response, await _json(response))
@@ -125,7 +130,9 @@ class InteractionAnswers:
                     "expired" if late else "network", f"{method} {path}: {err!r}"
                 )
                 pause = _retry_pause_seconds
-            if pause is None or time.monotonic() + pause >= until:
+            if failure.reason != "rate_limited":
+                failures += 1
+            if pause is None or failures >= attempts_max or time.monotonic() + pause >= until:
                 raise failure
             await asyncio.sleep(pause)
 

@@ -454,3 +454,20 @@ async def test_a_clean_shutdown_logs_no_error(
     assert problems == []
     assert not any("reconnect" in r.getMessage().lower() for r in caplog.records)
     assert sample(metrics, "croupier_asyncio_task_errors_total") == 0
+
+
+async def test_a_failed_edit_after_the_command_is_followed_up_and_counted(
+    fake: FakeDiscord, commands: CommandSet, bank: ToyBank, metrics: Metrics
+) -> None:
+    """When the edit that should answer a deferred command is refused, the command has
+    taken effect: the failure is counted and the answer arrives as a follow-up."""
+    fake.rate_limit(r"/webhooks/.*/messages/@original", method="PATCH", retry_after=10_000)
+    async with serving(fake, commands, metrics, defer_after_seconds=0.05):
+        await fake.wait_commands_synced()
+        slow = fake.send_interaction(fake.slash_command("slow"))
+        [deferral] = await fake.wait_callbacks(slow)
+        bank.slow_release.set()
+        [followup] = await fake.wait_for(lambda: fake.followups(slow) or None, "follow-up")
+    assert deferral.type == 5
+    assert embed(followup)["title"] == "Done"
+    assert sample(metrics, "croupier_discord_unanswered_total", reason="rate_limited") == 1
