@@ -2,9 +2,10 @@
 
 ``run_discord`` opens an asyncio loop on top of trio and connects one process's shards to
 the gateway. Every INTERACTION_CREATE is taken straight from the gateway (the library's
-own interaction dispatch, command lookup and context objects are bypassed), crosses into
-trio to run through the ``CommandSet``, and is answered on the interaction REST path of
-``bot.discord_answers``:
+own interaction dispatch, command lookup and context objects are bypassed) and handled on
+the asyncio side: only the command crosses into trio, to run through the ``CommandSet``,
+and the answer goes out on the interaction REST path of ``bot.discord_answers``, which
+no global lock holds back:
 
     gateway (asyncio) -> raw interaction -> trio: CommandSet -> asyncio: callback POST
 
@@ -24,8 +25,10 @@ gateway connects, so no interaction is dropped for arriving before a sync.
 
 Known traps of interactions.py under trio-asyncio, and what this module does about them:
 
-- ``Client.stop()`` can spin forever, so it is never called: shutdown cancels the trio
-  scope around ``Client.astart`` (after letting in-flight interactions finish).
+- ``Client.stop()`` can spin forever, so it is never called: shutdown lets in-flight
+  interactions finish, closes each shard's gateway the library's way (code 1000, so no
+  receive task is left trying to reconnect), then cancels the trio scope around
+  ``Client.astart``.
 - One stray asyncio task error would end the whole loop (trio-asyncio's default exception
   handler re-raises), so a handler that logs and counts them is installed.
 - Listeners are only collected from ``__main__`` or from an ``Extension``, so they live in

@@ -3,6 +3,7 @@ interactions, rate limits on the REST routes, and shards."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +20,8 @@ _burst_interactions = 1000
 _members = 50
 _first_member = 1000
 _retry_after_seconds = 0.3
+# Past this load average per core the machine, not the transport, sets the burst's pace.
+_oversubscribed_load_per_core = 1.5
 
 
 @pytest.fixture
@@ -34,6 +37,11 @@ async def test_a_burst_of_a_thousand_is_acknowledged_in_time(
 ) -> None:
     """A thousand interactions at once from fifty members are all acknowledged within
     Discord's 3 s, each with one request, and every payment is answered with its result."""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > _oversubscribed_load_per_core * cores:
+        # The burst needs about 1.5 s of one core for the client and 0.8 s for the fake;
+        # on a machine this busy with other work the figure is the machine's, not ours.
+        pytest.skip(f"load average {load:.1f} on {cores} cores: too busy to time a burst")
     bank = ToyBank()
     commands = bank.command_set(metrics, rate_limit=RateLimit(burst_commands=_burst_interactions))
     fake = remote_fake

@@ -125,3 +125,21 @@ async def test_chosen_shards_identify_in_waves_of_one_per_bucket(
 @pytest.fixture
 def commands(metrics: Metrics) -> CommandSet:
     return ToyBank().command_set(metrics)
+
+
+async def test_a_bot_in_more_than_2500_guilds_connects_on_the_recommended_shards(
+    commands: CommandSet, metrics: Metrics
+) -> None:
+    """Discord refuses one shard more than 2,500 guilds (4011); with the shard count
+    Discord recommends, a bot in 2,600 guilds connects and serves each shard's guilds."""
+    guilds = tuple(_GUILD_BASE + (n << 22) + 3 for n in range(2600))
+    # Discord's heartbeat interval: the fake's quick one would have a client busy with
+    # 2,600 GUILD_CREATEs taken for a dead connection.
+    with FakeDiscord(shards=2, guild_ids=guilds, heartbeat_interval_ms=41_250) as fake:
+        async with serving(fake, commands, metrics):
+            await fake.wait_commands_synced()
+            last = guilds[-1]
+            balance = fake.send_interaction(fake.slash_command("balance", guild_id=last))
+            await fake.wait_callbacks(balance)
+        identifies = fake.identifies
+    assert sorted((i.shard_id, i.accepted) for i in identifies) == [(0, True), (1, True)]
