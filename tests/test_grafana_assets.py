@@ -45,6 +45,7 @@ EXPECTED_ALERTS = {
     "CroupierCommandErrorRate",
     "CroupierCommandLatencyHigh",
     "CroupierDiscordDisconnected",
+    "CroupierDiscordUnanswered",
     "CroupierAskTimeouts",
 }
 # Prometheus adds `up` to every scrape itself; only the rules may use it.
