@@ -92,6 +92,7 @@ defer_after_seconds_default = 1.5
 # Interactions handled at once; past it an interaction is answered "busy" at once.
 in_flight_max_default = 5000
 _latency_poll_seconds = 1.0
+_not_run_lines_per_second = 10
 # How long a stopping client may take to close its gateway connections before it is
 # cancelled.
 _gateway_close_seconds = 2.0
@@ -252,6 +253,9 @@ class _Transport:
         self.accepting = True
         self.stopping = False
         self.in_flight = 0
+        # Interactions that ran nothing are logged a few a second (they are all counted):
+        # under overload, a line for each would cost the CPU the others need.
+        self._not_run = _ThrottledLog(logger, _not_run_lines_per_second)
         # Where commands run, in trio; set while serving.
         self._nursery: trio.Nursery | None = None
         self._idle = trio.Event()
@@ -514,7 +518,7 @@ class _Transport:
                 until=interaction.created + self.policy.deadline_seconds,
             )
         except AnswerFailed as failure:
-            logger.warning(
+            self._not_run.warning(
                 "interaction %d (%s) could not be acknowledged and did not run: %s",
                 interaction.id,
                 interaction.what(),
@@ -611,6 +615,32 @@ class _Transport:
             # takes its place.
             await self.answers.delete_original(app, token, until=until)
         await self.answers.followup(app, token, message, until=until)
+
+
+class _ThrottledLog:
+    """Warnings of one kind, at most ``lines_per_second`` of them; the ones left out are
+    counted and said in the next line that is written."""
+
+    def __init__(self, log: logging.Logger, lines_per_second: int) -> None:
+        self._log = log
+        self._lines_per_second = lines_per_second
+        self._second = 0
+        self._written = 0
+        self._left_out = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        second = int(time.monotonic())
+        if second != self._second:
+            self._second, self._written = second, 0
+        if self._written >= self._lines_per_second:
+            self._left_out += 1
+            return
+        self._written += 1
+        if self._left_out:
+            message += " (and %d more like it, not logged)"
+            args = (*args, self._left_out)
+            self._left_out = 0
+        self._log.warning(message, *args)
 
 
 class _MemberRoles:

@@ -471,3 +471,31 @@ async def test_a_failed_edit_after_the_command_is_followed_up_and_counted(
     assert deferral.type == 5
     assert embed(followup)["title"] == "Done"
     assert sample(metrics, "croupier_discord_unanswered_total", reason="rate_limited") == 1
+
+
+async def test_interactions_that_ran_nothing_are_all_counted_but_few_logged(
+    fake: FakeDiscord,
+    commands: CommandSet,
+    bank: ToyBank,
+    metrics: Metrics,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Under overload a line per interaction that ran nothing would cost the CPU the
+    others need: each is counted, the log gets a few a second."""
+    old = ((int((time.time() - 5) * 1000) - _DISCORD_EPOCH_MS) << 22) | 1
+    burst = 40
+    async with serving(fake, commands, metrics):
+        await fake.wait_commands_synced()
+        fake.send_interactions(
+            [fake.slash_command("balance", interaction_id=old + n) for n in range(burst)]
+        )
+        await fake.wait_for(
+            lambda: (
+                sample(metrics, "croupier_discord_unanswered_total", reason="expired") >= burst
+                or None
+            ),
+            "the count of every expired interaction",
+        )
+    lines = [r for r in caplog.records if "could not be acknowledged" in r.getMessage()]
+    assert 1 <= len(lines) < burst / 2
+    assert bank.seen == []
