@@ -12,6 +12,7 @@ import httpx
 import pytest
 import trio
 
+from actors.api_tokens import token_hash
 from actors.audit import AuditLog
 from bot.dispatch import RateLimit
 from bot.http.api import ApiLimits
@@ -405,3 +406,19 @@ async def test_unknown_query_parameters_are_refused_naming_them(server: ApiServe
         reply = await server.call("GET", path)
         assert reply.status_code == 400, path
         assert reply.json()["field"] == name
+
+
+async def test_a_record_that_cannot_be_read_costs_one_request(server: ApiServer) -> None:
+    """A token record planted unreadable makes its request a JSON 500; the API serves on."""
+    planted = "crp_" + "p" * 43
+    db = server.eco.store.db("api_tokens")
+
+    def plant(txn: Any) -> None:
+        txn.put(token_hash(planted), b"\xc1 not msgpack", db=db)
+
+    await server.eco.store.write(plant)
+
+    broken = await server.call("GET", f"/guilds/{GUILD}/users/{BOB}", token=planted)
+
+    assert broken.status_code == 500 and broken.json()["code"] == "internal"
+    assert await balance(server) == START

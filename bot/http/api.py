@@ -141,6 +141,7 @@ _STATUS_OF = {
     RateLimited.code: 429,
     Busy.code: 503,
 }
+_INTERNAL = {"code": "internal", "message": "the server failed; try again later"}
 # Answers that say "try again", never stored under an idempotency key.
 _TRANSIENT_STATUSES = frozenset({429, 500, 503})
 
@@ -289,6 +290,11 @@ class HttpApi:
                 return _json(429, _error_document(throttled), throttled.headers)
             except CroupierError as error:
                 return _json(status_of(error), _error_document(error), headers)
+            except Exception:
+                # A bug or a record that cannot be read costs this request, answered
+                # like any other error; only ``Exception``, so Cancelled keeps unwinding.
+                log_event(log, "api_request_failed", level=logging.ERROR, exc_info=True)
+                return _json(500, _INTERNAL, headers)
 
         return endpoint
 
@@ -328,7 +334,7 @@ class HttpApi:
         except Exception:
             # Only ``Exception``: Cancelled must keep unwinding.
             log_event(log, "api_request_failed", level=logging.ERROR, exc_info=True)
-            return 500, {"code": "internal", "message": "the server failed; try again later"}
+            return 500, dict(_INTERNAL)
 
     # --- idempotent writes -------------------------------------------------------------
 
