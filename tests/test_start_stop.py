@@ -53,6 +53,9 @@ class Croupier:
         environ |= {
             "CROUPIER_DATA_DIR": str(self.data_dir),
             "CROUPIER_METRICS_ADDR": f"127.0.0.1:{self.port}",
+            # `croupier run` serves the public HTTP app too; any free port keeps runs
+            # at once (here and in other suites) from meeting on the default one.
+            "CROUPIER_HTTP_ADDR": "127.0.0.1:0",
             **(env or {}),
         }
         with open(self.errors, "wb") as errors:
