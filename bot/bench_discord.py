@@ -44,8 +44,11 @@ from bot.bench import progress
 ROOT = Path(__file__).resolve().parents[1]
 READY_SECONDS_MAX = 90.0
 STOP_SECONDS_MAX = 60.0
-# Between runs the server drains what the previous one left (deferred follow-ups).
-SETTLE_SECONDS = 2.0
+# Between runs the server drains what the previous one left (deferred follow-ups): the
+# next run starts once it has been idle for a probe, or after the longest wait.
+IDLE_PROBE_SECONDS = 0.5
+IDLE_CORE_SHARE_MAX = 0.1
+IDLE_WAIT_SECONDS_MAX = 60.0
 ANSWER_HISTOGRAM = "croupier_discord_http_answer_duration_seconds"
 # Wallets are opened at this rate before anything is measured.
 WARM_PER_S = 150
@@ -131,7 +134,7 @@ def _measure(
     load.ask(
         op=paced_op, rate=WARM_PER_S, seconds=sizes.members / WARM_PER_S, members=sizes.members
     )
-    time.sleep(SETTLE_SECONDS)
+    _settle(server, name)
     reports = []
     server_side: dict[str, float] = {}
     buckets = server.answer_buckets() if name == "http" else {}
@@ -142,7 +145,7 @@ def _measure(
         after = server.answer_buckets()
         server_side["http_server_answer_p99_ms_burst_le"] = _server_quantile(buckets, after, 0.99)
         buckets = after
-    time.sleep(SETTLE_SECONDS)
+    _settle(server, name)
     latency = load.ask(
         op=paced_op,
         rate=sizes.latency_rate_per_s,
@@ -161,7 +164,7 @@ def _measure(
     sustained = 0
     cpu_seconds, cpu_interactions = 0.0, 0
     for rate in sizes.sustained_rates_per_s:
-        time.sleep(SETTLE_SECONDS)
+        _settle(server, name)
         cpu_before = server.cpu_seconds()
         report = load.ask(
             op=paced_op, rate=rate, seconds=sizes.sustained_seconds, members=sizes.members
@@ -193,6 +196,12 @@ def _measure(
         f"{name}_discord_requests_per_interaction": sum(r["discord_requests"] for r in reports)
         / interactions,
     }
+
+
+def _settle(server: _ServerProcess, name: str) -> None:
+    waited = server.wait_idle()
+    if waited > 2 * IDLE_PROBE_SECONDS:
+        progress(f"{name}: the server was busy for {waited:.1f} s after the run")
 
 
 def _server_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
@@ -304,6 +313,18 @@ class _ServerProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop()
+
+    def wait_idle(self) -> float:
+        """Wait (at most ``IDLE_WAIT_SECONDS_MAX``) until the server has finished what
+        the last run left, deferred follow-ups included: a half-second in which it used
+        under a tenth of a core. The seconds waited."""
+        started = time.monotonic()
+        while time.monotonic() - started < IDLE_WAIT_SECONDS_MAX:
+            before = self.cpu_seconds()
+            time.sleep(IDLE_PROBE_SECONDS)
+            if self.cpu_seconds() - before < IDLE_PROBE_SECONDS * IDLE_CORE_SHARE_MAX:
+                break
+        return time.monotonic() - started
 
     def cpu_seconds(self) -> float:
         """User and system CPU the server process has used so far (Linux /proc)."""
