@@ -89,15 +89,14 @@ def verify_key(public_key_hex: str) -> VerifyKey:
 
 @dataclass
 class _Job:
-    """One interaction being answered: its first HTTP answer, once known, and what the
-    command replied."""
+    """One interaction being answered: the delivery while it runs, and its first HTTP
+    answer once known (all that a redelivery needs, so the delivery is dropped when the
+    job ends and the bounded map of recent jobs holds answers only)."""
 
     payload: Mapping[str, Any]
     button: bool
     answered: trio.Event = field(default_factory=trio.Event)
     answer: dict[str, Any] | None = None
-    finished: trio.Event = field(default_factory=trio.Event)
-    reply: Reply | None = None
     deferred: bool = False
     # Set once the deferral has gone out in an HTTP response, so the follow-up cannot
     # reach Discord before the interaction it edits.
@@ -292,7 +291,6 @@ class InteractionsEndpoint:
     async def _run_job(self, job: _Job) -> None:
         try:
             reply = await self._run(job)
-            job.reply = reply
             if not job.answered.is_set():
                 job.answer = _message_answer(reply, button=job.button)
                 job.answered.set()
@@ -301,7 +299,7 @@ class InteractionsEndpoint:
             await self._grant_roles(job, reply)
         finally:
             self._in_flight -= 1
-            job.finished.set()
+            job.payload = {}
 
     async def _run(self, job: _Job) -> Reply:
         async with self._running:
