@@ -290,6 +290,8 @@ class _ServerProcess:
             "CROUPIER_DISCORD_TOKEN": "bench-token",
             "CROUPIER_DISCORD_API_URL": api_url,
             "CROUPIER_LOG_LEVEL": "warning",
+            # The public HTTP app (API, dashboard) is not measured here; any free port.
+            "CROUPIER_HTTP_ADDR": "127.0.0.1:0",
             **env,
         }
 
