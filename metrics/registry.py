@@ -37,6 +37,18 @@ _LATENCY_BUCKETS_SECONDS = (
 )
 # The ``transfer`` label of delivery failures: a transfer id's first word, else "other".
 DELIVERY_TRANSFER_KINDS = ("pay", "settle", "refund", "other")
+# Why a Discord interaction went unanswered: the label values of
+# croupier_discord_unanswered_total (bot.discord_answers.Reason names the same).
+DISCORD_UNANSWERED_REASONS = (
+    "expired",
+    "already_acknowledged",
+    "token_expired",
+    "rate_limited",
+    "refused",
+    "server_error",
+    "network",
+    "shutdown",
+)
 _BATCH_BUCKETS_WRITES = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 
 
@@ -91,6 +103,10 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # Every reason starts at 0, so the first unanswered interaction is an increase
+        # (a series that appears at 1 is not one to rate() and increase()).
+        for reason in DISCORD_UNANSWERED_REASONS:
+            self.discord_unanswered.labels(reason=reason)
         self.discord_http_answer_duration = Histogram(
             "croupier_discord_http_answer_duration_seconds",
             "Time from a delivery reaching the HTTP interactions endpoint to its answer "

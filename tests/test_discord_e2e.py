@@ -8,15 +8,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import trio
 from interactions.api.http.route import Route
 
+from bot.discord_answers import Reason
 from bot.discord_client import run_discord
 from bot.dispatch import CommandSet
 from metrics import Metrics
+from metrics.registry import DISCORD_UNANSWERED_REASONS
 from tests.conftest import sample
 from tests.fake_discord import GUILD_ID, FakeDiscord
 from tests.support.discord import embed, serving
@@ -499,3 +501,14 @@ async def test_interactions_that_ran_nothing_are_all_counted_but_few_logged(
     lines = [r for r in caplog.records if "could not be acknowledged" in r.getMessage()]
     assert 1 <= len(lines) < burst / 2
     assert bank.seen == []
+
+
+def test_every_reason_an_answer_can_fail_for_is_a_counted_label(metrics: Metrics) -> None:
+    """The reasons the answer path names are the metric's label values, each at 0 from
+    the start."""
+    assert set(get_args(Reason)) == set(DISCORD_UNANSWERED_REASONS)
+    for reason in DISCORD_UNANSWERED_REASONS:
+        value = metrics.registry.get_sample_value(
+            "croupier_discord_unanswered_total", {"reason": reason}
+        )
+        assert value == 0
