@@ -379,8 +379,14 @@ def reply_json(reply: Reply, interaction_id: int) -> dict[str, Any]:
     }
 
 
+# Characters that some line readers (Python's str.splitlines, JavaScript) take as a line
+# end; JSON allows them raw in strings, so a reply escapes them to stay one line for all.
+_LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _dump(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, ensure_ascii=False, default=_json_default)
+    text = json.dumps(value, ensure_ascii=False, default=_json_default)
+    return text.translate(_LINE_BREAKS)
 
 
 def _json_default(value: object) -> object:

@@ -123,8 +123,8 @@ def number_from_text(text: str) -> int | OversizedNumber | None:
 
 def clean_text(value: object, field: str, *, chars_max: int = text_chars_max_default) -> str:
     """Text as stored and shown: NFC-normalised, at most ``chars_max`` characters after
-    normalisation, with no control, format (zero-width, bidirectional), lone surrogate
-    or invisible filler characters."""
+    normalisation, with no control, line or paragraph separator, format (zero-width,
+    bidirectional), lone surrogate or invisible filler characters."""
     if not isinstance(value, str):
         raise InvalidInput(field, f"{shown(value)} is not text")
     # Checked before normalising: a lone surrogate cannot be normalised, and a huge
@@ -153,6 +153,8 @@ def _bad_char(char: str) -> str:
         return "a control character"
     if category == "Cs":
         return "a lone surrogate"
+    if category in ("Zl", "Zp"):
+        return "a line break"
     if category == "Cf" or char in _INVISIBLE:
         return "an invisible character"
     return ""

@@ -87,7 +87,8 @@ async def converse(commands: CommandSet, data: bytes) -> list[dict[str, Any]]:
                 admin=False,
             )
             await writer.aclose()
-    return [json.loads(line) for line in output.decode().splitlines()]
+    # Replies end at "\n" only: the protocol's line end, whatever else a reply holds.
+    return [json.loads(line) for line in output.decode().split("\n") if line]
 
 
 def lines(*requests: Any) -> bytes:
@@ -195,6 +196,8 @@ async def test_deep_nesting_is_refused_before_parsing(commands: CommandSet) -> N
         ("zero\u200bwidth", "invisible character"),
         ("right\u202eleft", "invisible character"),
         ("\ud800", "lone surrogate"),
+        ("para\u2029graph", "line break"),
+        ("line\u2028separator", "line break"),
     ],
 )
 async def test_text_with_hidden_characters_is_refused_naming_the_option(
@@ -444,3 +447,26 @@ async def test_fuzzed_lines_each_get_one_known_answer(batch: list[bytes]) -> Non
         assert failed == 0
         report = casino.check()
         assert report.ok, report.text()
+
+
+async def test_a_reply_is_one_line_for_every_line_reader(
+    commands: CommandSet, casino: RunningGames
+) -> None:
+    """Stored text holding characters that str.splitlines takes as line ends (an item
+    named before such text was refused at the boundary) still gives one reply line."""
+    await casino.economy.create_item(1, name="odd\u2028na\u2029m\x85e", price=1)
+    send_in, reader = trio.testing.memory_stream_one_way_pair()
+    writer, receive_out = trio.testing.memory_stream_one_way_pair()
+    await send_in.send_all(b'{"command": "shop"}\n{"command": "balance"}\n')
+    await send_in.aclose()
+    with trio.fail_after(30):
+        await run_console(
+            commands, reader, writer, json_mode=True, user_id=PLAYER, guild_id=1, admin=False
+        )
+    await writer.aclose()
+    output = bytearray()
+    while chunk := await receive_out.receive_some():
+        output += chunk
+    shop, balance = (json.loads(line) for line in output.decode().splitlines())
+    assert shop["result"]["items"][0]["name"] == "odd\u2028na\u2029m\x85e"
+    assert balance["ok"]
