@@ -28,7 +28,7 @@ import trio
 
 from actors.errors import InvalidInput
 from bot.dispatch import CommandSet, error_reply
-from bot.inputs import OversizedNumber, number_from_text, snowflake
+from bot.inputs import json_integer, json_nesting, number_from_text, snowflake
 from bot.model import ButtonPress, Command, Invocation, Option, OptionKind, Reply, UserRef
 
 logger = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ async def _serve_json(session: _Session, line: str | BadRequest) -> dict[str, An
 def _parse_json(line: str) -> dict[str, Any]:
     _check_depth(line)
     try:
-        request = json.loads(line, parse_int=_json_number)
+        request = json.loads(line, parse_int=json_integer)
     except json.JSONDecodeError as err:
         raise BadRequest(f"not valid JSON: {err.msg} at column {err.colno}") from None
     if not isinstance(request, dict):
@@ -267,34 +267,8 @@ def _parse_json(line: str) -> dict[str, Any]:
 
 
 def _check_depth(line: str) -> None:
-    """Refuse nesting deeper than ``json_depth_max`` without parsing (brackets inside
-    strings do not count)."""
-    if line.count("[") + line.count("{") <= json_depth_max:
-        return
-    depth, in_string, escaped = 0, False, False
-    for char in line:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > json_depth_max:
-                raise BadRequest(f"JSON nested deeper than {json_depth_max} levels")
-        elif char in "]}":
-            depth -= 1
-
-
-def _json_number(text: str) -> int | OversizedNumber:
-    """JSON integers, without converting more digits than any bound admits."""
-    number = number_from_text(text)
-    assert number is not None, text
-    return number
+    if json_nesting(line) > json_depth_max:
+        raise BadRequest(f"JSON nested deeper than {json_depth_max} levels")
 
 
 def _json_id(request: Mapping[str, Any], key: str, default: int) -> int:

@@ -173,10 +173,10 @@ def json_object(text: bytes | str, field: str, *, depth_max: int) -> dict[str, A
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidInput(field, "is not UTF-8 text") from None
-    if _nesting(text) > depth_max:
+    if json_nesting(text) > depth_max:
         raise InvalidInput(field, f"is nested deeper than {depth_max} levels")
     try:
-        value = json.loads(text, parse_int=_json_integer, parse_constant=_no_constant)
+        value = json.loads(text, parse_int=json_integer, parse_constant=_no_constant)
     except ValueError as err:
         raise InvalidInput(field, f"is not valid JSON ({err.__class__.__name__})") from None
     if not isinstance(value, dict):
@@ -184,7 +184,7 @@ def json_object(text: bytes | str, field: str, *, depth_max: int) -> dict[str, A
     return value
 
 
-def _nesting(text: str) -> int:
+def json_nesting(text: str) -> int:
     """The deepest nesting of ``text``'s arrays and objects (brackets inside strings do not
     count), without parsing it."""
     if text.count("[") + text.count("{") <= 1:
@@ -209,7 +209,8 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-def _json_integer(text: str) -> int | OversizedNumber:
+def json_integer(text: str) -> int | OversizedNumber:
+    """``parse_int`` for ``json.loads``: no more digits converted than a bound admits."""
     number = number_from_text(text)
     assert number is not None, text
     return number

@@ -474,7 +474,7 @@ class EconomyCommands:
                 "user": user,
                 "page": got.page,
                 "pages": got.pages,
-                "entries": [_history_result(entry) for entry in got.entries],
+                "entries": [history_result(entry) for entry in got.entries],
             },
         )
 
@@ -872,7 +872,8 @@ def _history_line(settings: ScopeSettings, entry: HistoryEntry) -> str:
     )
 
 
-def _history_result(entry: HistoryEntry) -> dict[str, Any]:
+def history_result(entry: HistoryEntry) -> dict[str, Any]:
+    """A history entry as plain values: the command's result and the API's answer."""
     return {
         "transfer_id": entry.transfer_id,
         "amount": entry.amount,

@@ -58,7 +58,8 @@ from actors.errors import (
     NotPermitted,
     RateLimited,
 )
-from actors.records import HistoryEntry, ShopItem
+from actors.records import ShopItem
+from bot.commands.economy import history_result
 from bot.dispatch import RateLimit, TokenBuckets
 from bot.http.openapi import openapi_document
 from bot.inputs import (
@@ -480,7 +481,7 @@ class HttpApi:
             "user": str(user),
             "page": got.page,
             "pages": got.pages,
-            "entries": [_history_entry(entry) for entry in got.entries],
+            "entries": [history_result(entry) for entry in got.entries],
         }
 
     async def _inventory(self, call: Call) -> tuple[int, dict[str, Any]]:
@@ -720,15 +721,4 @@ def _item(item: ShopItem) -> dict[str, Any]:
         "role_id": None if item.role_id is None else str(item.role_id),
         "description": item.description,
         "retired": item.retired,
-    }
-
-
-def _history_entry(entry: HistoryEntry) -> dict[str, Any]:
-    return {
-        "transfer_id": entry.transfer_id,
-        "amount": entry.amount,
-        "counterparty": entry.counterparty,
-        "reason": entry.reason,
-        "at": entry.at,
-        "balance": entry.balance,
     }
