@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -452,3 +453,36 @@ async def test_command_queued_behind_running_ones_is_deferred_in_time(
         )
     assert embed(edited)["title"] == "Paid"
     assert bank.balance(42) == 90
+
+
+async def test_a_role_above_the_bot_is_not_used_up_through_the_endpoint(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    """Through the HTTP endpoint too, /use of an item whose role Discord refuses (403)
+    keeps the item and says why; an item whose role is granted is used."""
+    from bot.commands import build_command_set
+    from bot.dispatch import RateLimit
+    from tests.economy_fixtures import running_economy
+    from tests.fake_discord import BOT_ROLE_POSITION
+
+    above, below = 901, 902
+    roles = {above: BOT_ROLE_POSITION + 5, below: BOT_ROLE_POSITION - 5}
+    async with running_economy(tmp_path) as eco:
+        commands = build_command_set(
+            economy=eco.economy, metrics=eco.metrics, rate_limit=RateLimit(burst_commands=1000)
+        )
+        for name, role in (("Crown", above), ("Pass", below)):
+            await eco.economy.create_item(GUILD_ID, name=name, price=5, role_id=role)
+        with FakeDiscord(roles=roles) as fake:
+            async with serving(fake, commands, eco.metrics) as running:
+                for item in ("Crown", "Pass"):
+                    await running.deliver(fake.slash_command("buy", {"item": item}))
+                refused = await running.deliver(fake.slash_command("use", {"item": "Crown"}))
+                used = await running.deliver(fake.slash_command("use", {"item": "Pass"}))
+            grants = fake.role_grants
+        owned = {line.item.name: line.count for line in eco.economy.inventory(GUILD_ID, 42)}
+    assert refused.answer["data"]["flags"] == _EPHEMERAL
+    assert "nothing was used up" in embed(refused.answer["data"])["description"]
+    assert embed(used.answer["data"])["title"] == "Item used"
+    assert owned == {"Crown": 1}
+    assert grants == [(GUILD_ID, 42, below)]

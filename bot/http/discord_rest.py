@@ -97,6 +97,14 @@ class DiscordRest:
             headers={"X-Audit-Log-Reason": reason},
         )
 
+    async def remove_role(self, guild_id: int, user_id: int, role_id: int, reason: str) -> None:
+        await self._request(
+            "DELETE",
+            f"/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
+            bot=True,
+            headers={"X-Audit-Log-Reason": reason},
+        )
+
     async def _request(
         self,
         method: str,
