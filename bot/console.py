@@ -64,15 +64,18 @@ class BadRequest(Exception):
 
 
 class InteractionIds:
-    """Fresh interaction ids: increasing, shaped like Discord snowflakes."""
+    """Fresh interaction ids: increasing, shaped like Discord snowflakes.
 
-    def __init__(self) -> None:
-        self._last = 0
+    Every session of one process draws from the same sequence: two sessions opened in
+    the same millisecond must not issue the same id, which the store would take as one
+    request sent twice (and refuse the second as ``id_reused``)."""
+
+    _last = 0
 
     def next(self) -> int:
         now = (time.time_ns() // 1_000_000 - _discord_epoch_ms) << _snowflake_sequence_bits
-        self._last = max(self._last + 1, now)
-        return self._last
+        InteractionIds._last = max(InteractionIds._last + 1, now)
+        return InteractionIds._last
 
 
 @dataclass

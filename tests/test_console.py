@@ -264,3 +264,11 @@ def test_generated_interaction_ids_follow_the_clock() -> None:
     assert issued == sorted(set(issued))
     assert issued[0] >= before
     assert issued[-1] < 2**63
+
+
+def test_sessions_opened_in_the_same_millisecond_never_share_an_id() -> None:
+    """Two id sequences of one process (two console sessions) never issue the same id,
+    however close together they start."""
+    first, second = InteractionIds(), InteractionIds()
+    issued = [ids.next() for _ in range(500) for ids in (first, second)]
+    assert len(set(issued)) == len(issued)
