@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,16 @@ import pytest
 import trio
 import trio.testing
 
-from bot.console import InteractionIds, console_line_bytes_max, run_console
+from bot.console import InteractionIds, console_line_bytes_max
 from bot.dispatch import CommandSet
 from metrics import Metrics
+from tests.support import console_json
 from tests.toy_commands import ToyBank
 
 REPO = Path(__file__).resolve().parent.parent
+
+# A toy command set answers at once; five seconds is a hang, not a slow machine.
+converse = partial(console_json.converse, seconds=5)
 
 
 @pytest.fixture
@@ -28,26 +33,6 @@ def bank() -> ToyBank:
 @pytest.fixture
 def commands(bank: ToyBank, metrics: Metrics) -> CommandSet:
     return bank.command_set(metrics)
-
-
-async def converse(
-    commands: CommandSet, text: str | bytes, *, json_mode: bool, admin: bool = False
-) -> str:
-    """Feed ``text`` to a console session, wait for it to end at end of input, and
-    return everything it wrote."""
-    send_in, reader = trio.testing.memory_stream_one_way_pair()
-    writer, receive_out = trio.testing.memory_stream_one_way_pair()
-    await send_in.send_all(text.encode() if isinstance(text, str) else text)
-    await send_in.aclose()
-    with trio.fail_after(5):
-        await run_console(
-            commands, reader, writer, json_mode=json_mode, user_id=42, guild_id=1, admin=admin
-        )
-    await writer.aclose()
-    output = bytearray()
-    while chunk := await receive_out.receive_some():
-        output += chunk
-    return output.decode()
 
 
 async def ask_json(commands: CommandSet, *requests: Any) -> list[dict[str, Any]]:

@@ -8,16 +8,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import trio
-import trio.testing
-
 from bot.cli import build_parser
 from bot.commands import build_command_set
 from bot.commands.games import games_commands
 from bot.config import Config
-from bot.console import run_console
 from bot.dispatch import CommandSet, RateLimit
 from tests.economy_fixtures import running_games
+from tests.support.console_json import converse
 
 DOC = Path(__file__).resolve().parents[1] / "bot" / "CONSOLE.md"
 _BLOCK = re.compile(r"^```(console|jsonl)\n(.*?)^```", re.S | re.M)
@@ -28,22 +25,6 @@ def blocks(kind: str) -> list[str]:
     found = [body for language, body in _BLOCK.findall(DOC.read_text()) if language == kind]
     assert found, f"CONSOLE.md has no {kind} example"
     return found
-
-
-async def session(commands: CommandSet, text: str, *, json_mode: bool) -> str:
-    send_in, reader = trio.testing.memory_stream_one_way_pair()
-    writer, receive_out = trio.testing.memory_stream_one_way_pair()
-    await send_in.send_all(text.encode())
-    await send_in.aclose()
-    with trio.fail_after(30):
-        await run_console(
-            commands, reader, writer, json_mode=json_mode, user_id=42, guild_id=1, admin=False
-        )
-    await writer.aclose()
-    output = bytearray()
-    while chunk := await receive_out.receive_some():
-        output += chunk
-    return output.decode()
 
 
 def command_set(casino: Any) -> CommandSet:
@@ -79,7 +60,7 @@ async def test_every_human_mode_example_prints_what_it_shows(tmp_path: Path) -> 
         typed = "".join(line + "\n" for _, line in _PROMPT.findall(body))
         expected = _PROMPT.sub(r"\1", body)
         async with running_games(tmp_path / f"human{number}") as casino:
-            output = await session(command_set(casino), typed, json_mode=False)
+            output = await converse(command_set(casino), typed, json_mode=False, seconds=30)
         banner, _, transcript = output.partition("\n")
         assert banner.startswith("Croupier console.")
         # The doc writes a newline after each typed line; the console echoes none.
@@ -98,7 +79,9 @@ async def test_every_json_example_answers_what_it_shows(tmp_path: Path) -> None:
             assert len(requests) == len(shown), body
             for request in requests:
                 json.loads(request)
-            output = await session(commands, "".join(r + "\n" for r in requests), json_mode=True)
+            output = await converse(
+                commands, "".join(r + "\n" for r in requests), json_mode=True, seconds=30
+            )
             replies = [json.loads(line) for line in output.splitlines()]
             assert len(replies) == len(requests)
             for request, reply, want in zip(requests, replies, shown, strict=True):

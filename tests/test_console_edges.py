@@ -13,19 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
-import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors import errors
 from bot.commands import build_command_set
 from bot.commands.games import games_commands
-from bot.console import json_depth_max, run_console
+from bot.console import json_depth_max
 from bot.dispatch import CommandSet, RateLimit
 from metrics import Metrics
 from tests.conftest import sample
 from tests.economy_fixtures import RunningGames, running_games
+from tests.support import console_json
 
 PLAYER, OTHER = 42, 43
 
@@ -61,34 +60,9 @@ def commands(casino: RunningGames) -> CommandSet:
 
 async def converse(commands: CommandSet, data: bytes) -> list[dict[str, Any]]:
     """Feed raw bytes to a JSON console session; return its replies."""
-    send_in, reader = trio.testing.memory_stream_one_way_pair()
-    writer, receive_out = trio.testing.memory_stream_one_way_pair()
-    output = bytearray()
-
-    async def feed() -> None:
-        await send_in.send_all(data)
-        await send_in.aclose()
-
-    async def drain() -> None:
-        while chunk := await receive_out.receive_some():
-            output.extend(chunk)
-
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(feed)
-            nursery.start_soon(drain)
-            await run_console(
-                commands,
-                reader,
-                writer,
-                json_mode=True,
-                user_id=PLAYER,
-                guild_id=1,
-                admin=False,
-            )
-            await writer.aclose()
+    output = await console_json.converse(commands, data, json_mode=True, user=PLAYER, seconds=60)
     # Replies end at "\n" only: the protocol's line end, whatever else a reply holds.
-    return [json.loads(line) for line in output.decode().split("\n") if line]
+    return [json.loads(line) for line in output.split("\n") if line]
 
 
 def lines(*requests: Any) -> bytes:
@@ -228,20 +202,10 @@ async def test_text_is_normalised_and_counted_after_normalisation(
 
 async def test_human_mode_survives_unicode_digits(commands: CommandSet) -> None:
     """Typed lines with non-ASCII digits get an answer, not a crash."""
-    send_in, reader = trio.testing.memory_stream_one_way_pair()
-    writer, receive_out = trio.testing.memory_stream_one_way_pair()
     typed = "/as ²\n/guild ٣\n²\n/pay user:² amount:1\n/pay user:43 amount:" + "9" * 5000
-    await send_in.send_all((typed + "\n/balance\n").encode())
-    await send_in.aclose()
-    with trio.fail_after(30):
-        await run_console(
-            commands, reader, writer, json_mode=False, user_id=PLAYER, guild_id=1, admin=False
-        )
-    await writer.aclose()
-    output = bytearray()
-    while chunk := await receive_out.receive_some():
-        output += chunk
-    text = output.decode()
+    text = await console_json.converse(
+        commands, typed + "\n/balance\n", json_mode=False, user=PLAYER, seconds=30
+    )
     assert text.count("error (invalid_input): user:") == 2
     assert "error (invalid_input): guild:" in text
     assert "error (invalid_input): amount:" in text
@@ -455,18 +419,9 @@ async def test_a_reply_is_one_line_for_every_line_reader(
     """Stored text holding characters that str.splitlines takes as line ends (an item
     named before such text was refused at the boundary) still gives one reply line."""
     await casino.economy.create_item(1, name="odd\u2028na\u2029m\x85e", price=1)
-    send_in, reader = trio.testing.memory_stream_one_way_pair()
-    writer, receive_out = trio.testing.memory_stream_one_way_pair()
-    await send_in.send_all(b'{"command": "shop"}\n{"command": "balance"}\n')
-    await send_in.aclose()
-    with trio.fail_after(30):
-        await run_console(
-            commands, reader, writer, json_mode=True, user_id=PLAYER, guild_id=1, admin=False
-        )
-    await writer.aclose()
-    output = bytearray()
-    while chunk := await receive_out.receive_some():
-        output += chunk
-    shop, balance = (json.loads(line) for line in output.decode().splitlines())
+    output = await console_json.converse(
+        commands, b'{"command": "shop"}\n{"command": "balance"}\n', json_mode=True, seconds=30
+    )
+    shop, balance = (json.loads(line) for line in output.splitlines())
     assert shop["result"]["items"][0]["name"] == "odd\u2028na\u2029m\x85e"
     assert balance["ok"]

@@ -1,4 +1,4 @@
-"""Drive a console session in JSON mode over in-memory streams, for the console tests."""
+"""Drive console sessions over in-memory streams, for the console tests."""
 
 from __future__ import annotations
 
@@ -12,23 +12,46 @@ from bot.console import run_console
 from bot.dispatch import CommandSet
 
 
-async def ask_json(
-    commands: CommandSet, *requests: dict[str, Any], user: int = 42, guild: int = 1
-) -> list[dict[str, Any]]:
-    """Send JSON requests to one console session as ``user`` in ``guild``; return the
-    replies, one per request."""
+async def converse(
+    commands: CommandSet,
+    text: str | bytes,
+    *,
+    json_mode: bool,
+    user: int = 42,
+    guild: int = 1,
+    admin: bool = False,
+    seconds: float = 20.0,
+) -> str:
+    """Feed ``text`` to one console session as ``user`` in ``guild``, wait for it to end
+    at end of input, and return everything it wrote."""
     send_in, reader = trio.testing.memory_stream_one_way_pair()
     writer, receive_out = trio.testing.memory_stream_one_way_pair()
-    await send_in.send_all("".join(json.dumps(r) + "\n" for r in requests).encode())
+    await send_in.send_all(text.encode() if isinstance(text, str) else text)
     await send_in.aclose()
-    with trio.fail_after(20):
+    with trio.fail_after(seconds):
         await run_console(
-            commands, reader, writer, json_mode=True, user_id=user, guild_id=guild, admin=False
+            commands,
+            reader,
+            writer,
+            json_mode=json_mode,
+            user_id=user,
+            guild_id=guild,
+            admin=admin,
         )
     await writer.aclose()
     output = bytearray()
     while chunk := await receive_out.receive_some():
         output += chunk
-    replies = [json.loads(line) for line in output.decode().splitlines()]
+    return output.decode()
+
+
+async def ask_json(
+    commands: CommandSet, *requests: dict[str, Any], user: int = 42, guild: int = 1
+) -> list[dict[str, Any]]:
+    """Send JSON requests to one console session as ``user`` in ``guild``; return the
+    replies, one per request."""
+    text = "".join(json.dumps(r) + "\n" for r in requests)
+    output = await converse(commands, text, json_mode=True, user=user, guild=guild)
+    replies = [json.loads(line) for line in output.splitlines()]
     assert len(replies) == len(requests)
     return replies
