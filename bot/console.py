@@ -28,7 +28,7 @@ import trio
 
 from actors.errors import InvalidInput
 from bot.dispatch import CommandSet, error_reply
-from bot.inputs import json_integer, json_nesting, number_from_text, snowflake
+from bot.inputs import json_deeper_than, json_integer, number_from_text, snowflake
 from bot.model import ButtonPress, Command, Invocation, Option, OptionKind, Reply, UserRef
 
 logger = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ def _parse_json(line: str) -> dict[str, Any]:
 
 
 def _check_depth(line: str) -> None:
-    if json_nesting(line) > json_depth_max:
+    if json_deeper_than(line, json_depth_max):
         raise BadRequest(f"JSON nested deeper than {json_depth_max} levels")
 
 
