@@ -11,8 +11,6 @@ transport uses, so a console session exercises the exact checks and handlers of 
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 import logging
 import os
@@ -27,7 +25,7 @@ from typing import Any
 import trio
 
 from actors.errors import InvalidInput
-from bot.dispatch import CommandSet, error_reply
+from bot.dispatch import CommandSet, error_reply, plain_values
 from bot.inputs import json_deeper_than, json_integer, number_from_text, snowflake
 from bot.model import ButtonPress, Command, Invocation, Option, OptionKind, Reply, UserRef
 
@@ -351,7 +349,7 @@ def reply_json(reply: Reply, interaction_id: int) -> dict[str, Any]:
             for b in reply.buttons
         ],
         "ephemeral": reply.ephemeral,
-        "result": dict(reply.result),
+        "result": plain_values(reply.result),
         "error": error,
     }
 
@@ -362,18 +360,8 @@ _LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029"
 
 
 def _dump(value: Mapping[str, Any]) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=_json_default)
+    text = json.dumps(value, ensure_ascii=False)
     return text.translate(_LINE_BREAKS)
-
-
-def _json_default(value: object) -> object:
-    """Handlers' ``result`` should hold plain JSON values; records and enums in it are
-    written as their fields and values rather than failing the reply."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    return str(value)
 
 
 # Human mode.

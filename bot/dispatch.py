@@ -352,7 +352,7 @@ def reply_record(reply: Reply) -> dict[str, Any]:
         "color": reply.color,
         "footer": reply.footer,
         "error_code": reply.error_code,
-        "result": _plain(reply.result),
+        "result": plain_values(reply.result),
         "grant_role_ids": list(reply.grant_role_ids),
     }
 
@@ -375,16 +375,18 @@ def reply_from_record(record: Mapping[str, Any]) -> Reply:
     )
 
 
-def _plain(value: object) -> Any:
-    """``value`` as the plain values a JSON reply would show (records become maps)."""
+def plain_values(value: object) -> Any:
+    """``value`` as the plain values a JSON reply shows: records become maps, enums
+    their values, anything else unknown its text. Stored answers and the console's
+    replies both go through it, so a replayed answer reads like the first."""
     if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): plain_values(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
+        return [plain_values(item) for item in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value))
+        return plain_values(dataclasses.asdict(value))
     if isinstance(value, enum.Enum):
-        return _plain(value.value)
+        return plain_values(value.value)
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         return str(value)
     if isinstance(value, bool | int | float | str) or value is None:
