@@ -12,6 +12,7 @@ from __future__ import annotations
 from actors.api_tokens import SCOPES, ApiToken, ApiTokens, token_name_chars_max
 from actors.audit import AuditLog
 from actors.errors import GuildOnly
+from bot.commands.economy import audit_command
 from bot.commands.render import mention, timestamp
 from bot.model import Command, Field, Invocation, Option, OptionKind, Reply
 
@@ -134,16 +135,7 @@ class ApiTokenCommands:
         before: dict[str, object],
         after: dict[str, object],
     ) -> None:
-        await self.audit.append(
-            inv.guild_id,
-            request=f"command:{inv.interaction_id}",
-            actor=f"user:{inv.user_id}",
-            via="command",
-            action=action,
-            target=f"token:{token.token_id}",
-            before=before,
-            after=after,
-        )
+        await audit_command(self.audit, inv, action, f"token:{token.token_id}", before, after)
 
 
 def _guild(inv: Invocation) -> int:

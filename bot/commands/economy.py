@@ -11,7 +11,7 @@ holds everything a press needs (``lb:<page>``, ``hist:<user>:<page>``, ``shop:<p
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 from actors.audit import AuditLog
@@ -763,18 +763,7 @@ class EconomyCommands:
         after: dict[str, Any],
         reason: str = "",
     ) -> None:
-        """Record an admin command's change in the audit log, once per interaction."""
-        await self.audit.append(
-            inv.guild_id,
-            request=f"command:{inv.interaction_id}",
-            actor=f"user:{inv.user_id}",
-            via="command",
-            action=action,
-            target=target,
-            before=before,
-            after=after,
-            reason=reason,
-        )
+        await audit_command(self.audit, inv, action, target, before, after, reason)
 
     def _item_reply(self, title: str, item: ShopItem, guild_id: int, *, warning: str = "") -> Reply:
         settings = self._settings(guild_id)
@@ -818,6 +807,30 @@ def _role_warning(inv: Invocation, item: ShopItem) -> str:
         f"Croupier cannot give {role_mention(item.role_id)}: it sits at or above Croupier's "
         "own highest role. Move Croupier's role above it (Server Settings, Roles), or /use "
         "of this item will be refused."
+    )
+
+
+async def audit_command(
+    audit: AuditLog,
+    inv: Invocation,
+    action: str,
+    target: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    reason: str = "",
+) -> None:
+    """Record an admin command's change in the audit log, once per interaction: the
+    member who ran it is the actor, the interaction the request."""
+    await audit.append(
+        inv.guild_id,
+        request=f"command:{inv.interaction_id}",
+        actor=f"user:{inv.user_id}",
+        via="command",
+        action=action,
+        target=target,
+        before=before,
+        after=after,
+        reason=reason,
     )
 
 
