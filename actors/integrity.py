@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 import trio
 
 from actors import keys
-from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, TIMER, GameRecord
+from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, GameRecord
 from actors.games.rules import blackjack as bj
 from actors.parked import check_parked, parked_db, parked_key
 from actors.records import HISTORY, OUTBOX, SHOP_ITEM, SYSTEM_ACCOUNTS, WALLET
+from actors.timers import TIMER
 from actors.wallet import APPLIED_BOUNCED
 from storage import RecordDecodeError, Store, unpackb
 

@@ -17,19 +17,34 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
 from actors import keys
 from actors.errors import Busy
-from actors.games.records import TIMER, TimerRecord
 from actors.parked import PARKED, ParkedRecord, error_text, parked_key
 from actors.runtime import ActorCrashed
 from metrics import log_event
 from storage import RecordDecodeError, Store
+from storage.codec import RecordCodec
 
 log = logging.getLogger("croupier.timers")
+
+
+@dataclass
+class TimerRecord:
+    """One pending timer: its ``kind`` names the handler, ``target`` what it acts on (a
+    game id, for a game's deadline), ``due`` the wall-clock second it falls due."""
+
+    kind: str
+    target: str
+    due: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+TIMER = RecordCodec(TimerRecord, kind="timer", version=1)
 
 TimerHandler = Callable[[TimerRecord], Awaitable[None]]
 

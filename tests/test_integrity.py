@@ -17,9 +17,10 @@ import trio
 import trio.testing
 
 from actors import keys
-from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, TIMER, TimerRecord
+from actors.games.records import GAME, GAME_TIMER_KIND, LIVE
 from actors.integrity import check_store
 from actors.records import OUTBOX, SHOP_ITEM, WALLET, OutboxRecord, ShopItem
+from actors.timers import TIMER, TimerRecord
 from bot.bench import load_wallets
 from bot.cli import main
 from storage import open_store, packb

@@ -13,9 +13,9 @@ import trio.testing
 
 from actors import keys
 from actors.errors import AlreadyRefunded, Busy
-from actors.games.records import GAME, LIVE, TIMER, TimerRecord
+from actors.games.records import GAME, LIVE
 from actors.parked import ParkedRecord, list_parked
-from actors.timers import put_timer
+from actors.timers import TIMER, TimerRecord, put_timer
 from storage import Store, open_store, packb, unpackb
 from tests.conftest import sample
 from tests.economy_fixtures import T0, WallClock, running_games

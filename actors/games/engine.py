@@ -35,16 +35,14 @@ from actors.games.records import (
     LIVE,
     REFUNDED,
     SETTLED,
-    TIMER,
     GameRecord,
-    TimerRecord,
 )
 from actors.games.rules import blackjack as bj
 from actors.ledger import EconomyEnv, system_add
 from actors.parked import PARKED, ParkedRecord, error_text, parked_key
 from actors.records import HOUSE, OUTBOX, OutboxRecord, game_account, user_account
 from actors.runtime import Actor, ActorCrashed, ActorKind, ActorSystem
-from actors.timers import TimerService, delete_timer, put_timer
+from actors.timers import TIMER, TimerRecord, TimerService, delete_timer, put_timer
 from actors.wallet import Wager, WagerResult
 from metrics import Metrics, log_event
 from storage import RecordDecodeError, Store, packb, unpackb

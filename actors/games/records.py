@@ -1,4 +1,4 @@
-"""The durable record of one game, and the timer record of its deadline."""
+"""The durable record of one game."""
 
 from __future__ import annotations
 
@@ -47,13 +47,4 @@ class GameRecord:
         return len(self.state.get("actions", ()))
 
 
-@dataclass
-class TimerRecord:
-    kind: str
-    target: str
-    due: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 GAME = RecordCodec(GameRecord, kind="game", version=1)
-TIMER = RecordCodec(TimerRecord, kind="timer", version=1)
