@@ -93,9 +93,10 @@ class BotRecipient(CroupierError):
 class NotPermitted(CroupierError):
     code = "not_permitted"
 
-    def __init__(self, what: str) -> None:
-        super().__init__(f"{what} needs the Manage Server permission")
+    def __init__(self, what: str, permission: str = "Manage Server") -> None:
+        super().__init__(f"{what} needs the {permission} permission")
         self.what = what
+        self.permission = permission
 
 
 class NotFound(CroupierError):
@@ -291,3 +292,109 @@ class Undeliverable(CroupierError):
         super().__init__(f"transfer {transfer_id} cannot be delivered: {why}")
         self.transfer_id = transfer_id
         self.why = why
+
+
+class DurationUnreadable(InvalidInput):
+    """A duration option is not written as amounts with units (``90m``, ``1w2d``)."""
+
+    code = "duration_unreadable"
+
+    def __init__(self, field: str, text: str) -> None:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        super().__init__(
+            field,
+            f"{shown!r} is not a duration; write a number and a unit, largest unit first, "
+            "such as 90m, 2h, 7d or 1w2d (units: w, d, h, m, s)",
+        )
+        self.text = text
+
+
+class DurationOutOfRange(InvalidInput):
+    """A readable duration outside what the option allows."""
+
+    code = "duration_out_of_range"
+
+    def __init__(self, field: str, seconds: int, minimum: int, maximum: int) -> None:
+        super().__init__(
+            field,
+            f"{format_span(seconds)} is out of range; use between {format_span(minimum)} "
+            f"and {format_span(maximum)}",
+        )
+        self.seconds = seconds
+        self.minimum = minimum
+        self.maximum = maximum
+
+
+class InvalidDate(InvalidInput):
+    """A birthday that is not a month and day of the calendar."""
+
+    code = "invalid_date"
+
+    def __init__(self, field: str, text: str) -> None:
+        shown = text if len(text) <= 20 else text[:20] + "…"
+        super().__init__(
+            field, f"{shown!r} is not a date; write month and day as MM-DD, such as 07-14"
+        )
+        self.text = text
+
+
+class UnknownTimezone(InvalidInput):
+    code = "unknown_timezone"
+
+    def __init__(self, field: str, name: str) -> None:
+        shown = name if len(name) <= 60 else name[:60] + "…"
+        super().__init__(
+            field,
+            f"{shown!r} is not a time zone; use an IANA name such as Europe/Paris, "
+            "America/New_York or UTC",
+        )
+        self.name = name
+
+
+class TooManyReminders(CroupierError):
+    code = "too_many_reminders"
+
+    def __init__(self, count: int, maximum: int) -> None:
+        super().__init__(
+            f"you have {count} reminders and the limit is {maximum}; cancel one with "
+            "/reminders-cancel first"
+        )
+        self.count = count
+        self.maximum = maximum
+
+
+class BanRefused(CroupierError):
+    """Discord did not ban the member; nothing was recorded."""
+
+    code = "ban_refused"
+
+    def __init__(self, user_id: int, why: str) -> None:
+        super().__init__(f"Discord refused to ban <@{user_id}>: {why}; nothing was recorded")
+        self.user_id = user_id
+        self.why = why
+
+
+class DiscordRequired(CroupierError):
+    """A command that acts in Discord (bans, roles, posts) run where there is none."""
+
+    code = "discord_required"
+
+    def __init__(self, command: str) -> None:
+        super().__init__(
+            f"{command} acts in Discord (bans, roles or messages), and this transport has "
+            "no Discord connection; run it in Discord"
+        )
+        self.command = command
+
+
+def format_span(seconds: int) -> str:
+    """A whole number of seconds as users read it: ``1 w 2 d``, ``1 h 30 min``, ``45 s``."""
+    assert seconds >= 0, seconds
+    if seconds == 0:
+        return "0 s"
+    parts = []
+    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1)):
+        amount, seconds = divmod(seconds, size)
+        if amount:
+            parts.append(f"{amount} {unit}")
+    return " ".join(parts)
