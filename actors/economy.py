@@ -24,7 +24,6 @@ from actors import keys
 from actors.errors import (
     AlreadyRefunded,
     BotRecipient,
-    Busy,
     DuplicateItem,
     GuildOnly,
     InvalidAmount,
@@ -48,7 +47,7 @@ from actors.records import (
     ShopItem,
     WalletRecord,
 )
-from actors.runtime import ActorCrashed, ActorKind, ActorRef, ActorSystem
+from actors.runtime import ActorCrashed, ActorKind, ActorRef, ActorSystem, RuntimeFailure
 from actors.wallet import (
     WALLET_KIND,
     Adjust,
@@ -268,7 +267,7 @@ class Economy:
         there was nothing to deliver, and "failed" when delivering it raised: the failure
         is contained to that transfer, which ``run_redelivery`` tries again with backoff
         and parks after ``delivery_attempts_max`` attempts. A busy wallet is no fault of
-        the transfer: ``Busy`` propagates, and a later sweep delivers it.
+        the transfer: the ``RuntimeFailure`` propagates, and a later sweep delivers it.
         """
         status = "absent"
         first = True
@@ -276,10 +275,10 @@ class Economy:
             try:
                 credit = await self._deliver_once(transfer_id)
             except ActorCrashed as exc:
-                # The target's actor crashed on it (a Busy, but not a transient one).
+                # The target's actor crashed on it (a runtime failure, but not a transient one).
                 await self._failed(transfer_id, exc)
                 return "failed"
-            except Busy:
+            except RuntimeFailure:
                 raise
             except Exception as exc:
                 await self._failed(transfer_id, exc)
@@ -392,7 +391,7 @@ class Economy:
             for transfer_id in due:
                 try:
                     await self.deliver(transfer_id)
-                except Busy:
+                except RuntimeFailure:
                     # Not the transfer's fault: look again after the shortest wait.
                     failing = self._failing.get(transfer_id)
                     if failing is not None:
@@ -529,7 +528,7 @@ class Economy:
             tried += 1
             try:
                 await self.deliver(transfer_id)
-            except Busy:
+            except RuntimeFailure:
                 log.warning("delivery of %s deferred: its wallet is busy", transfer_id)
         return tried
 

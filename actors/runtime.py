@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 import outcome
 import trio
 
-from actors.errors import Busy, CroupierError
+from actors.errors import CroupierError
 from metrics import Metrics
 from storage.limits import Limits
 
@@ -28,41 +28,48 @@ log = logging.getLogger("croupier.actors")
 K = TypeVar("K", bound=Hashable)
 
 
-class AskTimeout(Busy):
+class RuntimeFailure(Exception):
+    """The runtime could not get a message handled: no reply in time, no room, no actor.
+
+    Not a user error (those are ``CroupierError``s raised by the domain): the outcome of
+    the message is unknown or it was never taken, so the caller may repeat it with the
+    same idempotency key. The command dispatcher answers every one of these "busy".
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class AskTimeout(RuntimeFailure):
     """No reply before the deadline. The outcome is unknown: repeat with the same key."""
 
-    code = "busy"
-
     def __init__(self, kind: str, timeout: float) -> None:
-        super().__init__()
-        self.kind = kind
+        super().__init__(kind, f"no reply from the {kind} actor within {timeout:g} s")
         self.timeout = timeout
 
 
-class MailboxFull(Busy):
+class MailboxFull(RuntimeFailure):
     """The actor's mailbox is full; the message was not queued."""
 
     def __init__(self, kind: str) -> None:
-        super().__init__()
-        self.kind = kind
+        super().__init__(kind, f"the {kind} actor's mailbox is full")
 
 
-class ActorStopped(Busy):
+class ActorStopped(RuntimeFailure):
     """The actor stopped (crashed past its restart intensity, or the system is closing)
     before it took the message."""
 
     def __init__(self, kind: str) -> None:
-        super().__init__()
-        self.kind = kind
+        super().__init__(kind, f"the {kind} actor stopped before it took the message")
 
 
-class ActorCrashed(Busy):
+class ActorCrashed(RuntimeFailure):
     """The actor crashed while the message was pending; it was restarted from durable
     state, and whatever the message changed is exactly what is durable."""
 
     def __init__(self, kind: str, cause: BaseException) -> None:
-        super().__init__()
-        self.kind = kind
+        super().__init__(kind, f"the {kind} actor crashed ({type(cause).__name__})")
         self.cause = cause
 
 
@@ -88,9 +95,10 @@ class Actor:
         for message in messages:
             try:
                 results.append(outcome.Value(await self.handle(message)))
-            except CroupierError as exc:
-                # A refusal is a reply: without the traceback it does not keep this
-                # frame (and the batch) alive in a cycle for the garbage collector.
+            except (CroupierError, RuntimeFailure) as exc:
+                # A refusal (or an actor this one asked failing) is a reply: without the
+                # traceback it does not keep this frame (and the batch) alive in a cycle
+                # for the garbage collector.
                 results.append(outcome.Error(exc.with_traceback(None)))
         return results
 
@@ -317,7 +325,7 @@ class _Cell:
     ) -> list[_Envelope]:
         """Fail the batch and every queued ask at once; keep queued tells for the
         restarted actor so fire-and-forget deliveries are not dropped by a crash."""
-        error = exc if isinstance(exc, Busy) else ActorCrashed(self.kind.name, exc)
+        error = exc if isinstance(exc, RuntimeFailure) else ActorCrashed(self.kind.name, exc)
         for envelope in batch:
             envelope.resolve(outcome.Error(error))
         kept: list[_Envelope] = []

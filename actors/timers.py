@@ -23,9 +23,8 @@ from typing import Any
 import trio
 
 from actors import keys
-from actors.errors import Busy
 from actors.parked import PARKED, ParkedRecord, error_text, parked_key
-from actors.runtime import ActorCrashed
+from actors.runtime import ActorCrashed, RuntimeFailure
 from metrics import log_event
 from storage import RecordDecodeError, Store
 from storage.codec import RecordCodec
@@ -168,7 +167,7 @@ class TimerService:
         except ActorCrashed as exc:
             log.exception("timer %r (%s %s) failed", key, record.kind, record.target)
             await self._failed(key, record, error_text(exc))
-        except Busy:
+        except RuntimeFailure:
             # A busy owner is no fault of the timer: try again later, counting nothing.
             log.warning("timer %r (%s %s) deferred: busy", key, record.kind, record.target)
             self._retry_at[key] = self.wall_clock() + self._retry_seconds

@@ -41,7 +41,6 @@ import trio
 from actors import keys
 from actors.casino import build_casino
 from actors.economy import Economy
-from actors.errors import Busy
 from actors.integrity import check_store
 from actors.ledger import system_add
 from actors.records import (
@@ -56,6 +55,7 @@ from actors.records import (
     WalletRecord,
     user_account,
 )
+from actors.runtime import RuntimeFailure
 from bot.server import tune_gc
 from metrics import new_metrics
 from storage import Limits, Store, open_store
@@ -427,7 +427,7 @@ async def bench_payments(economy: Economy, sizes: Sizes) -> Figures:
         to = to if to != user else user % sizes.wallets + 1
         try:
             outcome = await economy.pay(GUILD, user, to, 1, key)
-        except Busy:
+        except RuntimeFailure:
             return False
         assert outcome.status == "credited", outcome
         return True

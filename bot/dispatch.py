@@ -5,8 +5,10 @@ A ``CommandSet`` holds the commands and button routes of the server and turns on
 twice lives here: option validation against the ``Option`` specs, the admin check, the
 per-user rate limit, metrics, and the mapping of errors to replies. A handler therefore
 only ever sees well-typed options from a permitted, unthrottled user, and a transport only
-ever sees a ``Reply``: typed errors become ephemeral error replies and bugs become an
-"internal error" reply that is logged with its traceback.
+ever sees a ``Reply``: typed errors become ephemeral error replies, the runtime's
+failures (an ask that timed out, a full mailbox, a stopped or crashed actor) become the
+"busy" reply, and bugs become an "internal error" reply that is logged with its traceback.
+``user_error`` is that mapping, for the transports that call the domain themselves.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from actors.errors import (
     NotPermitted,
     RateLimited,
 )
+from actors.runtime import RuntimeFailure
 from bot.inputs import (
     INTEGER_OPTION_MAX,
     INTEGER_OPTION_MIN,
@@ -77,6 +80,11 @@ _TRANSPORT_LABEL = "transport"
 # Refusals that say "try again", not "no": they are not stored as an interaction's answer,
 # so the retry they ask for can go through.
 TRANSIENT_ERROR_CODES = frozenset({Busy.code, RateLimited.code, "internal"})
+
+# What a command can be refused with: a typed user error, or a failure of the runtime,
+# which a user is told as "busy" (see ``user_error``).
+Refusal = CroupierError | RuntimeFailure
+REFUSALS = (CroupierError, RuntimeFailure)
 
 
 @dataclass(frozen=True)
@@ -299,7 +307,7 @@ class CommandSet:
         try:
             reply = await run()
             outcome = "ok"
-        except CroupierError as err:
+        except REFUSALS as err:
             reply = error_reply(err)
             outcome = "error"
         except Exception:
@@ -394,8 +402,16 @@ def plain_values(value: object) -> Any:
     return str(value)
 
 
-def error_reply(err: CroupierError) -> Reply:
-    """The ephemeral reply that shows a typed error to the user who caused it."""
+def user_error(refusal: Refusal) -> CroupierError:
+    """The error a user is shown for a refusal. A runtime failure leaves the outcome
+    unknown, so it is answered ``Busy``: repeat the same interaction, whose idempotency
+    key makes that safe. This is the one place runtime failures meet users."""
+    return Busy() if isinstance(refusal, RuntimeFailure) else refusal
+
+
+def error_reply(refusal: Refusal) -> Reply:
+    """The ephemeral reply that shows a refusal to the user who caused it."""
+    err = user_error(refusal)
     return Reply(
         title="That did not work",
         description=err.message,

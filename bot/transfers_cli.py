@@ -26,6 +26,7 @@ from actors.errors import CroupierError
 from actors.parked import PARKED_KINDS, ParkedRecord, list_parked
 from actors.wallet import ParkedRefundResult
 from bot.config import Config
+from bot.dispatch import REFUSALS, user_error
 from metrics import new_metrics
 from storage import InstanceLockedError, StorageError, env_path, open_store, open_store_readonly
 
@@ -134,8 +135,8 @@ async def _refund_in_casino(config: Config, transfer_id: str) -> ParkedRefundRes
         await n.start(casino.actors.run)
         try:
             return await casino.economy.refund_parked(transfer_id, by="croupier transfers refund")
-        except CroupierError as exc:
-            return exc
+        except REFUSALS as refusal:
+            return user_error(refusal)
         finally:
             await casino.actors.close()
             n.cancel_scope.cancel()

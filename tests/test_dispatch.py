@@ -11,7 +11,9 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.dispatch import CommandSet, RateLimit, TokenBuckets
+from actors.errors import Busy
+from actors.runtime import ActorCrashed, ActorStopped, AskTimeout, MailboxFull, RuntimeFailure
+from bot.dispatch import TRANSIENT_ERROR_CODES, CommandSet, RateLimit, TokenBuckets
 from bot.model import ButtonPress, Command, Invocation, Option, OptionKind, Reply, UserRef
 from metrics import Metrics
 from tests.conftest import sample
@@ -180,6 +182,34 @@ async def test_bug_becomes_logged_internal_error(
     assert "/boom" in record.getMessage()
     assert record.exc_info is not None and "exploded" in str(record.exc_info[1])
     assert sample(metrics, "croupier_commands_total", command="boom", outcome="failed") == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        AskTimeout("wallet", 5.0),
+        MailboxFull("wallet"),
+        ActorStopped("wallet"),
+        ActorCrashed("game", RuntimeError("a bug")),
+    ],
+)
+async def test_runtime_failures_are_answered_busy(
+    failure: RuntimeFailure, metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every runtime failure is answered with the user-facing "busy" error, not logged as
+    a bug, and is transient, so the interaction's retry runs again."""
+
+    async def handler(inv: Invocation) -> Reply:
+        raise failure
+
+    commands = CommandSet([Command("stuck", "Fails in the runtime", (), handler)], metrics=metrics)
+    with caplog.at_level(logging.ERROR, logger="bot.dispatch"):
+        reply = await commands.invoke(inv("stuck"))
+    assert reply.ephemeral
+    assert reply.error_code == Busy.code and reply.error_code in TRANSIENT_ERROR_CODES
+    assert reply.description == Busy().message
+    assert caplog.records == []
+    assert sample(metrics, "croupier_commands_total", command="stuck", outcome="error") == 1
 
 
 async def test_cancellation_is_not_swallowed(

@@ -12,9 +12,10 @@ import trio
 import trio.testing
 
 from actors import keys
-from actors.errors import AlreadyRefunded, Busy
+from actors.errors import AlreadyRefunded
 from actors.games.records import GAME, LIVE
 from actors.parked import ParkedRecord, list_parked
+from actors.runtime import AskTimeout
 from actors.timers import TIMER, TimerRecord, put_timer
 from storage import Store, open_store, packb, unpackb
 from tests.conftest import sample
@@ -165,15 +166,16 @@ async def test_bad_timer_records_are_parked_and_the_loop_goes_on(
 async def test_a_busy_timer_owner_is_retried_without_counting_a_failure(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """A handler that answers busy is retried as long as it takes and never parked; one
-    that raises is counted and parked after timer_attempts_max failures in a row."""
+    """A handler whose owner is busy (an ask timed out) is retried as long as it takes
+    and never parked; one that raises is counted and parked after timer_attempts_max
+    failures in a row."""
     clock = WallClock(T0)
     answers: list[str] = []
 
     async def toy(timer: TimerRecord) -> None:
         answers.append(timer.target)
         if timer.target == "busy" and len(answers) < 20:
-            raise Busy()
+            raise AskTimeout("wallet", 5.0)
         if timer.target == "broken":
             raise RuntimeError("the toy handler is broken")
 

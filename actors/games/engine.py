@@ -27,7 +27,7 @@ import trio
 
 from actors import keys
 from actors.economy import Economy, check_user_id
-from actors.errors import Busy, GameInProgress, GameOver, InvalidInput, NotFound, NotYourGame
+from actors.errors import GameInProgress, GameOver, InvalidInput, NotFound, NotYourGame
 from actors.games import rules
 from actors.games.records import (
     GAME,
@@ -41,7 +41,7 @@ from actors.games.rules import blackjack as bj
 from actors.ledger import EconomyEnv, system_add
 from actors.parked import PARKED, ParkedRecord, error_text, parked_key
 from actors.records import HOUSE, OUTBOX, OutboxRecord, game_account, user_account
-from actors.runtime import Actor, ActorCrashed, ActorKind, ActorSystem
+from actors.runtime import Actor, ActorCrashed, ActorKind, ActorSystem, RuntimeFailure
 from actors.timers import TIMER, TimerRecord, TimerService, delete_timer, put_timer
 from actors.wallet import Wager, WagerResult
 from metrics import Metrics, log_event
@@ -473,7 +473,7 @@ class Games:
                         refunded += 1
                 except ActorCrashed as exc:
                     await self._unrecoverable(game_id, live_key, error_text(exc))
-                except Busy:
+                except RuntimeFailure:
                     # Not the game's fault: it stays live, and its overdue deadline timer
                     # ends it (or the next boot refunds it).
                     log.warning("refund of game %s deferred: its actor is busy", game_id)
@@ -621,7 +621,7 @@ class Games:
     async def _deliver(self, transfer_id: str) -> None:
         try:
             await self.economy.deliver(transfer_id)
-        except Busy:
+        except RuntimeFailure:
             # The outbox record stays; the periodic sweep delivers it.
             log.warning("delivery of %s deferred: wallet busy", transfer_id)
 
@@ -705,7 +705,7 @@ class BlackjackGame(Actor):
             wager = Wager(move.key, self.game_id, "blackjack", extra, 0, write)
             try:
                 await self.games.economy.wallet(record.scope, record.user).ask(wager)
-            except Busy:
+            except RuntimeFailure:
                 # Unknown whether the raise committed: take the durable truth.
                 self.record = self.games.load(self.game_id)
                 raise

@@ -18,7 +18,6 @@ from actors.audit import AuditLog
 from actors.economy import Economy
 from actors.errors import (
     BotRecipient,
-    Busy,
     CroupierError,
     InvalidInput,
     NotFound,
@@ -585,10 +584,9 @@ class EconomyCommands:
         added = await roles.grant(role_id) if held else False
         try:
             got = await self.economy.use(inv.guild_id, inv.user_id, item.item_id, _key(inv))
-        except Busy:
-            # The outcome is unknown: the item may be used, so the role stays.
-            raise
         except CroupierError:
+            # (A runtime failure is no CroupierError and passes: the outcome is unknown,
+            # the item may be used, so the role stays.)
             if added:
                 await roles.revoke(role_id)
             raise

@@ -60,7 +60,7 @@ from actors.errors import (
 )
 from actors.records import ShopItem
 from bot.commands.economy import history_result
-from bot.dispatch import RateLimit, TokenBuckets
+from bot.dispatch import REFUSALS, RateLimit, TokenBuckets, user_error
 from bot.http.openapi import openapi_document
 from bot.inputs import (
     INTEGER_OPTION_MAX,
@@ -289,7 +289,8 @@ class HttpApi:
                 return await self._write(request, token, guild, handler, headers)
             except _Throttled as throttled:
                 return _json(429, _error_document(throttled), throttled.headers)
-            except CroupierError as error:
+            except REFUSALS as refusal:
+                error = user_error(refusal)
                 return _json(status_of(error), _error_document(error), headers)
             except Exception:
                 # A bug or a record that cannot be read costs this request, answered
@@ -330,7 +331,8 @@ class HttpApi:
         exception is logged once and answered 500."""
         try:
             return await handler(call)
-        except CroupierError as error:
+        except REFUSALS as refusal:
+            error = user_error(refusal)
             return status_of(error), _error_document(error)
         except Exception:
             # Only ``Exception``: Cancelled must keep unwinding.

@@ -62,6 +62,7 @@ from actors.timers import TimerService
 from bot.commands.economy import item_result
 from bot.commands.render import money, signed_money
 from bot.config import Config
+from bot.dispatch import REFUSALS, user_error
 from bot.http.dashboard_auth import (
     SESSION_COOKIE,
     STATE_COOKIE,
@@ -350,8 +351,8 @@ class Dashboard:
             await self._record(
                 guard, request_id, "item.create", f"item:{item.item_id}", {}, item_result(item)
             )
-        except CroupierError as error:
-            return self._shop_page(request, guard, roles, error, form, 400)
+        except REFUSALS as refusal:
+            return self._shop_page(request, guard, roles, user_error(refusal), form, 400)
         return self._back(guard, "shop", "created")
 
     def _shop_page(
@@ -406,8 +407,8 @@ class Dashboard:
                 item_result(item),
                 item_result(updated),
             )
-        except CroupierError as error:
-            return self._item_page(request, guard, item, roles, error, form, 400)
+        except REFUSALS as refusal:
+            return self._item_page(request, guard, item, roles, user_error(refusal), form, 400)
         return self._back(guard, f"shop/{item.item_id}", "edited")
 
     def _item_page(
