@@ -37,7 +37,8 @@ class Rules:
 
     decks: int = 6
     dealer_hits_soft_17: bool = False
-    # A natural pays natural_pays[0] : natural_pays[1], rounded down to a whole coin.
+    # A natural pays natural_pays[0] : natural_pays[1], rounded up to a whole coin, so
+    # the player never loses a fraction of a coin to rounding.
     natural_pays: tuple[int, int] = (3, 2)
     double_after_split: bool = True
 
@@ -63,7 +64,7 @@ def rules_text() -> str:
             f"{RULES.decks} decks, shuffled for every round from the game's fair seeds.",
             f"The dealer draws to 17 and {soft_17} soft 17.",
             f"A natural (ace and ten-value card as the first two cards) pays "
-            f"{numerator}:{denominator}, rounded down to a whole coin; other wins pay 1:1 "
+            f"{numerator}:{denominator}, rounded up to a whole coin; other wins pay 1:1 "
             f"and a push returns the stake.",
             "The dealer peeks: a dealer natural ends the round at once (your natural pushes).",
             f"Double on the first two cards of a hand ({das} after a split): the bet doubles "
@@ -375,7 +376,7 @@ def _hand_result(hand: Hand, split: bool, dealer: Sequence[int]) -> tuple[str, i
         if is_natural(dealer):
             return "push", hand.bet
         numerator, denominator = RULES.natural_pays
-        return "natural", hand.bet + hand.bet * numerator // denominator
+        return "natural", hand.bet - (-hand.bet * numerator // denominator)
     if total > BLACKJACK:
         return "bust", 0
     # A dealer natural only ever meets a hand below 21: the round ends at the deal.
