@@ -1,6 +1,6 @@
 """A fake Discord (REST + gateway on 127.0.0.1) for end-to-end tests of the real client."""
 
-from tests.fake_discord.server import (
+from tests.fake_discord.objects import (
     APP_ID,
     BOT_ROLE_ID,
     BOT_ROLE_POSITION,
@@ -8,11 +8,9 @@ from tests.fake_discord.server import (
     CHANNEL_ID,
     GUILD_ID,
     REFUSED_TOKEN,
-    Callback,
-    FakeDiscord,
-    Identify,
-    RecordedRequest,
 )
+from tests.fake_discord.server import FakeDiscord
+from tests.fake_discord.state import Callback, Identify, RecordedRequest
 
 __all__ = [
     "APP_ID",
