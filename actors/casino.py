@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import trio
 
+from actors.context import EconomyContext
 from actors.economy import Economy
 from actors.games.engine import Games, RecoveryReport
-from actors.ledger import EconomyEnv
 from actors.runtime import ActorSystem
 from actors.timers import TimerService
 from metrics import Metrics
@@ -57,11 +57,11 @@ def build_casino(
 ) -> Casino:
     limits = store.limits
     actors = ActorSystem(limits=limits, metrics=metrics)
-    env = EconomyEnv(store=store, limits=limits, now=wall_clock, global_scope=global_scope)
-    economy = Economy(env, actors)
+    context = EconomyContext(store=store, limits=limits, now=wall_clock, global_scope=global_scope)
+    economy = Economy(context, actors)
     timers = TimerService(store, wall_clock=wall_clock)
     games = Games(
-        env,
+        context,
         actors,
         economy,
         timers,

@@ -21,6 +21,8 @@ from typing import Any, Literal
 import trio
 
 from actors import keys
+from actors.accounts import member_of
+from actors.context import EconomyContext
 from actors.errors import (
     AlreadyRefunded,
     BotRecipient,
@@ -33,7 +35,6 @@ from actors.errors import (
     SelfTransfer,
     Undeliverable,
 )
-from actors.ledger import EconomyEnv
 from actors.parked import PARKED, ParkedRecord, error_text, list_parked, parked_key
 from actors.records import (
     HISTORY,
@@ -93,16 +94,6 @@ def check_user_id(value: object, field: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= keys.u64_max:
         raise InvalidInput(field, "must be a Discord id, a whole number from 1 to 2**64-1")
     return value
-
-
-def member_of(account: str) -> int | None:
-    """The user id of a member's account name ("user:<id>"), or None for any other
-    account or a malformed one (read from a stored record, so never trusted)."""
-    kind, _, ident = account.partition(":")
-    if kind != "user" or not (0 < len(ident) <= 20 and ident.isascii() and ident.isdigit()):
-        return None
-    user = int(ident)
-    return user if 1 <= user <= keys.u64_max else None
 
 
 def check_guild_id(value: object) -> int:
@@ -166,7 +157,7 @@ class InventoryLine:
 class Economy:
     """Wallets, transfers, rewards, leaderboards, history, shop and settings."""
 
-    def __init__(self, env: EconomyEnv, actors: ActorSystem) -> None:
+    def __init__(self, env: EconomyContext, actors: ActorSystem) -> None:
         self.env = env
         self.store = env.store
         self.limits = env.limits

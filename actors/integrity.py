@@ -19,12 +19,12 @@ from typing import Any, TypeVar
 import trio
 
 from actors import keys
+from actors.accounts import SYSTEM_ACCOUNTS, Account
 from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, GameRecord
 from actors.games.rules import blackjack as bj
 from actors.parked import check_parked, parked_db, parked_key
-from actors.records import HISTORY, OUTBOX, SHOP_ITEM, SYSTEM_ACCOUNTS, WALLET
+from actors.records import APPLIED_BOUNCED, HISTORY, OUTBOX, SHOP_ITEM, WALLET
 from actors.timers import TIMER
-from actors.wallet import APPLIED_BOUNCED
 from storage import RecordDecodeError, Store, unpackb
 
 T = TypeVar("T")
@@ -223,24 +223,25 @@ def _check_outbox(txn: Any, store: Store, report: IntegrityReport, sums: dict[in
         sums[record.scope] += record.amount
         if record.amount <= 0:
             report.add("outbox_refers_to_transfer", f"{record.transfer_id}: amount {record.amount}")
-        kind, _, ident = record.source.partition(":")
-        if record.refund_of:
+        source = Account.parse(record.source)
+        sender = source.member
+        if record.refund_of and sender is not None:
             marker = txn.get(
-                keys.applied_key(record.scope, int(ident), record.refund_of.encode()), db=db_applied
+                keys.applied_key(record.scope, sender, record.refund_of.encode()), db=db_applied
             )
             if marker != APPLIED_BOUNCED:
                 report.add(
                     "outbox_refers_to_transfer", f"{record.transfer_id}: no bounced original"
                 )
-        elif kind == "user":
-            raw = txn.get(
-                keys.history_key(record.scope, int(ident), record.source_ref), db=db_history
-            )
+        elif sender is not None:
+            raw = txn.get(keys.history_key(record.scope, sender, record.source_ref), db=db_history)
             if raw is None or HISTORY.decode(raw).transfer_id != record.transfer_id:
                 report.add("outbox_refers_to_transfer", f"{record.transfer_id}: no sender debit")
-        elif kind == "game":
-            if txn.get(keys.game_key(ident), db=store.db("games")) is None:
-                report.add("outbox_refers_to_transfer", f"{record.transfer_id}: no game {ident}")
+        elif source.kind == "game" and not record.refund_of:
+            if txn.get(keys.game_key(source.ident), db=store.db("games")) is None:
+                report.add(
+                    "outbox_refers_to_transfer", f"{record.transfer_id}: no game {source.ident}"
+                )
         else:
             report.add("outbox_refers_to_transfer", f"{record.transfer_id}: source {record.source}")
     report.figures["outbox_records"] = count

@@ -8,21 +8,8 @@ from typing import Any
 from storage.codec import RecordCodec
 from storage.limits import balance_coins_ceiling
 
-# Account names. A user account is "user:<id>", a game's escrow "game:<id>"; system
-# accounts have plain names. System accounts may go negative; user accounts never do.
-TREASURY = "treasury"
-HOUSE = "house"
-SHOP = "shop"
-SYSTEM_ACCOUNTS = (TREASURY, HOUSE, SHOP)
+# Account names and transfer ids are spelt in ``actors.accounts``; records hold their text.
 GAME_KINDS = ("blackjack", "coinflip", "dice", "slots", "roulette")
-
-
-def user_account(user: int) -> str:
-    return f"user:{user}"
-
-
-def game_account(game_id: str) -> str:
-    return f"game:{game_id}"
 
 
 @dataclass
@@ -168,3 +155,7 @@ OUTBOX = RecordCodec(OutboxRecord, kind="outbox", version=1)
 IDEMPOTENCY = RecordCodec(IdempotencyRecord, kind="idempotency", version=1)
 SETTINGS = RecordCodec(ScopeSettings, kind="settings", version=1)
 SHOP_ITEM = RecordCodec(ShopItem, kind="shop_item", version=1)
+
+# The value of an ``applied`` marker: what became of a transfer its target has seen.
+APPLIED_CREDITED = b"credited"
+APPLIED_BOUNCED = b"bounced"

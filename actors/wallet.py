@@ -18,6 +18,8 @@ from typing import Any, Literal
 import outcome
 
 from actors import keys
+from actors.accounts import SHOP, TREASURY, system_add, user_account
+from actors.context import EconomyContext
 from actors.errors import (
     AlreadyRefunded,
     BalanceTooHigh,
@@ -33,22 +35,20 @@ from actors.errors import (
     OutOfStock,
     Undeliverable,
 )
-from actors.ledger import EconomyEnv, system_add
 from actors.parked import PARKED, parked_key
 from actors.records import (
+    APPLIED_BOUNCED,
+    APPLIED_CREDITED,
     HISTORY,
     IDEMPOTENCY,
     OUTBOX,
-    SHOP,
     SHOP_ITEM,
-    TREASURY,
     WALLET,
     HistoryEntry,
     IdempotencyRecord,
     OutboxRecord,
     ScopeSettings,
     WalletRecord,
-    user_account,
 )
 from actors.runtime import Actor
 from storage import RecordDecodeError
@@ -267,9 +267,6 @@ _TRANSFER_REASONS = {
     "reset": "admin",
 }
 
-APPLIED_CREDITED = b"credited"
-APPLIED_BOUNCED = b"bounced"
-
 
 class _Stage:
     """Writes staged by the messages of one batch, made durable together."""
@@ -292,7 +289,7 @@ class _Stage:
 
 
 class Wallet(Actor):
-    def __init__(self, env: EconomyEnv, key: tuple[int, int]) -> None:
+    def __init__(self, env: EconomyContext, key: tuple[int, int]) -> None:
         self.env = env
         self.store = env.store
         self.scope, self.user = key

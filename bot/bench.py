@@ -39,21 +39,19 @@ from typing import Any
 import trio
 
 from actors import keys
+from actors.accounts import TREASURY, system_add, user_account
 from actors.casino import build_casino
 from actors.economy import Economy
 from actors.integrity import check_store
-from actors.ledger import system_add
 from actors.records import (
     HISTORY,
     IDEMPOTENCY,
     OUTBOX,
-    TREASURY,
     WALLET,
     HistoryEntry,
     IdempotencyRecord,
     OutboxRecord,
     WalletRecord,
-    user_account,
 )
 from actors.runtime import RuntimeFailure
 from bot.server import tune_gc

@@ -54,12 +54,11 @@ from typing import Any
 import trio
 
 from actors import keys
+from actors.accounts import HOUSE, TREASURY, system_add
 from actors.casino import BootReport, Casino, build_casino
 from actors.games import rules
 from actors.games.records import GAME, SETTLED, GameRecord
 from actors.integrity import check_store
-from actors.ledger import system_add
-from actors.records import HOUSE, TREASURY
 from bot.bench import LOAD_BATCH_ROWS, LOAD_TIME, load_wallets, progress
 from bot.server import tune_gc
 from metrics import new_metrics

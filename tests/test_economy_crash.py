@@ -15,7 +15,8 @@ import pytest
 import trio
 
 from actors import keys
-from actors.records import HISTORY, ScopeSettings, user_account
+from actors.accounts import user_account
+from actors.records import HISTORY, ScopeSettings
 from tests.economy_fixtures import running_economy
 from tests.support.economy_load import PAYERS, USERS
 

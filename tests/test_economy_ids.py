@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.economy import member_of
+from actors.accounts import member_of
 from actors.errors import InvalidInput
 from actors.records import ScopeSettings
 from bot.commands import build_command_set

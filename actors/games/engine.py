@@ -26,6 +26,8 @@ from typing import Any
 import trio
 
 from actors import keys
+from actors.accounts import HOUSE, TransferId, game_account, system_add, user_account
+from actors.context import EconomyContext
 from actors.economy import Economy, check_user_id
 from actors.errors import GameInProgress, GameOver, InvalidInput, NotFound, NotYourGame
 from actors.games import rules
@@ -38,9 +40,8 @@ from actors.games.records import (
     GameRecord,
 )
 from actors.games.rules import blackjack as bj
-from actors.ledger import EconomyEnv, system_add
 from actors.parked import PARKED, ParkedRecord, error_text, parked_key
-from actors.records import HOUSE, OUTBOX, OutboxRecord, game_account, user_account
+from actors.records import OUTBOX, OutboxRecord
 from actors.runtime import Actor, ActorCrashed, ActorKind, ActorSystem, RuntimeFailure
 from actors.timers import TIMER, TimerRecord, TimerService, delete_timer, put_timer
 from actors.wallet import Wager, WagerResult
@@ -212,7 +213,7 @@ class Games:
 
     def __init__(
         self,
-        env: EconomyEnv,
+        env: EconomyContext,
         actors: ActorSystem,
         economy: Economy,
         timers: TimerService,
@@ -587,7 +588,7 @@ class Games:
             await self._unrecoverable(game_id, None, error_text(exc))
             return
         self._count_refund(record, "escalated")
-        await self._deliver(f"refund:{game_id}")
+        await self._deliver(str(TransferId.game_refund(game_id)))
 
     def refund_write(self, record: GameRecord, reason: str) -> Callable[[Any], GameRecord]:
         refunded = dataclasses.replace(record, phase=REFUNDED, escrow=0)
@@ -595,7 +596,7 @@ class Games:
         expected = GAME.encode(record)
         now = self.env.now()
         outbox = OutboxRecord(
-            transfer_id=f"refund:{record.game_id}",
+            transfer_id=str(TransferId.game_refund(record.game_id)),
             scope=record.scope,
             source=game_account(record.game_id),
             target=user_account(record.user),
@@ -751,7 +752,7 @@ class BlackjackGame(Actor):
         state = bj.BlackjackState.from_record(record.state)
         outcome = bj.settle(state)
         settled = dataclasses.replace(record, phase=SETTLED, escrow=0, outcome=outcome.to_record())
-        transfer_id = f"settle:{self.game_id}:{record.round}"
+        transfer_id = str(TransferId.settlement(self.game_id, record.round))
         outbox = OutboxRecord(
             transfer_id=transfer_id,
             scope=record.scope,
@@ -789,5 +790,5 @@ class BlackjackGame(Actor):
             return False
         self.record = await self.store.write(self.games.refund_write(record, reason))
         self.games._count_refund(record, reason)
-        await self.games._deliver(f"refund:{self.game_id}")
+        await self.games._deliver(str(TransferId.game_refund(self.game_id)))
         return True

@@ -52,8 +52,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actors.accounts import member_of
 from actors.audit import AuditLog
-from actors.economy import Economy, member_of
+from actors.economy import Economy
 from actors.errors import CroupierError, DuplicateItem, InvalidInput, NotFound
 from actors.games.engine import Games
 from actors.parked import list_parked

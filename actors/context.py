@@ -1,9 +1,8 @@
-"""Shared write helpers for the money records, used inside write transactions.
+"""What every economy and game actor needs: ``EconomyContext``.
 
-System accounts (treasury, house, shop) are plain counters adjusted inside the same write
-transaction as the user side of a transfer. They belong to no actor: every adjustment is a
-read-and-add inside the single writer's transaction, which the writer serializes, and the
-counters may go negative, so no check is needed that could race.
+It holds the store, the limits, the wall clock and the scope mode, with the per-scope
+settings (cached) and the transfers counter. It is not the LMDB environment
+(``store.env``), hence its name.
 """
 
 from __future__ import annotations
@@ -15,22 +14,12 @@ from typing import Any
 
 from actors import keys
 from actors.records import SETTINGS, ScopeSettings
-from storage import Store, packb, unpackb
+from storage import Store
 from storage.limits import Limits
 
 
-def system_add(txn: Any, db: Any, scope: int, account: str, delta: int) -> int:
-    """Add ``delta`` to a system account inside ``txn``; return the new balance."""
-    key = keys.system_key(scope, account)
-    raw = txn.get(key, db=db)
-    balance = (unpackb(raw) if raw is not None else 0) + delta
-    assert isinstance(balance, int)
-    txn.put(key, packb(balance), db=db)
-    return balance
-
-
 @dataclass
-class EconomyEnv:
+class EconomyContext:
     """What every economy actor needs: the store, limits, a wall clock, the scope mode."""
 
     store: Store
