@@ -8,7 +8,7 @@ guild's admin history whatever the door. An entry says who (``actor``), through 
 
 Public surface (for the command layer, the API and the dashboard)::
 
-    log = AuditLog(store, now)            # now: the wall clock, e.g. economy.env.now
+    log = AuditLog(store, now)            # now: the wall clock, e.g. economy.context.now
     await log.append(
         guild,                            # Discord guild id (0: no guild, the console)
         request="api:123:key-1",          # the request's idempotency key, 1-128 bytes

@@ -157,12 +157,12 @@ class InventoryLine:
 class Economy:
     """Wallets, transfers, rewards, leaderboards, history, shop and settings."""
 
-    def __init__(self, env: EconomyContext, actors: ActorSystem) -> None:
-        self.env = env
-        self.store = env.store
-        self.limits = env.limits
+    def __init__(self, context: EconomyContext, actors: ActorSystem) -> None:
+        self.context = context
+        self.store = context.store
+        self.limits = context.limits
         self.actors = actors
-        actors.register(ActorKind(WALLET_KIND, lambda key: Wallet(env, key)))
+        actors.register(ActorKind(WALLET_KIND, lambda key: Wallet(context, key)))
         # Transfers whose delivery failed, retried by ``run_redelivery``. Kept in memory:
         # after a restart each is tried again from its first attempt, so a bad record
         # costs a bounded number of attempts per run before it is parked.
@@ -173,9 +173,9 @@ class Economy:
 
     def scope(self, guild_id: int) -> int:
         check_guild_id(guild_id)
-        if not self.env.global_scope and guild_id == 0:
+        if not self.context.global_scope and guild_id == 0:
             raise GuildOnly()
-        return self.env.scope_of(guild_id)
+        return self.context.scope_of(guild_id)
 
     def wallet(self, scope: int, user: int) -> ActorRef:
         # Callers validate user input first; an id out of range here is a bug.
@@ -183,7 +183,7 @@ class Economy:
         return self.actors.ref(WALLET_KIND, (scope, user))
 
     def settings(self, guild_id: int) -> ScopeSettings:
-        return self.env.settings(self.scope(guild_id))
+        return self.context.settings(self.scope(guild_id))
 
     async def balance(self, guild_id: int, user: int) -> WalletView:
         check_user_id(user, "user")
@@ -336,7 +336,7 @@ class Economy:
 
     async def _park(self, transfer_id: str, failing: _Failing) -> None:
         """Move the outbox record into ``parked`` in one commit, with what it holds."""
-        key, now = transfer_id.encode(), self.env.now()
+        key, now = transfer_id.encode(), self.context.now()
         db_outbox, db_parked = self.store.db("outbox"), self.store.db("parked")
         target_key = parked_key("transfer", transfer_id)
 
@@ -450,7 +450,7 @@ class Economy:
 
         The store is read in a worker thread to find those wallets (one pass over the
         stored results); each wallet then deletes its own records, in its own commit."""
-        before = self.env.now() - self.limits.idempotency_retention_seconds
+        before = self.context.now() - self.limits.idempotency_retention_seconds
         wallets = await trio.to_thread.run_sync(self._wallets_with_results_before, before)
         pruned = 0
         # A few wallets at a time share commits without crowding out the live traffic.
@@ -586,7 +586,7 @@ class Economy:
         try:
             result: ScopeSettings = await self.store.write(apply)
         finally:
-            self.env.forget_settings(scope)
+            self.context.forget_settings(scope)
         return result
 
     # --- reads -------------------------------------------------------------------------
@@ -728,7 +728,7 @@ class Economy:
             role_id,
             sell_price,
             False,
-            self.env.now(),
+            self.context.now(),
             description,
             created_by_key=key,
         )

@@ -289,9 +289,9 @@ class _Stage:
 
 
 class Wallet(Actor):
-    def __init__(self, env: EconomyContext, key: tuple[int, int]) -> None:
-        self.env = env
-        self.store = env.store
+    def __init__(self, context: EconomyContext, key: tuple[int, int]) -> None:
+        self.context = context
+        self.store = context.store
         self.scope, self.user = key
         # The economy refuses ids out of range before any message is sent; one here is a bug.
         assert 0 <= self.scope <= keys.u64_max and 1 <= self.user <= keys.u64_max, key
@@ -325,8 +325,8 @@ class Wallet(Actor):
 
     async def _create(self) -> None:
         """Open the wallet with the scope's starting balance, paid by the treasury."""
-        settings = self.env.settings(self.scope)
-        now = self.env.now()
+        settings = self.context.settings(self.scope)
+        now = self.context.now()
         self.record = WalletRecord(balance=0, created_at=now)
         stage = _Stage()
         if settings.starting_balance > 0:
@@ -344,8 +344,8 @@ class Wallet(Actor):
     # --- batch handling ----------------------------------------------------------------
 
     async def handle_batch(self, messages: Any) -> list[outcome.Outcome[Any]]:
-        settings = self.env.settings(self.scope)
-        now = self.env.now()
+        settings = self.context.settings(self.scope)
+        now = self.context.now()
         stage = _Stage()
         results: list[outcome.Outcome[Any]] = []
         for message in messages:
@@ -690,7 +690,7 @@ class Wallet(Actor):
         if replay is not None:
             return replay
         record = dataclasses.replace(self.record)
-        settings = self.env.settings(self.scope)
+        settings = self.context.settings(self.scope)
         write = {
             Buy: self._buy_txn,
             Sell: self._sell_txn,
@@ -712,9 +712,9 @@ class Wallet(Actor):
         self.record = fresh
         self.indexed_balance = fresh.balance
         if isinstance(message, (Buy, Sell)) and result.total:
-            self.env.count_transfers("shop")
+            self.context.count_transfers("shop")
         elif isinstance(message, Wager):
-            self.env.count_transfers("game", bool(result.amount) + bool(result.payout))
+            self.context.count_transfers("game", bool(result.amount) + bool(result.payout))
         return result
 
     def _item_in_txn(self, txn: Any, item_id: int) -> Any:
@@ -757,7 +757,7 @@ class Wallet(Actor):
         if total > record.balance:
             raise InsufficientFunds(record.balance, total)
         owned = self._owned_in_txn(txn, item.item_id) + message.quantity
-        if owned > self.env.limits.inventory_item_count_max:
+        if owned > self.context.limits.inventory_item_count_max:
             raise InvalidAmount(message.quantity, field="quantity")
         if item.stock is not None:
             item.stock -= message.quantity
@@ -878,5 +878,5 @@ class Wallet(Actor):
         self.indexed_balance = balance
         stage.ops.clear()
         for reason, count in stage.transfers.items():
-            self.env.count_transfers(reason, count)
+            self.context.count_transfers(reason, count)
         stage.transfers.clear()

@@ -609,10 +609,12 @@ async def prune_idempotency_once(
     answers share the one retention, so an id is answered the same for as long as it is
     remembered at all."""
     pruned = await economy.prune_idempotency()
-    before = economy.env.now() - economy.limits.idempotency_retention_seconds
+    before = economy.context.now() - economy.limits.idempotency_retention_seconds
     if commands is not None and commands.answers is not None:
         pruned += await commands.answers.prune(before)
-    api_answers = KeyedAnswers(economy.store, economy.env.now, "api_answers", "api_answers_by_time")
+    api_answers = KeyedAnswers(
+        economy.store, economy.context.now, "api_answers", "api_answers_by_time"
+    )
     pruned += await api_answers.prune(before)
     metrics.idempotency_pruned.inc(pruned)
     if pruned:

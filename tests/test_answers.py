@@ -186,7 +186,7 @@ async def test_a_transient_refusal_is_not_kept(casino: RunningGames) -> None:
         rate_limit=RateLimit(refill_per_second=1.0, burst_commands=1),
         metrics=casino.metrics,
         clock=lambda: clock[0],
-        answers=AnswerLog(casino.store, casino.economy.env.now),
+        answers=AnswerLog(casino.store, casino.economy.context.now),
     )
     ok(await send(commands, 1001, "daily"))
     assert refused(await send(commands, 1002, "work")) == "rate_limited"

@@ -31,13 +31,13 @@ def build_command_set(
 ) -> CommandSet:
     """Every command and button route of the server, behind one dispatcher that keeps
     each interaction's first answer in the economy's store."""
-    audit = AuditLog(economy.store, economy.env.now)
+    audit = AuditLog(economy.store, economy.context.now)
     economy_commands = EconomyCommands(economy, audit)
-    token_commands = ApiTokenCommands(ApiTokens(economy.store, economy.env.now), audit)
+    token_commands = ApiTokenCommands(ApiTokens(economy.store, economy.context.now), audit)
     return CommandSet(
         [*economy_commands.commands(), *token_commands.commands(), *extra_commands],
         [*economy_commands.buttons(), *extra_buttons],
         metrics=metrics,
         rate_limit=rate_limit,
-        answers=AnswerLog(economy.store, economy.env.now),
+        answers=AnswerLog(economy.store, economy.context.now),
     )

@@ -85,7 +85,7 @@ class EconomyCommands:
 
     def __init__(self, economy: Economy, audit: AuditLog | None = None) -> None:
         self.economy = economy
-        self.audit = audit or AuditLog(economy.store, economy.env.now)
+        self.audit = audit or AuditLog(economy.store, economy.context.now)
 
     def commands(self) -> tuple[Command, ...]:
         return self._member_commands() + self._admin_commands()
@@ -344,7 +344,11 @@ class EconomyCommands:
         )
 
     def _ready(self, ready_at: float) -> str:
-        return "ready now" if ready_at <= self.economy.env.now() else f"ready {timestamp(ready_at)}"
+        return (
+            "ready now"
+            if ready_at <= self.economy.context.now()
+            else f"ready {timestamp(ready_at)}"
+        )
 
     async def _daily(self, inv: Invocation) -> Reply:
         return await self._reward(inv, "daily")

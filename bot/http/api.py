@@ -213,7 +213,7 @@ class HttpApi:
         limits: ApiLimits | None = None,
         clock: Callable[[], float] = trio.current_time,
     ) -> None:
-        store, now = economy.store, economy.env.now
+        store, now = economy.store, economy.context.now
         self.economy = economy
         self.tokens = tokens or ApiTokens(store, now)
         self.audit = audit or AuditLog(store, now)

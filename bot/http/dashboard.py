@@ -793,10 +793,10 @@ async def open_dashboard(
             economy=economy,
             games=games,
             timers=timers,
-            audit=AuditLog(economy.store, economy.env.now),
+            audit=AuditLog(economy.store, economy.context.now),
             readiness=readiness,
             backups_path=config.backups_path,
-            wall_clock=economy.env.now,
+            wall_clock=economy.context.now,
             timers_overdue_grace_seconds=timers_overdue_grace_seconds,
             limits=limits,
         )

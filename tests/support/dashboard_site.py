@@ -131,7 +131,7 @@ async def open_site(
                 economy=running.economy,
                 games=running.games,
                 timers=running.timers,
-                audit=AuditLog(running.store, running.economy.env.now),
+                audit=AuditLog(running.store, running.economy.context.now),
                 readiness=readiness,
                 backups_path=tmp_path / "backups",
                 wall_clock=clock,
