@@ -12,7 +12,7 @@ import trio
 
 from actors.context import EconomyContext
 from actors.economy import Economy
-from actors.games.engine import Games, RecoveryReport
+from actors.games import Games, RecoveryReport
 from actors.runtime import ActorSystem
 from actors.timers import TimerService
 from metrics import Metrics

@@ -20,7 +20,7 @@ import trio
 
 from actors import keys
 from actors.accounts import SYSTEM_ACCOUNTS, Account
-from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, GameRecord
+from actors.games import GAME, GAME_TIMER_KIND, LIVE, GameRecord
 from actors.games.rules import blackjack as bj
 from actors.parked import check_parked, parked_db, parked_key
 from actors.records import APPLIED_BOUNCED, HISTORY, OUTBOX, SHOP_ITEM, WALLET

@@ -56,8 +56,7 @@ import trio
 from actors import keys
 from actors.accounts import HOUSE, TREASURY, system_add
 from actors.casino import BootReport, Casino, build_casino
-from actors.games import rules
-from actors.games.records import GAME, SETTLED, GameRecord
+from actors.games import GAME, SETTLED, GameRecord, rules
 from actors.integrity import check_store
 from bot.bench import LOAD_BATCH_ROWS, LOAD_TIME, load_wallets, progress
 from bot.server import tune_gc

@@ -29,7 +29,7 @@ from actors import keys
 from actors.answers import KeyedAnswers
 from actors.casino import build_casino
 from actors.economy import Economy
-from actors.games.engine import Games
+from actors.games import Games
 from actors.integrity import IntegrityReport, check_store
 from actors.runtime import ActorSystem
 from actors.timers import TimerService

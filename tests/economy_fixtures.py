@@ -11,7 +11,7 @@ import trio
 
 from actors.casino import Casino, build_casino
 from actors.economy import Economy
-from actors.games.engine import Games, RecoveryReport
+from actors.games import Games, RecoveryReport
 from actors.integrity import IntegrityReport, check_store
 from actors.runtime import ActorSystem
 from actors.timers import TimerService

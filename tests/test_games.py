@@ -19,8 +19,7 @@ from actors.errors import (
     NotYourGame,
     OnCooldown,
 )
-from actors.games import rules
-from actors.games.engine import GAME_ACTOR, Games
+from actors.games import GAME_ACTOR, Games, rules
 from actors.games.rules import blackjack as bj
 from actors.records import ScopeSettings
 from actors.runtime import RuntimeFailure

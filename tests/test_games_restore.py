@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors.games.engine import view_of
-from actors.games.records import GAME, LIVE, REFUNDED, GameRecord
+from actors.games import GAME, LIVE, REFUNDED, GameRecord, view_of
 from actors.records import ScopeSettings
 from tests.conftest import sample
 from tests.economy_fixtures import T0, RunningGames, WallClock, running_games

@@ -17,7 +17,7 @@ import trio
 import trio.testing
 
 from actors import keys
-from actors.games.records import GAME, GAME_TIMER_KIND, LIVE
+from actors.games import GAME, GAME_TIMER_KIND, LIVE
 from actors.integrity import check_store
 from actors.records import OUTBOX, SHOP_ITEM, WALLET, OutboxRecord, ShopItem
 from actors.timers import TIMER, TimerRecord

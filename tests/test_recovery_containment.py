@@ -13,7 +13,7 @@ import trio.testing
 
 from actors import keys
 from actors.errors import AlreadyRefunded
-from actors.games.records import GAME, LIVE
+from actors.games import GAME, LIVE
 from actors.parked import ParkedRecord, list_parked
 from actors.runtime import AskTimeout
 from actors.timers import TIMER, TimerRecord, put_timer

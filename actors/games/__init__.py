@@ -1,0 +1,40 @@
+"""The casino: provably fair games whose stakes, payouts and refunds are wallet transfers.
+
+How the parts fit:
+
+- ``rules/``: the pure rules (draws from committed seeds, payouts, return to player); no
+  trio, no storage. ``rules.play`` resolves a whole game into a ``rules.Settlement``.
+- ``service``: ``Games``, the one entry for callers. It checks a bet, chooses its seeds,
+  commits the stake into the game's escrow (``Games.stake``), and for instant games
+  settles in that same commit; it also verifies, refunds and recovers games at boot.
+- ``actor``: ``BlackjackGame``, one actor per live blackjack game, which persists every
+  move and writes the settlement commit; it calls only the service's public methods.
+- ``views``: what callers see (``GameView``, ``InstantResult``, ``VerifyReport``), built
+  from records by pure functions.
+- ``records``: the stored ``GameRecord`` and its phases; ``parking`` moves a game that
+  cannot be handled aside with its escrow.
+"""
+
+from actors.games import rules
+from actors.games.actor import GAME_ACTOR
+from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, REFUNDED, SETTLED, GameRecord
+from actors.games.service import INSTANT_KINDS, Games, RecoveryReport
+from actors.games.views import GameView, InstantResult, VerifyReport, view_of
+
+__all__ = [
+    "GAME",
+    "GAME_ACTOR",
+    "GAME_TIMER_KIND",
+    "INSTANT_KINDS",
+    "LIVE",
+    "REFUNDED",
+    "SETTLED",
+    "GameRecord",
+    "GameView",
+    "Games",
+    "InstantResult",
+    "RecoveryReport",
+    "VerifyReport",
+    "rules",
+    "view_of",
+]

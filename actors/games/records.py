@@ -11,7 +11,7 @@ LIVE = "live"
 SETTLED = "settled"
 REFUNDED = "refunded"
 
-# The timer kind of a game's deadline: the games engine handles it, the integrity check
+# The timer kind of a game's deadline: the games service handles it, the integrity check
 # proves each one has its live game.
 GAME_TIMER_KIND = "game"
 

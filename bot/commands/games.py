@@ -18,8 +18,7 @@ from typing import Any
 
 from actors.economy import Economy
 from actors.errors import GameInProgress, InvalidInput, NotFound
-from actors.games import rules
-from actors.games.engine import Games, GameView, InstantResult, VerifyReport
+from actors.games import Games, GameView, InstantResult, VerifyReport, rules
 from actors.games.rules import blackjack as bj
 from actors.games.rules import coinflip, dice, roulette, slots
 from actors.games.rules.fair import client_seed_chars_max, server_seed_chars

@@ -56,7 +56,7 @@ from actors.accounts import member_of
 from actors.audit import AuditLog
 from actors.economy import Economy
 from actors.errors import CroupierError, DuplicateItem, InvalidInput, NotFound
-from actors.games.engine import Games
+from actors.games import Games
 from actors.parked import list_parked
 from actors.records import ScopeSettings, ShopItem
 from actors.timers import TimerService

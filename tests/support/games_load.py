@@ -21,8 +21,7 @@ from pathlib import Path
 
 import trio
 
-from actors.games import rules
-from actors.games.records import GAME, LIVE, SETTLED
+from actors.games import GAME, LIVE, SETTLED, rules
 from actors.games.rules import blackjack as bj
 from tests.economy_fixtures import RunningGames, WallClock, running_games
 
