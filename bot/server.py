@@ -240,6 +240,9 @@ async def _run(
         )
         core.start_soon(_update_gauges, services)
         core.start_soon(
+            partial(timers.run_gauges, overdue_grace_seconds=TIMER_OVERDUE_GRACE_SECONDS)
+        )
+        core.start_soon(
             partial(
                 run_backup_schedule,
                 store,

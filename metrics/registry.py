@@ -308,6 +308,50 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.timers_pending = Gauge(
+            "croupier_timers_pending",
+            "Timers waiting in the index, by kind (recounted every "
+            "timer_pending_count_seconds, in a worker thread).",
+            ["kind"],
+            registry=r,
+        )
+        self.timers_overdue = Gauge(
+            "croupier_timers_overdue",
+            "Timers due more than the overdue grace ago and not fired yet (counted up to "
+            "timer_overdue_counted_max).",
+            registry=r,
+        )
+        self.timers_fired = Counter(
+            "croupier_timers_fired_total",
+            "Timer firings whose handler finished, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.timers_retried = Counter(
+            "croupier_timers_retried_total",
+            "Timer firings put off for a retry (a failure, or Discord's retry_after), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.timers_parked = Counter(
+            "croupier_timers_parked_total",
+            "Timers parked after too many failed attempts, by kind ('unknown' for records "
+            "that cannot be read or have no handler).",
+            ["kind"],
+            registry=r,
+        )
+        self.timers_parked.labels("unknown")
+        self.timers_guild_forbidden = Counter(
+            "croupier_timers_guild_forbidden_total",
+            "Times a guild's Discord timers were backed off for a missing permission "
+            "(once per outage, not once per attempt).",
+            registry=r,
+        )
+        self.timers_guilds_backed_off = Gauge(
+            "croupier_timers_guilds_backed_off",
+            "Guilds whose Discord timers wait for a missing permission.",
+            registry=r,
+        )
         self.games_theoretical_rtp = Gauge(
             "croupier_games_theoretical_rtp_ratio",
             "Theoretical return to player of each game kind, from its rules.",

@@ -66,6 +66,24 @@ class Limits:
     delivery_retry_seconds_min: float = 1.0
     delivery_retry_seconds_max: float = 300.0
     timer_attempts_max: int = 5
+    # A timer whose handler fails (or asks to be retried) fires again after a doubling
+    # wait between these figures, with jitter so that a burst of failures does not retry
+    # in step; a 429's retry_after is honoured instead, and does not count as a failure.
+    timer_retry_seconds_min: float = 5.0
+    timer_retry_seconds_max: float = 3_600.0
+    # A guild where the bot lost a permission is probed again after a doubling wait
+    # between these figures; its other Discord timers wait for the probe.
+    timer_guild_backoff_seconds_min: float = 60.0
+    timer_guild_backoff_seconds_max: float = 6 * 3_600.0
+    # Timers fired at once; the rest wait in the index, so a catch-up of a million
+    # overdue timers holds this many tasks, not a million.
+    timer_fires_concurrent_max: int = 64
+    # The overdue gauge counts this many keys at most, so that a long downtime does not
+    # make every metrics refresh walk the whole index.
+    timer_overdue_counted_max: int = 100_000
+    # How often the pending-by-kind gauge is recounted, in a worker thread (it reads
+    # every timer, so it runs rarely and never at boot).
+    timer_pending_count_seconds: float = 60.0
     settings_cached_scopes_max: int = 10_000
 
 
