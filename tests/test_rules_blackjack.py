@@ -86,7 +86,9 @@ def check_invariants(state: BlackjackState) -> None:
     # The most a round pays is a natural: 5/2 of the stake, plus half a coin rounded up.
     assert 0 <= 2 * outcome.payout <= 5 * staked + 1
     assert outcome.detail["staked"] == staked
-    assert rules.Outcome.from_record(msgpack.unpackb(msgpack.packb(outcome.to_record()))) == outcome
+    assert (
+        rules.Settlement.from_record(msgpack.unpackb(msgpack.packb(outcome.to_record()))) == outcome
+    )
     assert (
         bj.replay(state.server_seed, state.client_seed, state.nonce, state.stake, state.actions)
         == state
@@ -381,7 +383,7 @@ def test_settle_pays_each_hand_by_the_rules(
     assert sum(hand["payout"] for hand in outcome.detail["hands"]) == payout
     staked = sum(bets)
     assert outcome.detail["staked"] == staked
-    assert outcome.outcome == ("win" if payout > staked else "push" if payout == staked else "loss")
+    assert outcome.result == ("win" if payout > staked else "push" if payout == staked else "loss")
 
 
 def test_naturals_are_settled_at_the_deal() -> None:

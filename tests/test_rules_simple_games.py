@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from actors.errors import InvalidAmount, InvalidInput
 from actors.games import rules
-from actors.games.rules import Outcome, coinflip, dice, roulette, slots
-from actors.games.rules.outcome import payout_multiple_max, stake_coins_max
+from actors.games.rules import Settlement, coinflip, dice, roulette, slots
+from actors.games.rules.settlement import payout_multiple_max, stake_coins_max
 
 SERVER_SEED = "5a" * 32
 
@@ -26,7 +26,7 @@ nonces = st.integers(min_value=0, max_value=10**6)
 Seeds = tuple[str, str, int]
 
 # Each one-draw game with its stored params and the same game through its typed function.
-SIMPLE_GAMES: list[tuple[str, dict[str, Any], Callable[[Seeds], Outcome]]] = [
+SIMPLE_GAMES: list[tuple[str, dict[str, Any], Callable[[Seeds], Settlement]]] = [
     ("coinflip", {"stake": 10, "choice": "tails"}, lambda s: coinflip.play(*s, 10, "tails")),
     ("dice", {"stake": 10, "bet": "number", "number": 6}, lambda s: dice.play(*s, 10, "number", 6)),
     ("dice", {"stake": 10, "bet": "under"}, lambda s: dice.play(*s, 10, "under")),
@@ -45,17 +45,17 @@ SIMPLE_GAMES: list[tuple[str, dict[str, Any], Callable[[Seeds], Outcome]]] = [
 ]
 
 
-def enumerated_rtp(outcomes: list[Outcome], stake: int) -> Fraction:
+def enumerated_rtp(outcomes: list[Settlement], stake: int) -> Fraction:
     """The mean payout per coin staked over equally likely outcomes."""
     return Fraction(sum(outcome.payout for outcome in outcomes), len(outcomes) * stake)
 
 
-def assert_consistent(outcome: Outcome, stake: int) -> None:
+def assert_consistent(outcome: Settlement, stake: int) -> None:
     """An outcome's label agrees with its payout, and it survives a msgpack round trip."""
     expected = "win" if outcome.payout > stake else "push" if outcome.payout == stake else "loss"
-    assert outcome.outcome == expected
+    assert outcome.result == expected
     packed = msgpack.packb(outcome.to_record())
-    assert Outcome.from_record(msgpack.unpackb(packed)) == outcome
+    assert Settlement.from_record(msgpack.unpackb(packed)) == outcome
 
 
 # Coinflip.
@@ -115,7 +115,7 @@ def test_dice_over_under_pays_even_money_and_seven_loses_both() -> None:
         assert under.payout == (20 if total < 7 else 0)
         assert over.detail["total"] == total
         if total == 7:
-            assert over.outcome == under.outcome == "loss"
+            assert over.result == under.result == "loss"
 
 
 def test_dice_rtp_is_exact_by_enumeration() -> None:
@@ -307,7 +307,7 @@ def test_the_largest_payout_stays_below_the_balance_ceiling() -> None:
 
 @pytest.mark.parametrize(("kind", "params", "typed_play"), SIMPLE_GAMES)
 def test_verify_recomputes_the_played_outcome(
-    kind: str, params: dict[str, Any], typed_play: Callable[[Seeds], Outcome]
+    kind: str, params: dict[str, Any], typed_play: Callable[[Seeds], Settlement]
 ) -> None:
     """verify from the revealed seeds and the stored params equals the typed game's result."""
     for nonce in range(50):

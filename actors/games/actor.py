@@ -173,7 +173,7 @@ class BlackjackGame(Actor):
             source=game_account(self.game_id),
             target=user_account(record.user),
             amount=settlement.payout,
-            reason=f"blackjack payout ({settlement.outcome})",
+            reason=f"blackjack payout ({settlement.result})",
             at=self.games.now(),
             source_ref=record.round,
         )
@@ -194,7 +194,7 @@ class BlackjackGame(Actor):
 
         await self.store.write(write)
         self.record = settled
-        self.games.count_settled(settled, settlement.outcome, settlement.payout)
+        self.games.count_settled(settled, settlement.result, settlement.payout)
         if payout.amount:
             await self.games.deliver(payout.transfer_id)
 

@@ -232,7 +232,7 @@ class Games:
         cooldown = self.env.settings(scope).cooldown_seconds(kind)
         result = await self.stake(record, key, stake, settlement.payout, game_write, cooldown)
         if result.game_id == record.game_id:
-            self.count_settled(record, settlement.outcome, settlement.payout)
+            self.count_settled(record, settlement.result, settlement.payout)
         stored = self.load(result.game_id)
         assert stored is not None, result
         return InstantResult(view_of(stored), result.balance)

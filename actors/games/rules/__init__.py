@@ -24,13 +24,13 @@ from actors.errors import InvalidInput
 
 from . import blackjack, coinflip, dice, roulette, slots
 from .fair import FairStream, check_seeds, new_server_seed, seed_hash
-from .outcome import Outcome, Record, check_stake, stake_coins_max
+from .settlement import Record, Settlement, check_stake, stake_coins_max
 
 __all__ = [
     "KINDS",
     "FairStream",
-    "Outcome",
     "Record",
+    "Settlement",
     "blackjack",
     "check_params",
     "check_seeds",
@@ -90,7 +90,7 @@ def check_params(kind: str, params: Mapping[str, Any]) -> None:
 
 def play(
     kind: str, server_seed: str, client_seed: str, nonce: int, params: Mapping[str, Any]
-) -> Outcome:
+) -> Settlement:
     """Resolve a whole game of ``kind`` from its seeds and the player's choices.
 
     A blackjack game is dealt and its actions replayed; they must finish the round.
@@ -121,7 +121,7 @@ def verify(
 ) -> Record:
     """The outcome record a finished game must have had, recomputed from revealed seeds.
 
-    Equal to ``to_record()`` of the ``Outcome`` the actor settled the game with.
+    Equal to ``to_record()`` of the ``Settlement`` the actor settled the game with.
     """
     return play(kind, server_seed, client_seed, nonce, params).to_record()
 

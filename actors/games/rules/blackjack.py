@@ -21,7 +21,7 @@ from typing import Any
 from actors.errors import CroupierError, InvalidInput
 
 from .fair import FairStream, check_seeds
-from .outcome import Outcome, Record, check_stake
+from .settlement import Record, Settlement, check_stake
 
 RANKS = ("A", "2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K")
 SUITS = ("♠", "♥", "♦", "♣")
@@ -395,7 +395,7 @@ def _hand_text(number: int, hand: Hand, result: str, split: bool) -> str:
     return f"you {hand_label(hand.cards)}" + (" natural" if result == "natural" else "")
 
 
-def settle(state: BlackjackState) -> Outcome:
+def settle(state: BlackjackState) -> Settlement:
     """The outcome of a settled round: the payout summed over every hand.
 
     ``detail`` holds ``dealer`` (cards), ``dealer_total``, ``staked`` and ``hands``: per
@@ -428,4 +428,4 @@ def settle(state: BlackjackState) -> Outcome:
     }
     payout = sum(int(hand["payout"]) for hand in hands)
     summary = f"Dealer {hand_label(state.dealer)}; " + ", ".join(texts)
-    return Outcome.of(staked, payout, detail, summary)
+    return Settlement.of(staked, payout, detail, summary)

@@ -7,7 +7,7 @@ from fractions import Fraction
 from actors.errors import InvalidInput
 
 from .fair import FairStream
-from .outcome import Outcome, check_stake
+from .settlement import Settlement, check_stake
 
 SIDES = ("heads", "tails")
 PAYOUT_MULTIPLE = 2
@@ -20,15 +20,15 @@ def check_choice(choice: object) -> str:
     return choice
 
 
-def resolve(stake: int, choice: str, side: str) -> Outcome:
+def resolve(stake: int, choice: str, side: str) -> Settlement:
     """The outcome of calling ``choice`` when the coin shows ``side``."""
     assert side in SIDES
     payout = PAYOUT_MULTIPLE * stake if side == choice else 0
     detail = {"choice": choice, "side": side}
-    return Outcome.of(stake, payout, detail, f"The coin shows {side}; you called {choice}")
+    return Settlement.of(stake, payout, detail, f"The coin shows {side}; you called {choice}")
 
 
-def play(server_seed: str, client_seed: str, nonce: int, stake: int, choice: str) -> Outcome:
+def play(server_seed: str, client_seed: str, nonce: int, stake: int, choice: str) -> Settlement:
     """Flip the coin of this game's seeds for a player who called ``choice``."""
     check_stake(stake)
     check_choice(choice)

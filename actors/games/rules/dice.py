@@ -11,7 +11,7 @@ from fractions import Fraction
 from actors.errors import InvalidInput
 
 from .fair import FairStream
-from .outcome import Outcome, check_stake
+from .settlement import Settlement, check_stake
 
 BETS = ("number", "over", "under")
 FACES = 6
@@ -41,7 +41,7 @@ def dice_count(bet: str) -> int:
     return 1 if bet == "number" else 2
 
 
-def resolve(stake: int, bet: str, number: int | None, dice: tuple[int, ...]) -> Outcome:
+def resolve(stake: int, bet: str, number: int | None, dice: tuple[int, ...]) -> Settlement:
     """The outcome of a checked bet when the dice show ``dice``."""
     assert len(dice) == dice_count(bet) and all(1 <= die <= FACES for die in dice)
     total = sum(dice)
@@ -53,12 +53,12 @@ def resolve(stake: int, bet: str, number: int | None, dice: tuple[int, ...]) -> 
     payout = payout_multiple * stake if won else 0
     detail = {"bet": bet, "number": number, "dice": list(dice), "total": total}
     shown = " + ".join(str(die) for die in dice) + (f" = {total}" if len(dice) > 1 else "")
-    return Outcome.of(stake, payout, detail, f"🎲 {shown}; you bet {call}")
+    return Settlement.of(stake, payout, detail, f"🎲 {shown}; you bet {call}")
 
 
 def play(
     server_seed: str, client_seed: str, nonce: int, stake: int, bet: str, number: int | None = None
-) -> Outcome:
+) -> Settlement:
     """Roll this game's dice for the bet ``bet`` (with ``number`` for a number guess)."""
     check_stake(stake)
     check_bet(bet, number)

@@ -11,7 +11,7 @@ from fractions import Fraction
 from actors.errors import InvalidInput
 
 from .fair import FairStream
-from .outcome import Outcome, check_stake
+from .settlement import Settlement, check_stake
 
 POCKETS = 37
 RED = frozenset({1, 3, 5, 7, 9, 12, 14, 16, 18, 19, 21, 23, 25, 27, 30, 32, 34, 36})
@@ -84,19 +84,19 @@ def wins(bet: str, number: int | None, pocket: int) -> bool:
     raise AssertionError(bet)
 
 
-def resolve(stake: int, bet: str, number: int | None, pocket: int) -> Outcome:
+def resolve(stake: int, bet: str, number: int | None, pocket: int) -> Settlement:
     """The outcome of a checked bet when the ball lands in ``pocket``."""
     payout = PAYOUT_MULTIPLES[bet] * stake if wins(bet, number, pocket) else 0
     detail = {"bet": bet, "number": number, "pocket": pocket, "color": color(pocket)}
     call = bet if number is None else f"{bet} {number}"
-    return Outcome.of(
+    return Settlement.of(
         stake, payout, detail, f"The ball lands on {pocket} {color(pocket)}; you bet {call}"
     )
 
 
 def play(
     server_seed: str, client_seed: str, nonce: int, stake: int, bet: str, number: int | None = None
-) -> Outcome:
+) -> Settlement:
     """Spin this game's wheel for one bet."""
     check_stake(stake)
     check_bet(bet, number)

@@ -11,7 +11,7 @@ import itertools
 from fractions import Fraction
 
 from .fair import FairStream
-from .outcome import Outcome, check_stake
+from .settlement import Settlement, check_stake
 
 REELS = 3
 ANY = "any"
@@ -51,15 +51,15 @@ def payout_multiple(symbols: tuple[str, ...]) -> int:
     return 0
 
 
-def resolve(stake: int, stops: tuple[int, ...]) -> Outcome:
+def resolve(stake: int, stops: tuple[int, ...]) -> Settlement:
     """The outcome of a spin whose reels stopped at ``stops``."""
     symbols = tuple(REEL[stop] for stop in stops)
     payout = payout_multiple(symbols) * stake
     detail = {"stops": list(stops), "symbols": list(symbols)}
-    return Outcome.of(stake, payout, detail, " ".join(SYMBOLS[s][0] for s in symbols))
+    return Settlement.of(stake, payout, detail, " ".join(SYMBOLS[s][0] for s in symbols))
 
 
-def play(server_seed: str, client_seed: str, nonce: int, stake: int) -> Outcome:
+def play(server_seed: str, client_seed: str, nonce: int, stake: int) -> Settlement:
     """Spin this game's reels."""
     check_stake(stake)
     stream = FairStream(server_seed, client_seed, nonce)

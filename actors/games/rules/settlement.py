@@ -1,4 +1,9 @@
-"""What every game returns when it ends, and the stake bound every game shares."""
+"""What every game returns when it ends (its ``Settlement``), and the stake bound every
+game shares.
+
+A ``Settlement`` is the rules' result; its ``to_record()`` form is what a game record
+stores as its ``outcome`` (a stored key kept as it is, so records already written verify).
+"""
 
 from __future__ import annotations
 
@@ -29,21 +34,21 @@ def check_stake(stake: object) -> int:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Settlement:
     """The settled result of one game.
 
     ``payout`` is every coin returned to the player, stake included (0 on a loss).
-    ``outcome`` compares it with the coins staked: more is a win, the same a push.
+    ``result`` compares it with the coins staked: more is a win, the same a push.
     """
 
-    outcome: Result
+    result: Result
     payout: int
     detail: Record
     text: str
 
     @classmethod
-    def of(cls, staked: int, payout: int, detail: Record, summary: str) -> Outcome:
-        """Build the outcome of a game that staked ``staked`` and pays back ``payout``."""
+    def of(cls, staked: int, payout: int, detail: Record, summary: str) -> Settlement:
+        """Build the settlement of a game that staked ``staked`` and pays back ``payout``."""
         assert staked > 0 and 0 <= payout <= staked * payout_multiple_max
         if payout > staked:
             return cls(
@@ -55,18 +60,18 @@ class Outcome:
 
     def to_record(self) -> Record:
         return {
-            "outcome": self.outcome,
+            "outcome": self.result,
             "payout": self.payout,
             "detail": self.detail,
             "text": self.text,
         }
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> Outcome:
-        outcome = record["outcome"]
-        assert outcome in ("win", "loss", "push"), outcome
+    def from_record(cls, record: Mapping[str, Any]) -> Settlement:
+        result = record["outcome"]
+        assert result in ("win", "loss", "push"), result
         return cls(
-            cast(Result, outcome),
+            cast(Result, result),
             int(record["payout"]),
             dict(record["detail"]),
             str(record["text"]),
