@@ -148,9 +148,12 @@ class Games:
     # --- starting games: seeds, then the stake commit ----------------------------------
 
     def _check_stake(self, scope: int, stake: object) -> int:
+        """The domain's one check of a stake: the scope's bet limits, which only the domain
+        knows. The boundary has parsed it as a whole number already; the rules check their
+        own bound (``rules.stake_coins_max``) where they resolve the game, before any
+        money moves."""
+        assert isinstance(stake, int) and not isinstance(stake, bool), stake
         settings = self.env.settings(scope)
-        if not isinstance(stake, int) or isinstance(stake, bool):
-            raise InvalidInput("stake", "must be a whole number of coins")
         if not settings.bet_min <= stake <= settings.bet_max:
             raise InvalidInput(
                 "stake", f"bets here are from {settings.bet_min} to {settings.bet_max}"
@@ -164,7 +167,8 @@ class Games:
         client_seed = client_seed if client_seed else secrets.token_hex(8)
         # The interaction id is unique per game, which is all a nonce must be here.
         nonce = int(key) % 2**63 if key.isdigit() else secrets.randbelow(2**63)
-        rules.check_seeds(server_seed, client_seed, nonce)
+        # A client seed the player gave is checked by the rules' random stream, which
+        # refuses a malformed one before the stake commit.
         return server_seed, client_seed, nonce
 
     async def stake(
@@ -195,14 +199,16 @@ class Games:
         *,
         client_seed: str | None = None,
     ) -> InstantResult:
-        """Play an instant game: stake, outcome, payout and house side in one commit."""
-        if kind not in INSTANT_KINDS:
-            raise InvalidInput("game", f"choose one of {', '.join(INSTANT_KINDS)}")
+        """Play an instant game: stake, outcome, payout and house side in one commit.
+
+        The rules check ``params`` (and the client seed) while they resolve the game, so a
+        bad bet is refused before any money moves."""
+        # Callers name the kind in code (a command per game), never from user input.
+        assert kind in INSTANT_KINDS, kind
         scope = self.economy.scope(guild_id)
         self.economy.check_key(key)
         check_user_id(user, "user")
         stake = self._check_stake(scope, params.get("stake"))
-        rules.check_params(kind, params)
         server_seed, client_seed, nonce = self._seeds(key, client_seed)
         settlement = rules.play(kind, server_seed, client_seed, nonce, params)
         now = self.env.now()
@@ -246,7 +252,6 @@ class Games:
         self.economy.check_key(key)
         check_user_id(user, "user")
         stake = self._check_stake(scope, stake)
-        rules.check_stake(stake)
         server_seed, client_seed, nonce = self._seeds(key, client_seed)
         state = bj.deal(server_seed, client_seed, nonce, stake)
         now = self.env.now()
