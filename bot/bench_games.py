@@ -271,7 +271,7 @@ def settled_outcomes() -> list[tuple[GameRecord, int]]:
     for nonce in range(SETTLED_OUTCOMES_DISTINCT):
         server_seed, client_seed = rules.new_server_seed(), f"bench-{nonce}"
         params = {"choice": "heads", "stake": STAKE_COINS}
-        outcome = rules.play("coinflip", server_seed, client_seed, nonce, params)
+        settlement = rules.play("coinflip", server_seed, client_seed, nonce, params)
         record = GameRecord(
             game_id="",
             kind="coinflip",
@@ -285,10 +285,10 @@ def settled_outcomes() -> list[tuple[GameRecord, int]]:
             client_seed=client_seed,
             nonce=nonce,
             state=dict(params),
-            outcome=outcome.to_record(),
+            outcome=settlement.to_record(),
             staked=STAKE_COINS,
         )
-        made.append((record, outcome.payout - STAKE_COINS))
+        made.append((record, settlement.payout - STAKE_COINS))
     return made
 
 

@@ -69,7 +69,7 @@ class Games:
 
     def __init__(
         self,
-        env: EconomyContext,
+        context: EconomyContext,
         actors: ActorSystem,
         economy: Economy,
         timers: TimerService,
@@ -78,8 +78,8 @@ class Games:
         idle_seconds: float,
         recovery_seconds: float,
     ) -> None:
-        self.env = env
-        self.store: Store = env.store
+        self.context = context
+        self.store: Store = context.store
         self.actors = actors
         self.economy = economy
         self.timers = timers
@@ -97,7 +97,7 @@ class Games:
     # --- reads -------------------------------------------------------------------------
 
     def now(self) -> float:
-        return self.env.now()
+        return self.context.now()
 
     def _raw(self, game_id: str) -> bytes | None:
         if not game_id or len(game_id) > 64:
@@ -153,7 +153,7 @@ class Games:
         own bound (``rules.stake_coins_max``) where they resolve the game, before any
         money moves."""
         assert isinstance(stake, int) and not isinstance(stake, bool), stake
-        settings = self.env.settings(scope)
+        settings = self.context.settings(scope)
         if not settings.bet_min <= stake <= settings.bet_max:
             raise InvalidInput(
                 "stake", f"bets here are from {settings.bet_min} to {settings.bet_max}"
@@ -211,7 +211,7 @@ class Games:
         stake = self._check_stake(scope, params.get("stake"))
         server_seed, client_seed, nonce = self._seeds(key, client_seed)
         settlement = rules.play(kind, server_seed, client_seed, nonce, params)
-        now = self.env.now()
+        now = self.context.now()
         record = GameRecord(
             game_id=secrets.token_hex(6),
             kind=kind,
@@ -235,7 +235,7 @@ class Games:
             txn.put(keys.game_key(record.game_id), value, db=store.db("games"))
             system_add(txn, store.db("system"), scope, HOUSE, house_delta)
 
-        cooldown = self.env.settings(scope).cooldown_seconds(kind)
+        cooldown = self.context.settings(scope).cooldown_seconds(kind)
         result = await self.stake(record, key, stake, settlement.payout, game_write, cooldown)
         if result.game_id == record.game_id:
             self.count_settled(record, settlement.result, settlement.payout)
@@ -254,7 +254,7 @@ class Games:
         stake = self._check_stake(scope, stake)
         server_seed, client_seed, nonce = self._seeds(key, client_seed)
         state = bj.deal(server_seed, client_seed, nonce, stake)
-        now = self.env.now()
+        now = self.context.now()
         record = GameRecord(
             game_id=secrets.token_hex(6),
             kind="blackjack",
@@ -271,7 +271,7 @@ class Games:
             staked=stake,
         )
         game_write = self._opening_write(record)
-        cooldown = self.env.settings(scope).cooldown_seconds("blackjack")
+        cooldown = self.context.settings(scope).cooldown_seconds("blackjack")
         result = await self.stake(record, key, stake, 0, game_write, cooldown)
         if result.game_id == record.game_id:
             self.metrics.games_started.labels("blackjack").inc()
@@ -324,7 +324,7 @@ class Games:
             target=user_account(record.user),
             amount=record.escrow,
             reason=f"{record.kind} refund ({reason})",
-            at=self.env.now(),
+            at=self.context.now(),
             source_ref=record.round,
         )
         store = self.store
@@ -382,7 +382,7 @@ class Games:
     def _live_index(self) -> tuple[list[tuple[bytes, str]], list[tuple[bytes, str]], int]:
         """The live-games index read at boot: (old games, unreadable entries, how many
         young games resume lazily)."""
-        cutoff = self.env.now() - self.recovery_seconds
+        cutoff = self.context.now() - self.recovery_seconds
         old: list[tuple[bytes, str]] = []
         unreadable: list[tuple[bytes, str]] = []
         resumed = 0
@@ -439,7 +439,7 @@ class Games:
         the escalation of its crashing actor may both get here: it is counted once, by
         whichever moves it.)"""
         log.error("game %s (index %r) cannot be handled: %s", game_id, live_key, error)
-        store, now = self.store, self.env.now()
+        store, now = self.store, self.context.now()
         try:
             moved = await self.store.write(
                 lambda txn: park_game(txn, store, game_id, live_key, error, now)
