@@ -63,6 +63,7 @@ class Metrics:
         self._declare_storage(registry)
         self._declare_economy(registry)
         self._declare_games(registry)
+        self._declare_timers(registry)
         self._declare_health(registry)
 
     def _declare_transports(self, r: CollectorRegistry) -> None:
@@ -301,6 +302,14 @@ class Metrics:
             "crashing actor's record could not be read); each is parked.",
             registry=r,
         )
+        self.games_theoretical_rtp = Gauge(
+            "croupier_games_theoretical_rtp_ratio",
+            "Theoretical return to player of each game kind, from its rules.",
+            ["kind"],
+            registry=r,
+        )
+
+    def _declare_timers(self, r: CollectorRegistry) -> None:
         self.timer_failures = Counter(
             "croupier_timers_failures_total",
             "Timer firings whose handler raised (retried, then parked), by timer kind "
@@ -350,12 +359,6 @@ class Metrics:
         self.timers_guilds_backed_off = Gauge(
             "croupier_timers_guilds_backed_off",
             "Guilds whose Discord timers wait for a missing permission.",
-            registry=r,
-        )
-        self.games_theoretical_rtp = Gauge(
-            "croupier_games_theoretical_rtp_ratio",
-            "Theoretical return to player of each game kind, from its rules.",
-            ["kind"],
             registry=r,
         )
 

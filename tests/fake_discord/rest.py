@@ -100,6 +100,7 @@ class RestPart(FakeDiscordState):
                     body,
                     time.monotonic(),
                     response.status,
+                    {k: v for k, v in request.headers.items() if k.lower().startswith("x-audit")},
                 )
             )
         return response

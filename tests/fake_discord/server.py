@@ -23,7 +23,9 @@ routes it does not know (answered 404, so a route the client starts using shows 
   and different shards of one ``max_concurrency`` bucket must identify
   ``identify_interval_seconds`` apart (else 4008); a RESUME of an unknown session is
   invalid (op 9);
-- a role at or above the bot's highest role cannot be granted (403, code 50013).
+- a role at or above the bot's highest role cannot be granted (403, code 50013);
+- bans, role removals, channel messages with ``enforce_nonce`` and DMs as Discord answers
+  them, and ``GUILD_BAN_REMOVE`` when a ban is lifted (``guild_rest.py``).
 
 The fake is one object made of parts that share its records (``state.py``): the
 gateway (``gateway.py``), the REST routing and rate limits (``rest.py``), interaction
@@ -45,20 +47,21 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fake_discord import guild, interactions, rest
+from tests.fake_discord import guild, guild_rest, interactions, rest
 from tests.fake_discord.gateway import GatewayPart
 from tests.fake_discord.guild import GuildPart
+from tests.fake_discord.guild_rest import GuildRestPart
 from tests.fake_discord.interactions import InteractionsPart
 from tests.fake_discord.rest import RestPart
 
 
-class FakeDiscord(GatewayPart, RestPart, InteractionsPart, GuildPart):
+class FakeDiscord(GatewayPart, RestPart, InteractionsPart, GuildRestPart, GuildPart):
     """Start with ``with FakeDiscord() as fake:``; point the client at ``fake.api_url``.
 
     Its settings are the fields of ``FakeDiscordState``.
     """
 
-    _routes = rest.ROUTES + interactions.ROUTES + guild.ROUTES
+    _routes = rest.ROUTES + interactions.ROUTES + guild_rest.ROUTES + guild.ROUTES
 
     # Lifecycle.
 

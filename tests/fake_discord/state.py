@@ -45,6 +45,8 @@ class RecordedRequest:
     # Seconds on the fake's monotonic clock when the request arrived.
     at: float = 0.0
     status: int = 0
+    # The request's headers that say what it does (the audit-log reason), not its token.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
