@@ -13,7 +13,9 @@ from actors.api_tokens import ApiTokens
 from actors.audit import AuditLog
 from actors.economy import Economy
 from bot.commands.api_tokens import ApiTokenCommands
-from bot.commands.economy import EconomyCommands, NotYourButton, RewardCooldown
+from bot.commands.common import NotYourButton
+from bot.commands.economy import EconomyCommands
+from bot.commands.wallet import RewardCooldown
 from bot.dispatch import CommandSet, RateLimit
 from bot.model import ButtonRoute, Command
 from metrics import Metrics

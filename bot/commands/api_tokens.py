@@ -12,7 +12,7 @@ from __future__ import annotations
 from actors.api_tokens import SCOPES, ApiToken, ApiTokens, token_name_chars_max
 from actors.audit import AuditLog
 from actors.errors import GuildOnly
-from bot.commands.economy import audit_command
+from bot.commands.common import audit_command
 from bot.commands.render import mention, timestamp
 from bot.model import Command, Field, Invocation, Option, OptionKind, Reply
 

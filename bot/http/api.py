@@ -59,7 +59,7 @@ from actors.errors import (
     RateLimited,
 )
 from actors.records import ShopItem
-from bot.commands.economy import history_result
+from bot.commands.listings import history_result
 from bot.dispatch import REFUSALS, RateLimit, TokenBuckets, user_error
 from bot.http.openapi import openapi_document
 from bot.inputs import (

@@ -60,8 +60,8 @@ from actors.games import Games
 from actors.parked import list_parked
 from actors.records import ScopeSettings, ShopItem
 from actors.timers import TimerService
-from bot.commands.economy import item_result
 from bot.commands.render import money, signed_money
+from bot.commands.shop import item_result
 from bot.config import Config
 from bot.dispatch import REFUSALS, user_error
 from bot.http.dashboard_auth import (
