@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from actors.errors import InvalidInput
 from actors.records import ScopeSettings, ShopItem
-from bot.http.dashboard import CONTENT_SECURITY_POLICY, parse_settings_form, parse_whole
 from bot.http.dashboard_auth import DashboardLimits, DiscordUser, SessionStore
+from bot.http.dashboard_base import CONTENT_SECURITY_POLICY
+from bot.http.dashboard_forms import parse_settings_form, parse_whole
 from bot.inputs import INTEGER_OPTION_MAX
 from bot.model import UserRef
 from metrics.health import INTEGRITY
