@@ -11,14 +11,16 @@ How the parts fit:
   move and writes the settlement commit; it calls only the service's public methods.
 - ``views``: what callers see (``GameView``, ``InstantResult``, ``VerifyReport``), built
   from records by pure functions.
-- ``records``: the stored ``GameRecord`` and its phases; ``parking`` moves a game that
-  cannot be handled aside with its escrow.
+- ``recovery``: at boot, refunds old live games and parks (``parking``) any game that
+  cannot be handled, with its escrow, so no one game stops the server.
+- ``records``: the stored ``GameRecord`` and its phases.
 """
 
 from actors.games import rules
 from actors.games.actor import GAME_ACTOR
 from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, REFUNDED, SETTLED, GameRecord
-from actors.games.service import INSTANT_KINDS, Games, RecoveryReport
+from actors.games.recovery import RecoveryReport
+from actors.games.service import INSTANT_KINDS, Games
 from actors.games.views import GameView, InstantResult, VerifyReport, view_of
 
 __all__ = [

@@ -16,7 +16,7 @@ commit, after which the payout transfer is delivered from the outbox to the wall
 Restarts. Every game's state is in its record, so a young game resumes exactly where it
 was on its next message. At boot, games older than the recovery window are refunded in
 full (``refund``, the one refund commit), and so is a game whose actor passes its restart
-intensity; a game that cannot even be refunded is parked (``actors/games/parking.py``).
+intensity; a game that cannot even be refunded is parked (``actors/games/recovery.py``).
 """
 
 from __future__ import annotations
@@ -25,10 +25,7 @@ import dataclasses
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-
-import trio
 
 from actors import keys
 from actors.accounts import HOUSE, TransferId, game_account, system_add, user_account
@@ -36,14 +33,14 @@ from actors.context import EconomyContext
 from actors.economy import Economy, check_user_id
 from actors.errors import GameInProgress, InvalidInput, NotFound
 from actors.games import rules
-from actors.games.actor import GAME_ACTOR, BlackjackGame, Expire, Move, Refund, Show
-from actors.games.parking import park_game
+from actors.games.actor import GAME_ACTOR, BlackjackGame, Expire, Move, Show
 from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, REFUNDED, SETTLED, GameRecord
+from actors.games.recovery import Recovery, RecoveryReport
 from actors.games.rules import blackjack as bj
 from actors.games.views import GameView, InstantResult, VerifyReport, verify_report, view_of
 from actors.parked import error_text
 from actors.records import OUTBOX, OutboxRecord
-from actors.runtime import ActorCrashed, ActorKind, ActorSystem, RuntimeFailure
+from actors.runtime import ActorKind, ActorSystem, RuntimeFailure
 from actors.timers import TimerRecord, TimerService, delete_timer, put_timer
 from actors.wallet import Wager, WagerResult
 from metrics import Metrics, log_event
@@ -52,16 +49,6 @@ from storage import RecordDecodeError, Store, packb, unpackb
 log = logging.getLogger("croupier.games")
 
 INSTANT_KINDS = ("coinflip", "dice", "slots", "roulette")
-# How many refunds of old games recovery runs at once.
-_recovery_refunds_max = 64
-
-
-@dataclass(frozen=True)
-class RecoveryReport:
-    resumed: int
-    refunded: int
-    # Games parked so far by this process (at recovery or after repeated crashes).
-    parked: int = 0
 
 
 class Games:
@@ -86,7 +73,7 @@ class Games:
         self.metrics = metrics
         self.idle_seconds = idle_seconds
         self.recovery_seconds = recovery_seconds
-        self.parked = 0
+        self.recovery = Recovery(context, actors, metrics, recovery_seconds)
         actors.register(
             ActorKind(GAME_ACTOR, lambda game_id: BlackjackGame(self, game_id), self._escalated)
         )
@@ -379,81 +366,10 @@ class Games:
 
     # --- recovery, timers, escalation --------------------------------------------------
 
-    def _live_index(self) -> tuple[list[tuple[bytes, str]], list[tuple[bytes, str]], int]:
-        """The live-games index read at boot: (old games, unreadable entries, how many
-        young games resume lazily)."""
-        cutoff = self.context.now() - self.recovery_seconds
-        old: list[tuple[bytes, str]] = []
-        unreadable: list[tuple[bytes, str]] = []
-        resumed = 0
-        with self.store.read() as txn:
-            for key, value in txn.cursor(db=self.store.db("live_games")):
-                try:
-                    game_id, created_at = unpackb(value)
-                    is_old = float(created_at) < cutoff
-                except (RecordDecodeError, TypeError, ValueError) as exc:
-                    unreadable.append((bytes(key), error_text(exc)))
-                    continue
-                if is_old:
-                    old.append((bytes(key), str(game_id)))
-                else:
-                    resumed += 1
-        return old, unreadable, resumed
-
     async def recover(self) -> RecoveryReport:
-        """At boot: refund every live game older than the recovery window. Younger ones
-        are left in the store and resume on their next message or deadline. A game that
-        cannot be handled (an unreadable index entry or record, a refund that raises) is
-        parked instead, so no game stops boot."""
-        old, unreadable, resumed = self._live_index()
-        limiter = trio.CapacityLimiter(_recovery_refunds_max)
-        refunded = 0
-
-        async def refund(live_key: bytes, game_id: str) -> None:
-            nonlocal refunded
-            async with limiter:
-                try:
-                    if await self.actors.ask(GAME_ACTOR, game_id, Refund("expired")):
-                        refunded += 1
-                except ActorCrashed as exc:
-                    await self._unrecoverable(game_id, live_key, error_text(exc))
-                except RuntimeFailure:
-                    # Not the game's fault: it stays live, and its overdue deadline timer
-                    # ends it (or the next boot refunds it).
-                    log.warning("refund of game %s deferred: its actor is busy", game_id)
-                except Exception as exc:
-                    await self._unrecoverable(game_id, live_key, error_text(exc))
-
-        for live_key, error in unreadable:
-            await self._unrecoverable("", live_key, error)
-        async with trio.open_nursery() as nursery:
-            for live_key, game_id in old:
-                nursery.start_soon(refund, live_key, game_id)
-        if refunded:
-            log.warning("refunded %d games older than the recovery window", refunded)
-        log.info("game recovery: %d resumed lazily, %d refunded", resumed, refunded)
-        return RecoveryReport(resumed, refunded, self.parked)
-
-    async def _unrecoverable(self, game_id: str, live_key: bytes | None, error: str) -> None:
-        """Park a game that cannot be handled, and count it; never raises. (Recovery and
-        the escalation of its crashing actor may both get here: it is counted once, by
-        whichever moves it.)"""
-        log.error("game %s (index %r) cannot be handled: %s", game_id, live_key, error)
-        store, now = self.store, self.context.now()
-        try:
-            moved = await self.store.write(
-                lambda txn: park_game(txn, store, game_id, live_key, error, now)
-            )
-        except Exception:
-            self.metrics.games_recovery_failures.inc()
-            log.exception("parking game %s failed; it is tried again at the next boot", game_id)
-            return
-        if moved:
-            self.metrics.games_recovery_failures.inc()
-            self.parked += 1
-            self.metrics.parked.labels("game").inc()
-            self.actors.passivate(GAME_ACTOR, game_id)
-            log_event(log, "game_parked", level=logging.ERROR, game=game_id, error=error)
+        """At boot: refund the live games older than the recovery window, park those that
+        cannot be handled (see ``actors/games/recovery.py``)."""
+        return await self.recovery.recover()
 
     async def _on_timer(self, timer: TimerRecord) -> None:
         await self.actors.ask(GAME_ACTOR, timer.target, Expire())
@@ -464,7 +380,7 @@ class Games:
         try:
             record = self.load(game_id)
         except RecordDecodeError as exc:
-            await self._unrecoverable(game_id, None, error_text(exc))
+            await self.recovery.unrecoverable(game_id, None, error_text(exc))
             return
         if record is None or record.phase != LIVE:
             return
@@ -472,7 +388,7 @@ class Games:
         try:
             await self._write_refund(record, "escalated")
         except Exception as exc:
-            await self._unrecoverable(game_id, None, error_text(exc))
+            await self.recovery.unrecoverable(game_id, None, error_text(exc))
             return
         self._count_refund(record, "escalated")
         await self.deliver(str(TransferId.game_refund(game_id)))
