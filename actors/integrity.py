@@ -50,6 +50,9 @@ class IntegrityReport:
     violations: list[Violation] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     figures: dict[str, int] = field(default_factory=dict)
+    # Records waiting for an operator, one line each (the first ``VIOLATIONS_KEPT_MAX``):
+    # not violations, but nothing set aside should go unseen by ``croupier check``.
+    parked: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -71,7 +74,13 @@ class IntegrityReport:
             lines.append(f"  {name:<28} {self.figures[name]}")
         for violation in self.violations:
             lines.append(f"  ! {violation.check}: {violation.detail}")
+        for line in self.parked:
+            lines.append(f"  parked {line}")
         return "\n".join(lines)
+
+    def list_parked(self, line: str) -> None:
+        if len(self.parked) < VIOLATIONS_KEPT_MAX:
+            self.parked.append(line)
 
 
 # Every check the store is held to. A check that finds nothing still appears in the

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from storage import RecordDecodeError, Store
-from storage.codec import RecordCodec
+from storage.codec import RecordCodec, unpackb
 
 if TYPE_CHECKING:
     # Only a type here: the integrity check calls ``check_parked``, not the other way.
@@ -131,6 +131,8 @@ def check_parked(txn: Any, store: Store, report: IntegrityReport, sums: dict[int
                 refunded += 1
                 continue
             waiting += 1
+            if kind == "timer":
+                report.list_parked(_timer_line(record))
             coins += record.coins_held
             sums[record.scope] += record.coins_held
             source = store.dbs.get(record.source_db)
@@ -143,3 +145,18 @@ def check_parked(txn: Any, store: Store, report: IntegrityReport, sums: dict[int
         if kind == "transfer":
             report.figures["parked_transfers_refunded"] = refunded
             report.figures["parked_transfer_coins"] = coins
+
+
+def _timer_line(record: ParkedRecord) -> str:
+    """A parked timer for ``croupier check``: its kind, guild, target and last error."""
+    try:
+        fields = unpackb(record.value)
+    except RecordDecodeError:
+        fields = {}
+    if not isinstance(fields, dict):
+        fields = {}
+    kind, guild = fields.get("kind", "unreadable"), fields.get("guild_id", 0)
+    return (
+        f"timer {record.ident} kind={kind} guild={guild} target={record.target} "
+        f"attempts={record.attempts}: {record.error}"
+    )

@@ -48,6 +48,7 @@ def report_json(report: IntegrityReport) -> str:
             "duration_seconds": report.duration_seconds,
             "counts": report.counts,
             "figures": report.figures,
+            "parked": report.parked,
             "violations": [{"check": v.check, "detail": v.detail} for v in report.violations],
         },
         sort_keys=True,

@@ -18,6 +18,7 @@ import trio
 import trio.testing
 
 from actors.discord_port import MISSING_PERMISSIONS, Done, Forbidden, Retry
+from actors.integrity import check_store
 from actors.parked import list_parked
 from actors.timers import (
     TIMER,
@@ -170,6 +171,10 @@ async def test_failures_back_off_exponentially_then_park(
     assert sample(metrics, "croupier_timers_retried_total", kind=UNBAN) == 3
     assert sample(metrics, "croupier_timers_parked_total", kind=UNBAN) == 1
     assert sample(metrics, "croupier_parked_records_total", kind="timer") == 1
+    report = check_store(store)
+    [line] = report.parked
+    assert f"kind={UNBAN} guild={G1} target=5 attempts=4: HTTP 500" in line
+    assert report.figures["parked_timers"] == 1 and line in report.text()
 
 
 async def test_a_429_waits_retry_after_and_counts_no_failure(
