@@ -47,6 +47,8 @@ EXPECTED_ALERTS = {
     "CroupierDiscordDisconnected",
     "CroupierDiscordUnanswered",
     "CroupierAskTimeouts",
+    "CroupierTimersOverdue",
+    "CroupierTimersParked",
 }
 # Prometheus adds `up` to every scrape itself; only the rules may use it.
 SCRAPE_SERIES = {"up"}
