@@ -21,11 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors import keys
+from limits import answers_pruned_per_commit_max
 from storage import RecordCodec, Store
 
-# The retention removes at most this many answers per commit, so one pass never holds
-# the writer for long.
-answers_pruned_per_commit_max = 2_000
 fingerprint_bytes = 16
 
 _TIME = struct.Struct(">d")

@@ -25,15 +25,12 @@ from typing import Any, Literal
 
 from actors import keys
 from actors.errors import InvalidInput, NotFound
+from limits import api_token_chars_max, api_token_name_chars_max, api_tokens_per_guild_max
 from storage import RecordCodec, Store
 
 TOKEN_PREFIX = "crp_"
 token_random_bytes = 32
 token_id_chars = 12
-tokens_per_guild_max = 25
-token_name_chars_max = 32
-# A presented token longer than this is not one of ours; it is refused before hashing.
-token_chars_max = 64
 SCOPES = ("read", "write")
 
 _TOKEN_TEXT = re.compile(r"crp_[A-Za-z0-9_-]{43}")
@@ -80,10 +77,10 @@ def _index_key(guild: int, token_id: str) -> bytes:
 
 def check_name(name: str) -> str:
     name = name.strip()
-    if not 1 <= len(name) <= token_name_chars_max or not _NAME.fullmatch(name):
+    if not 1 <= len(name) <= api_token_name_chars_max or not _NAME.fullmatch(name):
         raise InvalidInput(
             "name",
-            f"1 to {token_name_chars_max} letters, digits, spaces, '.', '_' or '-', "
+            f"1 to {api_token_name_chars_max} letters, digits, spaces, '.', '_' or '-', "
             "starting with a letter or digit",
         )
     return name
@@ -100,7 +97,7 @@ class ApiTokens:
         self, guild: int, *, name: str, scope: str, created_by: int, key: str
     ) -> CreatedToken:
         """A new token of ``guild``; names are unique per guild, and a guild holds at most
-        ``tokens_per_guild_max``."""
+        ``api_tokens_per_guild_max``."""
         assert 1 <= guild <= keys.u64_max and 1 <= created_by <= keys.u64_max
         assert key, key
         name = check_name(name)
@@ -126,9 +123,9 @@ class ApiTokens:
                     return CreatedToken(earlier, "")
             if any(t.name.casefold() == name.casefold() for t in existing):
                 raise InvalidInput("name", f"a token named {name!r} exists; pick another name")
-            if len(existing) >= tokens_per_guild_max:
+            if len(existing) >= api_tokens_per_guild_max:
                 raise InvalidInput(
-                    "name", f"a server holds at most {tokens_per_guild_max} tokens; revoke one"
+                    "name", f"a server holds at most {api_tokens_per_guild_max} tokens; revoke one"
                 )
             txn.put(digest, _TOKEN.encode(record), db=tokens)
             txn.put(_index_key(guild, record.token_id), digest, db=by_guild)
@@ -164,7 +161,7 @@ class ApiTokens:
 
     def authenticate(self, presented: str) -> ApiToken | None:
         """The token ``presented`` is, or None for one that was never made or is revoked."""
-        if len(presented) > token_chars_max or not _TOKEN_TEXT.fullmatch(presented):
+        if len(presented) > api_token_chars_max or not _TOKEN_TEXT.fullmatch(presented):
             return None
         with self._store.read() as txn:
             raw = txn.get(token_hash(presented), db=self._store.db("api_tokens"))

@@ -45,10 +45,9 @@ from typing import Any
 
 from actors import keys
 from actors.errors import InvalidInput
+from limits import audit_page_entries_max, audit_request_bytes_max
 from storage import RecordCodec, Store
 
-audit_page_entries_max = 100
-_request_bytes_max = 256
 # A key is (guild, microseconds, sequence): entries of one microsecond are told apart, and
 # kept in the order they were appended, by the sequence.
 _TIME_SEQUENCE = struct.Struct(">QQ")
@@ -139,7 +138,7 @@ class AuditLog:
         assert via in VIAS, via
         assert action in ACTIONS, action
         assert actor and target, (actor, target)
-        assert 0 < len(request.encode()) <= _request_bytes_max, request
+        assert 0 < len(request.encode()) <= audit_request_bytes_max, request
         entry = AuditEntry(
             guild,
             self._now(),

@@ -66,9 +66,9 @@ def build_casino(
         economy,
         timers,
         metrics,
-        idle_seconds=limits.game_idle_seconds_max if idle_seconds is None else idle_seconds,
+        idle_seconds=limits.game_idle_seconds_default if idle_seconds is None else idle_seconds,
         recovery_seconds=(
-            limits.game_recovery_seconds if recovery_seconds is None else recovery_seconds
+            limits.game_recovery_seconds_default if recovery_seconds is None else recovery_seconds
         ),
     )
     return Casino(actors, economy, games, timers)

@@ -14,8 +14,8 @@ from typing import Any
 
 from actors import keys
 from actors.records import SETTINGS, ScopeSettings
+from limits import Limits
 from storage import Store
-from storage.limits import Limits
 
 
 @dataclass

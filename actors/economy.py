@@ -79,11 +79,6 @@ from storage import RecordDecodeError
 
 log = logging.getLogger("croupier.economy")
 
-# Wallets pruning their stored results at the same time (see prune_idempotency), and
-# stored results read per read transaction when looking for them.
-PRUNE_WALLETS_AT_ONCE = 16
-PRUNE_SCAN_RECORDS_PER_READ = 5_000
-
 
 def check_user_id(value: object, field: str) -> int:
     """A Discord user id (a snowflake, 1 to 2**64-1), or ``InvalidInput`` naming ``field``.
@@ -454,7 +449,7 @@ class Economy:
         wallets = await trio.to_thread.run_sync(self._wallets_with_results_before, before)
         pruned = 0
         # A few wallets at a time share commits without crowding out the live traffic.
-        slots = trio.Semaphore(PRUNE_WALLETS_AT_ONCE)
+        slots = trio.Semaphore(self.limits.prune_wallets_concurrent_max)
 
         async def prune(scope: int, user: int) -> None:
             """Runs holding a slot its starter acquired; gives it back when done."""
@@ -483,7 +478,7 @@ class Economy:
                 if not cursor.set_range(start):
                     return list(found)
                 for read, (key, value) in enumerate(cursor):
-                    if read == PRUNE_SCAN_RECORDS_PER_READ:
+                    if read == self.limits.prune_scan_records_per_read_max:
                         start = key
                         break
                     wallet = keys.split_wallet_key(key[:16])

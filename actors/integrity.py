@@ -25,13 +25,10 @@ from actors.games.rules import blackjack as bj
 from actors.parked import check_parked, parked_db, parked_key
 from actors.records import APPLIED_BOUNCED, HISTORY, OUTBOX, SHOP_ITEM, WALLET
 from actors.timers import TIMER
+from limits import integrity_scan_records_per_cancel_check, integrity_violations_kept_max
 from storage import RecordDecodeError, Store, unpackb
 
 T = TypeVar("T")
-
-VIOLATIONS_KEPT_MAX = 50
-# How many records the scan reads between two looks at whether its caller was cancelled.
-SCAN_RECORDS_PER_CANCEL_CHECK = 10_000
 
 
 @dataclass(frozen=True)
@@ -43,7 +40,7 @@ class Violation:
 @dataclass
 class IntegrityReport:
     """What one run found. ``counts`` holds how many violations each check saw (all of
-    them, even past the ``VIOLATIONS_KEPT_MAX`` kept for the report's text)."""
+    them, even past the ``integrity_violations_kept_max`` kept for the report's text)."""
 
     started_at: float
     duration_seconds: float = 0.0
@@ -60,7 +57,7 @@ class IntegrityReport:
 
     def add(self, check: str, detail: str) -> None:
         self.counts[check] = self.counts.get(check, 0) + 1
-        if len(self.violations) < VIOLATIONS_KEPT_MAX:
+        if len(self.violations) < integrity_violations_kept_max:
             self.violations.append(Violation(check, detail))
 
     def passed(self, check: str) -> None:
@@ -164,7 +161,7 @@ def _scan(txn: Any, store: Store, name: str) -> Iterator[tuple[bytes, bytes]]:
     except RuntimeError:
         in_trio_thread = False
     for count, (key, value) in enumerate(txn.cursor(db=store.db(name))):
-        if in_trio_thread and count % SCAN_RECORDS_PER_CANCEL_CHECK == 0:
+        if in_trio_thread and count % integrity_scan_records_per_cancel_check == 0:
             trio.from_thread.check_cancelled()
         yield bytes(key), value
 

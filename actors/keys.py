@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from storage.limits import balance_coins_ceiling
+from limits import balance_coins_ceiling
 
 _U64 = struct.Struct(">Q")
 GLOBAL_SCOPE = 0

@@ -15,6 +15,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from limits import parked_error_chars_max
 from storage import RecordDecodeError, Store
 from storage.codec import RecordCodec, unpackb
 
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 
 ParkedKind = Literal["transfer", "game", "timer"]
 PARKED_KINDS: tuple[ParkedKind, ...] = ("transfer", "game", "timer")
-# A parked record's last error is kept to this many characters.
-PARKED_ERROR_CHARS_MAX = 500
 
 
 @dataclass
@@ -75,7 +74,7 @@ def parked_key(kind: ParkedKind, ident: str) -> bytes:
 
 def error_text(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
-    return text[:PARKED_ERROR_CHARS_MAX]
+    return text[:parked_error_chars_max]
 
 
 def parked_db(store: Store) -> Any | None:

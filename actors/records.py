@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from limits import balance_coins_ceiling
 from storage.codec import RecordCodec
-from storage.limits import balance_coins_ceiling
 
 # Account names and transfer ids are spelt in ``actors.accounts``; records hold their text.
 GAME_KINDS = ("blackjack", "coinflip", "dice", "slots", "roulette")

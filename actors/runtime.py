@@ -20,8 +20,8 @@ import outcome
 import trio
 
 from actors.errors import CroupierError
+from limits import Limits
 from metrics import Metrics
-from storage.limits import Limits
 
 log = logging.getLogger("croupier.actors")
 

@@ -55,8 +55,9 @@ from actors.records import (
 )
 from actors.runtime import RuntimeFailure
 from bot.server import tune_gc
+from limits import Limits
 from metrics import new_metrics
-from storage import Limits, Store, open_store
+from storage import Store, open_store
 
 GUILD = 1
 VALUE_BYTES = 64

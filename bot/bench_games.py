@@ -60,8 +60,9 @@ from actors.games import GAME, SETTLED, GameRecord, rules
 from actors.integrity import check_store
 from bot.bench import LOAD_BATCH_ROWS, LOAD_TIME, load_wallets, progress
 from bot.server import tune_gc
+from limits import Limits
 from metrics import new_metrics
-from storage import Limits, Store, open_store
+from storage import Store, open_store
 
 GUILD = 1
 STAKE_COINS = 1

@@ -38,6 +38,7 @@ from bot.commands.games import games_commands
 from bot.config import Config
 from bot.dispatch import CommandSet, RateLimit
 from bot.http.ops import serve_ops
+from limits import Limits
 from metrics import (
     Metrics,
     Readiness,
@@ -46,7 +47,7 @@ from metrics import (
     log_event,
     new_metrics,
 )
-from storage import InstanceLock, Limits, Store, open_store, unpackb
+from storage import InstanceLock, Store, open_store, unpackb
 from storage.backup import newest_verified, run_backup_schedule
 
 log = logging.getLogger("croupier.server")
@@ -98,8 +99,8 @@ def tune_gc() -> None:
 
 def limits_for(config: Config) -> Limits:
     return Limits(
-        game_idle_seconds_max=float(config.game_idle_seconds),
-        game_recovery_seconds=float(config.game_recovery_seconds),
+        game_idle_seconds_default=float(config.game_idle_seconds),
+        game_recovery_seconds_default=float(config.game_recovery_seconds),
     )
 
 

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from limits import readiness_conditions_max
 from metrics.registry import Metrics
 
 STORE_OPEN = "store_open"
@@ -29,7 +30,6 @@ DISCORD_CONNECTED = "discord_connected"
 INTEGRITY = "integrity"
 
 # Condition names become label values, so they must be few and fixed in the code.
-conditions_max = 32
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _PENDING = "not reported yet"
 
@@ -81,7 +81,7 @@ class Readiness:
         """Record whether condition ``name`` holds, with a short human-readable detail."""
         assert _NAME.fullmatch(name), f"condition name {name!r} is not snake_case"
         with self._lock:
-            assert name in self._conditions or len(self._conditions) < conditions_max
+            assert name in self._conditions or len(self._conditions) < readiness_conditions_max
             self._conditions[name] = Condition(name, ok, detail)
             self._metrics.ready_conditions.labels(name).set(1 if ok else 0)
             self._metrics.ready.set(1 if self._is_ready() else 0)
@@ -91,7 +91,7 @@ class Readiness:
         does not hold yet, and it does not keep the server from being ready."""
         assert _NAME.fullmatch(name), f"condition name {name!r} is not snake_case"
         with self._lock:
-            assert name in self._conditions or len(self._conditions) < conditions_max
+            assert name in self._conditions or len(self._conditions) < readiness_conditions_max
             self._conditions[name] = Condition(name, False, detail, pending=True)
             self._metrics.ready_conditions.labels(name).set(0)
             self._metrics.ready.set(1 if self._is_ready() else 0)

@@ -9,18 +9,15 @@ from storage.errors import (
     StorageError,
     WriterClosedError,
 )
-from storage.limits import DEFAULT_LIMITS, Limits
 from storage.lock import InstanceLock, is_locked
 from storage.migrations import MIGRATIONS, SCHEMA_VERSION, Migration, migrate
 from storage.store import Store, env_path, open_store, open_store_readonly
 
 __all__ = [
-    "DEFAULT_LIMITS",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "InstanceLock",
     "InstanceLockedError",
-    "Limits",
     "Migration",
     "RecordCodec",
     "RecordDecodeError",

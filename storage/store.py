@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 import lmdb
 import trio
 
+from limits import DEFAULT_LIMITS, Limits, subdatabases_max
 from metrics import Metrics, new_metrics
 from storage.errors import StorageError, WriterClosedError
-from storage.limits import DEFAULT_LIMITS, Limits
 from storage.lock import InstanceLock
 from storage.migrations import (
     META_DB,
@@ -39,7 +39,6 @@ T = TypeVar("T")
 log = logging.getLogger("croupier.storage")
 
 ENV_DIR_NAME = "lmdb"
-_MAX_DBS = 64
 
 
 class ReadTxn:
@@ -211,7 +210,7 @@ def open_environment(path: Path, *, map_size: int, readonly: bool = False) -> lm
         return lmdb.open(
             str(path),
             map_size=map_size,
-            max_dbs=_MAX_DBS,
+            max_dbs=subdatabases_max,
             subdir=True,
             readonly=readonly,
             sync=True,

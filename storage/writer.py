@@ -17,9 +17,9 @@ from typing import Any, Generic, TypeVar
 import lmdb
 import trio
 
+from limits import Limits
 from metrics import Metrics
 from storage.errors import StorageError, WriterClosedError
-from storage.limits import Limits
 
 T = TypeVar("T")
 WriteFn = Callable[[Any], T]

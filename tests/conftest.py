@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from limits import Limits
 from metrics import Metrics, new_metrics
-from storage import Limits, Store, open_store
+from storage import Store, open_store
 
 
 @pytest.fixture

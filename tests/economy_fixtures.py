@@ -15,8 +15,9 @@ from actors.games import Games, RecoveryReport
 from actors.integrity import IntegrityReport, check_store
 from actors.runtime import ActorSystem
 from actors.timers import TimerService
+from limits import Limits
 from metrics import Metrics, new_metrics
-from storage import Limits, Store, open_store
+from storage import Store, open_store
 
 T0 = 1_800_000_000.0
 

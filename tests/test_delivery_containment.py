@@ -25,7 +25,8 @@ from actors.records import OUTBOX, ScopeSettings
 from actors.wallet import Pay
 from bot.commands import build_command_set
 from bot.dispatch import RateLimit
-from storage import Limits, env_path, open_store, open_store_readonly
+from limits import Limits
+from storage import env_path, open_store, open_store_readonly
 from tests.conftest import sample
 from tests.economy_fixtures import RunningGames, running_economy, running_games
 from tests.support.console_json import ask_json

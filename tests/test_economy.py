@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import trio
 
-import actors.economy as economy_module
 from actors.errors import (
     BalanceTooHigh,
     BotRecipient,
@@ -30,6 +29,7 @@ from actors.errors import (
 from actors.records import ScopeSettings
 from actors.wallet import Pay
 from bot.server import prune_idempotency_once
+from limits import Limits
 from tests.conftest import sample
 from tests.economy_fixtures import Running, running_economy
 
@@ -38,8 +38,8 @@ START = ScopeSettings().starting_balance
 
 
 @pytest.fixture
-async def eco(tmp_path: Path) -> AsyncIterator[Running]:
-    async with running_economy(tmp_path) as running:
+async def eco(tmp_path: Path, limits: Limits) -> AsyncIterator[Running]:
+    async with running_economy(tmp_path, limits=limits) as running:
         yield running
 
 
@@ -315,13 +315,14 @@ async def test_refusals_and_idle_wallets_leave_no_garbage_cycles(eco: Running) -
     assert ours == []
 
 
-async def test_stored_results_are_forgotten_after_the_retention(
-    eco: Running, monkeypatch: pytest.MonkeyPatch
-) -> None:
+# The search for old results reads a few records per transaction: many transactions here,
+# and more wallets than are pruned at once.
+@pytest.mark.parametrize(
+    "limits", [Limits(prune_scan_records_per_read_max=7, prune_wallets_concurrent_max=4)]
+)
+async def test_stored_results_are_forgotten_after_the_retention(eco: Running) -> None:
     """Results older than the retention are pruned by their own wallets (counted, and only
     those); a recent key still replays, and the store stays whole."""
-    # The search for them reads a few records per transaction: many transactions here.
-    monkeypatch.setattr(economy_module, "PRUNE_SCAN_RECORDS_PER_READ", 7)
     retention = eco.economy.limits.idempotency_retention_seconds
     first = await eco.economy.pay(G, 1, 2, 5, "old-pay")
     # More wallets than are pruned at once.

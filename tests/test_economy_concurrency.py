@@ -11,7 +11,7 @@ import trio
 from actors.economy import Economy, PayOutcome
 from actors.errors import CroupierError, InsufficientFunds
 from actors.records import ScopeSettings
-from storage import Limits
+from limits import Limits
 from tests.economy_fixtures import running_economy
 
 G = 1

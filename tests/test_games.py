@@ -23,7 +23,7 @@ from actors.games import GAME_ACTOR, Games, rules
 from actors.games.rules import blackjack as bj
 from actors.records import ScopeSettings
 from actors.runtime import RuntimeFailure
-from storage import Limits
+from limits import Limits
 from tests.conftest import sample
 from tests.economy_fixtures import T0, RunningGames, running_games
 

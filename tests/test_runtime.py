@@ -19,8 +19,9 @@ from actors.runtime import (
     AskTimeout,
     MailboxFull,
 )
+from limits import Limits
 from metrics import Metrics
-from storage import Limits, Store
+from storage import Store
 from tests.conftest import sample
 
 

@@ -14,11 +14,11 @@ import lmdb
 import pytest
 import trio
 
+from limits import Limits
 from metrics import Metrics
 from storage import (
     InstanceLock,
     InstanceLockedError,
-    Limits,
     Migration,
     RecordCodec,
     RecordDecodeError,

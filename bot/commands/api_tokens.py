@@ -9,12 +9,13 @@ audit log.
 
 from __future__ import annotations
 
-from actors.api_tokens import SCOPES, ApiToken, ApiTokens, token_name_chars_max
+from actors.api_tokens import SCOPES, ApiToken, ApiTokens
 from actors.audit import AuditLog
 from actors.errors import GuildOnly
 from bot.commands.common import audit_command
 from bot.commands.render import mention, timestamp
 from bot.model import Command, Field, Invocation, Option, OptionKind, Reply
+from limits import api_token_name_chars_max
 
 
 class ApiTokenCommands:
@@ -34,7 +35,7 @@ class ApiTokenCommands:
                         "name",
                         OptionKind.STRING,
                         "A name to tell the token apart",
-                        max_length=token_name_chars_max,
+                        max_length=api_token_name_chars_max,
                     ),
                     Option(
                         "scope",
@@ -62,7 +63,7 @@ class ApiTokenCommands:
                         "token",
                         OptionKind.STRING,
                         "The token's id or name",
-                        max_length=token_name_chars_max,
+                        max_length=api_token_name_chars_max,
                     ),
                 ),
                 self._revoke,

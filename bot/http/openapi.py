@@ -11,7 +11,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from bot.inputs import INTEGER_OPTION_MAX, INTEGER_OPTION_MIN, SNOWFLAKE_MAX, refused_in_text
-from storage import Limits
+from limits import Limits
 
 if TYPE_CHECKING:
     from bot.http.api import ApiLimits

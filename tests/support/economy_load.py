@@ -19,8 +19,9 @@ import trio
 from actors.casino import build_casino
 from actors.economy import Economy
 from actors.errors import InsufficientFunds
+from limits import Limits
 from metrics import new_metrics
-from storage import Limits, open_store
+from storage import open_store
 
 G = 1
 USERS = 8

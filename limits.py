@@ -1,7 +1,18 @@
 """Every limit of the server in one place, with its unit last in its name.
 
-The limits live in the bottom layer (``storage``) so that every layer above can read them
-without an upward import. Tests build a ``Limits`` with smaller values instead of patching.
+A leaf module: it imports nothing of Croupier, so every layer (``bot``, ``actors``,
+``storage``, ``metrics``, ``bench``) reads its bounds here without an upward import.
+Two kinds of figure live here:
+
+- ``Limits``: the bounds the runtime is built with, one frozen record passed down from
+  the server to the actor system, the writer and the domain. Tests build a smaller one
+  instead of patching module constants.
+- Module constants below it: bounds no deployment tunes (what a record format or a
+  protocol allows, the sizes of internal batches), read where they apply.
+
+Names carry the unit last (``_seconds``, ``_bytes``, ``_chars``, ``_entries``). ``_max``
+and ``_min`` mark a bound; ``_default`` marks the default of a setting; a name with neither
+is a setting (an interval, a batch size) rather than a bound.
 """
 
 from __future__ import annotations
@@ -47,6 +58,10 @@ class Limits:
     # client retry, and past it the records are pruned so they do not grow forever.
     idempotency_retention_seconds: float = 7 * 86_400.0
     idempotency_prune_interval_seconds: float = 3_600.0
+    # The pruning pass asks this many wallets at once, and its search for old results
+    # reads at most this many records per read transaction (a long one pins old pages).
+    prune_wallets_concurrent_max: int = 16
+    prune_scan_records_per_read_max: int = 5_000
     reason_chars_max: int = 200
     history_page_entries_max: int = 25
     leaderboard_page_entries_max: int = 25
@@ -55,8 +70,10 @@ class Limits:
     item_name_chars_max: int = 64
     item_price_coins_max: int = 10**15
     inventory_item_count_max: int = 1_000_000
-    game_idle_seconds_max: float = 300.0
-    game_recovery_seconds: float = 2 * 3600.0
+    # A live game with no move for this long ends (settings: the server's configuration
+    # overrides both).
+    game_idle_seconds_default: float = 300.0
+    game_recovery_seconds_default: float = 2 * 3600.0
     metrics_scopes_max: int = 20
 
     # Containment: a transfer, game or timer whose handling raises is retried with a
@@ -88,3 +105,35 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+# --- storage -------------------------------------------------------------------------
+
+# Named sub-databases one LMDB environment may hold (LMDB's ``max_dbs``).
+subdatabases_max = 64
+
+
+# --- metrics -------------------------------------------------------------------------
+
+# Readiness conditions a server registers; past it registering one is a bug.
+readiness_conditions_max = 32
+
+
+# --- actors --------------------------------------------------------------------------
+
+# Integrity check: violations kept for the report's text (all are counted), and how many
+# records the scan reads between two looks at whether its caller was cancelled.
+integrity_violations_kept_max = 50
+integrity_scan_records_per_cancel_check = 10_000
+# A parked record's last error is kept to this many characters.
+parked_error_chars_max = 500
+# The retention removes at most this many stored answers per commit, so one pass never
+# holds the writer for long.
+answers_pruned_per_commit_max = 2_000
+audit_page_entries_max = 100
+audit_request_bytes_max = 256
+# API tokens.
+api_tokens_per_guild_max = 25
+api_token_name_chars_max = 32
+# A presented token longer than this is not one of ours; it is refused before hashing.
+api_token_chars_max = 64
