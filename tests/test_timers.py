@@ -29,8 +29,9 @@ from actors.timers import (
     put_timer,
     settled,
 )
+from limits import Limits
 from metrics import Metrics
-from storage import Limits, Store
+from storage import Store
 from tests.conftest import sample
 from tests.support.discord_port import FakeDiscordPort
 

@@ -16,7 +16,7 @@ from bot.commands.common import EconomyGroup, item_option, key_of
 from bot.commands.render import role_mention
 from bot.commands.shop import chosen_item, item_result, item_text
 from bot.model import Command, Field, Invocation, Option, OptionKind, Reply
-from storage import Limits
+from limits import Limits
 
 # Discord snowflakes are unsigned 64-bit numbers.
 _snowflake_max = 2**64 - 1
