@@ -47,7 +47,7 @@ class IntegrityReport:
     violations: list[Violation] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     figures: dict[str, int] = field(default_factory=dict)
-    # Records waiting for an operator, one line each (the first ``VIOLATIONS_KEPT_MAX``):
+    # Records waiting for an operator, one line each (the first ``integrity_violations_kept_max``):
     # not violations, but nothing set aside should go unseen by ``croupier check``.
     parked: list[str] = field(default_factory=list)
 
@@ -76,7 +76,7 @@ class IntegrityReport:
         return "\n".join(lines)
 
     def list_parked(self, line: str) -> None:
-        if len(self.parked) < VIOLATIONS_KEPT_MAX:
+        if len(self.parked) < integrity_violations_kept_max:
             self.parked.append(line)
 
 
