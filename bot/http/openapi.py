@@ -124,52 +124,181 @@ def _body(schema: str) -> dict[str, Any]:
 
 def openapi_document(limits: Limits, api: ApiLimits) -> dict[str, Any]:
     """The document for an economy with ``limits`` and an API with ``api``."""
-    guild = {"name": "guild", "in": "path", "required": True, "schema": _id("the server")}
-    user = {"name": "user", "in": "path", "required": True, "schema": _id("the member")}
-    item = {
-        "name": "item",
-        "in": "path",
-        "required": True,
-        "schema": {
-            "type": "string",
-            "pattern": decimal_up_to(INTEGER_OPTION_MAX),
-            "description": "an item id",
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Croupier API",
+            "version": "1",
+            "description": (
+                "Balances, the leaderboard, history, inventories and the shop of one "
+                "Discord server. Tokens come from /api-token-create; every change needs "
+                "an Idempotency-Key."
+            ),
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": {**_member_paths(limits, api), **_shop_paths()},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {**_answer_schemas(), **_request_schemas(limits)},
+            "responses": _error_responses(),
         },
     }
-    key = {
+
+
+def _path_parameter(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _guild() -> dict[str, Any]:
+    return _path_parameter("guild", _id("the server"))
+
+
+def _user() -> dict[str, Any]:
+    return _path_parameter("user", _id("the member"))
+
+
+def _key() -> dict[str, Any]:
+    return {
         "name": "Idempotency-Key",
         "in": "header",
         "required": True,
         "description": "names this change: a repeat with the same body gets the first answer",
         "schema": {"type": "string", "pattern": _KEY_PATTERN},
     }
-    pages = limits.leaderboard_pages_max * limits.leaderboard_page_entries_max
-    price = {"type": "integer", "minimum": 0, "maximum": limits.item_price_coins_max}
-    count = {"type": "integer", "minimum": 0, "maximum": limits.inventory_item_count_max}
-    reason = _text(limits.reason_chars_max)
-    # A name holds a character other than a digit, '#' or a space: a name of digits
-    # alone would read as an item id.
-    plain = _refused_class()
-    name = {
-        **_text(limits.item_name_chars_max, chars_min=1),
-        "pattern": f"^[^{plain}]*[^{plain}0-9#\\s][^{plain}]*$",
-    }
-    role = {
-        "anyOf": [
-            _id("a role granted on use"),
-            {"type": "integer", "minimum": 1, "maximum": SNOWFLAKE_MAX},
-        ],
-        "nullable": True,
-    }
-    item_fields: dict[str, Any] = {
+
+
+def _query(name: str, minimum: int, maximum: int) -> dict[str, Any]:
+    return {
         "name": name,
-        "price": price,
-        "stock": _nullable(count),
-        "sell_price": _nullable(price),
-        "role_id": role,
-        "description": reason,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": minimum, "maximum": maximum},
     }
-    schemas: dict[str, Any] = {
+
+
+def _member_paths(limits: Limits, api: ApiLimits) -> dict[str, Any]:
+    """The routes under ``/guilds/{guild}/users``."""
+    guild, user, key = _guild(), _user(), _key()
+    pages = limits.leaderboard_pages_max * limits.leaderboard_page_entries_max
+    users = "/guilds/{guild}/users"
+    return {
+        users + "/{user}": {
+            "parameters": [guild, user],
+            "get": _op(
+                "getMember", "a member's balance and rank", _responses(200, "Member", write=False)
+            ),
+            "patch": {
+                **_op(
+                    "adjustBalance",
+                    "add to or remove from a balance",
+                    _responses(200, "Adjusted", write=True),
+                ),
+                "parameters": [key],
+                "requestBody": _body("AmountChange"),
+            },
+            "put": {
+                **_op("setBalance", "set a balance", _responses(200, "Adjusted", write=True)),
+                "parameters": [key],
+                "requestBody": _body("BalanceChange"),
+            },
+        },
+        users: {
+            "parameters": [guild],
+            "get": {
+                **_op(
+                    "leaderboard",
+                    "the richest members",
+                    _responses(200, "Leaderboard", write=False),
+                ),
+                "parameters": [
+                    _query("limit", 1, api.page_entries_max),
+                    _query("offset", 0, pages - 1),
+                ],
+            },
+        },
+        users + "/{user}/history": {
+            "parameters": [guild, user],
+            "get": {
+                **_op(
+                    "history",
+                    "a member's transfers, newest first",
+                    _responses(200, "History", write=False),
+                ),
+                "parameters": [_query("page", 1, INTEGER_OPTION_MAX)],
+            },
+        },
+        users + "/{user}/inventory": {
+            "parameters": [guild, user],
+            "get": _op(
+                "inventory", "the items a member owns", _responses(200, "Inventory", write=False)
+            ),
+        },
+    }
+
+
+def _shop_paths() -> dict[str, Any]:
+    """The routes under ``/guilds/{guild}/items``."""
+    guild, key = _guild(), _key()
+    item = _path_parameter(
+        "item",
+        {
+            "type": "string",
+            "pattern": decimal_up_to(INTEGER_OPTION_MAX),
+            "description": "an item id",
+        },
+    )
+    items = "/guilds/{guild}/items"
+    return {
+        items: {
+            "parameters": [guild],
+            "get": {
+                **_op("listItems", "the shop's items", _responses(200, "Items", write=False)),
+                "parameters": [
+                    {
+                        "name": "include_retired",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["true", "false"]},
+                    }
+                ],
+            },
+            "post": {
+                **_op("createItem", "put an item up for sale", _responses(201, "Item", write=True)),
+                "parameters": [key],
+                "requestBody": _body("NewItem"),
+            },
+        },
+        items + "/{item}": {
+            "parameters": [guild, item],
+            "patch": {
+                **_op("editItem", "change an item", _responses(200, "Item", write=True)),
+                "parameters": [key],
+                "requestBody": _body("ItemChange"),
+            },
+            "delete": {
+                **_op(
+                    "retireItem",
+                    "stop selling an item (owners keep theirs)",
+                    _responses(200, "Item", write=True),
+                ),
+                "parameters": [key],
+            },
+        },
+    }
+
+
+def _answer_schemas() -> dict[str, Any]:
+    """The schemas of the routes' answers, errors included."""
+    return {
+        **_error_schema(),
+        **_member_answer_schemas(),
+        **_shop_answer_schemas(),
+    }
+
+
+def _error_schema() -> dict[str, Any]:
+    return {
         "Error": {
             "type": "object",
             "required": ["code", "message"],
@@ -180,6 +309,11 @@ def openapi_document(limits: Limits, api: ApiLimits) -> dict[str, Any]:
                 "retry_after": {"type": "integer", "description": "seconds, with 429"},
             },
         },
+    }
+
+
+def _member_answer_schemas() -> dict[str, Any]:
+    return {
         "Member": _object(
             guild=_id("the server"),
             user=_id("the member"),
@@ -236,6 +370,11 @@ def openapi_document(limits: Limits, api: ApiLimits) -> dict[str, Any]:
                 ),
             },
         ),
+    }
+
+
+def _shop_answer_schemas() -> dict[str, Any]:
+    return {
         "Item": _object(
             item_id={"type": "integer", "minimum": 1},
             name={"type": "string"},
@@ -247,6 +386,37 @@ def openapi_document(limits: Limits, api: ApiLimits) -> dict[str, Any]:
             retired={"type": "boolean"},
         ),
         "Items": _object(guild=_id("the server"), items={"type": "array", "items": _ref("Item")}),
+    }
+
+
+def _request_schemas(limits: Limits) -> dict[str, Any]:
+    """The schemas of the bodies the routes take, bounded as the routes bound them."""
+    price = {"type": "integer", "minimum": 0, "maximum": limits.item_price_coins_max}
+    count = {"type": "integer", "minimum": 0, "maximum": limits.inventory_item_count_max}
+    reason = _text(limits.reason_chars_max)
+    # A name holds a character other than a digit, '#' or a space: a name of digits
+    # alone would read as an item id.
+    plain = _refused_class()
+    name = {
+        **_text(limits.item_name_chars_max, chars_min=1),
+        "pattern": f"^[^{plain}]*[^{plain}0-9#\\s][^{plain}]*$",
+    }
+    role = {
+        "anyOf": [
+            _id("a role granted on use"),
+            {"type": "integer", "minimum": 1, "maximum": SNOWFLAKE_MAX},
+        ],
+        "nullable": True,
+    }
+    item_fields: dict[str, Any] = {
+        "name": name,
+        "price": price,
+        "stock": _nullable(count),
+        "sell_price": _nullable(price),
+        "role_id": role,
+        "description": reason,
+    }
+    return {
         "AmountChange": _request(
             ["amount"],
             amount={
@@ -266,6 +436,10 @@ def openapi_document(limits: Limits, api: ApiLimits) -> dict[str, Any]:
         "NewItem": _request(["name", "price"], **item_fields),
         "ItemChange": {**_request([], **item_fields), "minProperties": 1},
     }
+
+
+def _error_responses() -> dict[str, Any]:
+    """The error answers every route refers to, by status."""
     error_statuses = {
         "400": "invalid input (the field is named)",
         "401": "no token, or a revoked or unknown one",
@@ -278,131 +452,12 @@ def openapi_document(limits: Limits, api: ApiLimits) -> dict[str, Any]:
         "429": "rate limited (retry_after seconds)",
         "503": "busy: the outcome is unknown; repeat with the same Idempotency-Key",
     }
-    responses = {
+    return {
         f"E{status}": {
             "description": text,
             "content": {"application/json": {"schema": _ref("Error")}},
         }
         for status, text in error_statuses.items()
-    }
-    users = "/guilds/{guild}/users"
-    items = "/guilds/{guild}/items"
-
-    def query(name: str, minimum: int, maximum: int) -> dict[str, Any]:
-        return {
-            "name": name,
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": minimum, "maximum": maximum},
-        }
-
-    paths: dict[str, Any] = {
-        users + "/{user}": {
-            "parameters": [guild, user],
-            "get": _op(
-                "getMember", "a member's balance and rank", _responses(200, "Member", write=False)
-            ),
-            "patch": {
-                **_op(
-                    "adjustBalance",
-                    "add to or remove from a balance",
-                    _responses(200, "Adjusted", write=True),
-                ),
-                "parameters": [key],
-                "requestBody": _body("AmountChange"),
-            },
-            "put": {
-                **_op("setBalance", "set a balance", _responses(200, "Adjusted", write=True)),
-                "parameters": [key],
-                "requestBody": _body("BalanceChange"),
-            },
-        },
-        users: {
-            "parameters": [guild],
-            "get": {
-                **_op(
-                    "leaderboard",
-                    "the richest members",
-                    _responses(200, "Leaderboard", write=False),
-                ),
-                "parameters": [
-                    query("limit", 1, api.page_entries_max),
-                    query("offset", 0, pages - 1),
-                ],
-            },
-        },
-        users + "/{user}/history": {
-            "parameters": [guild, user],
-            "get": {
-                **_op(
-                    "history",
-                    "a member's transfers, newest first",
-                    _responses(200, "History", write=False),
-                ),
-                "parameters": [query("page", 1, INTEGER_OPTION_MAX)],
-            },
-        },
-        users + "/{user}/inventory": {
-            "parameters": [guild, user],
-            "get": _op(
-                "inventory", "the items a member owns", _responses(200, "Inventory", write=False)
-            ),
-        },
-        items: {
-            "parameters": [guild],
-            "get": {
-                **_op("listItems", "the shop's items", _responses(200, "Items", write=False)),
-                "parameters": [
-                    {
-                        "name": "include_retired",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string", "enum": ["true", "false"]},
-                    }
-                ],
-            },
-            "post": {
-                **_op("createItem", "put an item up for sale", _responses(201, "Item", write=True)),
-                "parameters": [key],
-                "requestBody": _body("NewItem"),
-            },
-        },
-        items + "/{item}": {
-            "parameters": [guild, item],
-            "patch": {
-                **_op("editItem", "change an item", _responses(200, "Item", write=True)),
-                "parameters": [key],
-                "requestBody": _body("ItemChange"),
-            },
-            "delete": {
-                **_op(
-                    "retireItem",
-                    "stop selling an item (owners keep theirs)",
-                    _responses(200, "Item", write=True),
-                ),
-                "parameters": [key],
-            },
-        },
-    }
-    return {
-        "openapi": "3.0.3",
-        "info": {
-            "title": "Croupier API",
-            "version": "1",
-            "description": (
-                "Balances, the leaderboard, history, inventories and the shop of one "
-                "Discord server. Tokens come from /api-token-create; every change needs "
-                "an Idempotency-Key."
-            ),
-        },
-        "servers": [{"url": "/api/v1"}],
-        "security": [{"bearer": []}],
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas,
-            "responses": responses,
-        },
     }
 
 
