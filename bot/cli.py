@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the report as JSON")
 
     bench = commands.add_parser("bench", help="run a benchmark and print its figures")
-    bench.add_argument("suite", choices=["storage", "economy", "games", "discord", "api"])
+    bench.add_argument("suite", choices=["storage", "economy", "games", "discord", "api", "timers"])
     bench.add_argument("--json", action="store_true", help="print one JSON object of figures")
     bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
 
