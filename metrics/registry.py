@@ -286,14 +286,15 @@ class Metrics:
         )
         self.games_wagered = Counter(
             "croupier_games_wagered_coins_total",
-            "Coins staked on settled games, by kind.",
-            ["kind"],
+            "Coins staked on settled games, by game kind and bet kind.",
+            ["kind", "bet"],
             registry=r,
         )
         self.games_paid_out = Counter(
             "croupier_games_paid_out_coins_total",
-            "Coins paid back to players on settled games, stake included, by kind.",
-            ["kind"],
+            "Coins paid back to players on settled games, stake included, by game kind and "
+            "bet kind.",
+            ["kind", "bet"],
             registry=r,
         )
         self.games_recovery_failures = Counter(
@@ -304,8 +305,9 @@ class Metrics:
         )
         self.games_theoretical_rtp = Gauge(
             "croupier_games_theoretical_rtp_ratio",
-            "Theoretical return to player of each game kind, from its rules.",
-            ["kind"],
+            "Theoretical return to player of each game kind and bet kind, from its rules "
+            "(blackjack: basic strategy at an even stake).",
+            ["kind", "bet"],
             registry=r,
         )
 

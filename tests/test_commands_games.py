@@ -14,6 +14,7 @@ from actors.games.rules import blackjack as bj
 from actors.games.rules import slots
 from actors.records import ScopeSettings
 from bot.commands.games import games_commands
+from bot.console import help_text
 from bot.dispatch import CommandSet, RateLimit
 from bot.model import Button, Reply
 from metrics import new_metrics
@@ -164,10 +165,12 @@ async def test_the_client_seed_option_is_used(commands: CommandSet) -> None:
 
 
 async def test_rules_and_pay_table(commands: CommandSet) -> None:
-    """The blackjack rules and the slots pay table are one command away."""
+    """The blackjack rules, the slots reel strip and pay table are one command away."""
     rules_reply = ok(await run(commands, "blackjack-rules"))
     assert rules_reply["rules"] == bj.rules_text().splitlines()
-    assert (await run(commands, "slots-table")).description == slots.paytable_text()
+    table = await run(commands, "slots-table")
+    assert table.description == slots.paytable_text()
+    assert ok(table)["reel"] == list(slots.REEL) and len(ok(table)["paytable"]) == 8
 
 
 async def test_blackjack_hit_then_stand_by_buttons(
@@ -418,3 +421,12 @@ async def test_verify_seeds_recomputes_games_from_given_values(
     )
     missing = await run(commands, "verify-seeds", kind="coinflip", stake=4, **seeds)
     assert refused(missing) == "invalid_input" and "choice" in missing.description
+
+
+async def test_help_says_who_picks_the_client_seed_and_that_7_loses_over_and_under(
+    commands: CommandSet,
+) -> None:
+    """/help states that a dice total of 7 loses both bets and who chooses the client seed."""
+    text = " ".join(help_text(commands).split())
+    assert "a total of 7 loses both" in text
+    assert "a random one the server picks and shows" in text

@@ -200,3 +200,25 @@ def test_provisioning_points_grafana_at_the_dashboards_and_datasource() -> None:
     assert re.search(r"^\s*type:\s*prometheus\s*$", datasource, re.MULTILINE)
     assert re.search(r"^\s*type:\s*file\s*$", dashboards, re.MULTILINE)
     assert re.search(r"^\s*path:\s*/\S+\s*$", dashboards, re.MULTILINE)
+
+
+def test_every_return_to_player_query_is_per_game_and_bet_kind() -> None:
+    """Observed and theoretical returns are grouped by (kind, bet), the gauge's labels, so a
+    dice line compares number bets with 100 % and over/under with 83.3 %, never a blend."""
+    metrics = new_metrics()
+    for family in (metrics.games_theoretical_rtp, metrics.games_wagered, metrics.games_paid_out):
+        assert family._labelnames == ("kind", "bet")
+    returns = [
+        query
+        for query in panel_queries()
+        if "theoretical_rtp" in query.expr
+        or (
+            {"croupier_games_paid_out_coins_total", "croupier_games_wagered_coins_total"}
+            <= metric_names(query.expr)
+            and "/" in query.expr
+        )
+    ]
+    assert len(returns) >= 3
+    for query in returns:
+        groupings = re.findall(r"\bby \(([^)]*)\)", query.expr)
+        assert groupings and all(g == "kind, bet" for g in groupings), query.key

@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import math
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 
 import msgpack
 import pytest
@@ -549,3 +550,40 @@ def test_basic_strategy_simulation_agrees_with_the_documented_rtp() -> None:
     error = math.sqrt(sum((x - mean) ** 2 for x in net) / (rounds - 1) / rounds)
     assert error < 0.004
     assert abs(1 + mean - bj.THEORETICAL_RTP) <= 3.5 * error, (1 + mean, error)
+
+
+def test_the_natural_probability_is_the_enumerated_one() -> None:
+    """Enumerating every rank of the four dealt cards gives natural_paid_probability."""
+    counts = {rank: 4 * bj.RULES.decks for rank in range(13)}
+    paid = Fraction(0)
+    for ranks_dealt in itertools.product(range(13), repeat=4):
+        chance, left, remaining = Fraction(1), dict(counts), 13 * 4 * bj.RULES.decks
+        for rank in ranks_dealt:
+            chance *= Fraction(left[rank], remaining)
+            left[rank] -= 1
+            remaining -= 1
+        player, dealer = ranks_dealt[0::2], ranks_dealt[1::2]
+        if bj.is_natural(player) and not bj.is_natural(dealer):
+            paid += chance
+    assert paid == bj.natural_paid_probability() == Fraction(585088, 12909299)
+
+
+def test_an_odd_stake_returns_its_rounded_up_naturals_on_top() -> None:
+    """On the same 6000 seeded rounds, stake 1 returns stake 2's figure plus half a coin per
+    paid natural, and the paid naturals occur at natural_paid_probability's rate."""
+    rounds, naturals, returned = 6_000, 0, {1: 0, 2: 0}
+    server_seed = hashlib.sha256(b"croupier odd stakes").hexdigest()
+    for nonce in range(rounds):
+        for stake in (1, 2):
+            state = bj.deal(server_seed, "odd", nonce, stake)
+            while not bj.is_settled(state):
+                state = bj.apply(state, basic_strategy(state))
+            outcome = bj.settle(state)
+            returned[stake] += outcome.payout - bj.total_stake(state)
+        naturals += outcome.detail["hands"][0]["result"] == "natural"
+    assert Fraction(returned[1]) == Fraction(returned[2], 2) + Fraction(naturals, 2)
+    p = float(bj.natural_paid_probability())
+    assert abs(naturals / rounds - p) <= 4 * math.sqrt(p * (1 - p) / rounds)
+    assert bj.rtp(2) == bj.THEORETICAL_RTP
+    assert bj.rtp(1) - bj.rtp(2) == pytest.approx(p / 2)
+    assert bj.rtp(3) - bj.rtp(2) == pytest.approx(p / 6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import re
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -193,10 +194,20 @@ def test_slots_reel_has_each_symbol_its_weight_times() -> None:
 
 
 def test_slots_pay_table_text_prints_every_row_and_the_rtp() -> None:
-    """The printable pay table has one line per row and states the return."""
+    """The printable table publishes the reel strip, then one line per row and the return."""
     text = slots.paytable_text()
-    assert len(text.splitlines()) == len(slots.PAYTABLE) + 1
+    assert len(text.splitlines()) == len(slots.PAYTABLE) + 2
+    assert text.splitlines()[0] == slots.reel_text()
     assert "pays 250×" in text and "96.07%" in text
+
+
+def test_the_published_reel_text_rebuilds_the_reel_strip() -> None:
+    """Reading the reel text's runs of stops back gives exactly the strip every reel uses."""
+    rebuilt: list[str] = []
+    for first, last, symbol in re.findall(r"(\d+)–(\d+) \S+ (\w+)", slots.reel_text()):
+        assert int(first) == len(rebuilt)
+        rebuilt += [symbol] * (int(last) - int(first) + 1)
+    assert tuple(rebuilt) == slots.REEL
 
 
 @given(nonces, stakes)
@@ -333,13 +344,33 @@ def test_check_params_names_the_bad_field(kind: str, params: dict[str, Any], fie
     assert raised.value.field == field
 
 
-def test_theoretical_rtp_covers_every_kind_with_its_exact_figure() -> None:
-    """The gauge figures are the exact returns, the lowest bet's where bets differ."""
-    assert rules.theoretical_rtp() == {
-        "blackjack": rules.blackjack.THEORETICAL_RTP,
-        "coinflip": 1.0,
-        "dice": 5 / 6,
-        "roulette": 36 / 37,
-        "slots": 3935 / 4096,
+def test_theoretical_rtp_is_exact_per_game_and_bet_kind() -> None:
+    """The gauge has one exact figure per game and bet kind: dice's number bet returns 1."""
+    figures = rules.theoretical_rtp()
+    assert figures == {
+        ("blackjack", "hand"): rules.blackjack.THEORETICAL_RTP,
+        ("coinflip", "call"): 1.0,
+        ("dice", "number"): 1.0,
+        ("dice", "over"): 5 / 6,
+        ("dice", "under"): 5 / 6,
+        **{("roulette", bet): 36 / 37 for bet in roulette.PAYOUT_MULTIPLES},
+        ("slots", "spin"): 3935 / 4096,
     }
-    assert set(rules.KINDS) == set(rules.theoretical_rtp())
+    assert {kind for kind, _ in figures} == set(rules.KINDS)
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "bet"),
+    [
+        ("coinflip", {"stake": 1, "choice": "tails"}, "call"),
+        ("dice", {"stake": 1, "bet": "number", "number": 2}, "number"),
+        ("dice", {"stake": 1, "bet": "under"}, "under"),
+        ("roulette", {"stake": 1, "bet": "dozen", "number": 2}, "dozen"),
+        ("slots", {"stake": 1}, "spin"),
+        ("blackjack", {"stake": 1, "actions": []}, "hand"),
+    ],
+)
+def test_every_game_names_its_bet_kind(kind: str, params: dict[str, Any], bet: str) -> None:
+    """bet_kind labels a game by the bet whose return it has, one of BET_KINDS."""
+    assert rules.bet_kind(kind, params) == bet
+    assert bet in rules.BET_KINDS[kind]

@@ -78,8 +78,8 @@ class Games:
             ActorKind(GAME_ACTOR, lambda game_id: BlackjackGame(self, game_id), self._escalated)
         )
         timers.register(GAME_TIMER_KIND, self._on_timer)
-        for kind, rtp in rules.theoretical_rtp().items():
-            metrics.games_theoretical_rtp.labels(kind).set(rtp)
+        for (kind, bet), rtp in rules.theoretical_rtp().items():
+            metrics.games_theoretical_rtp.labels(kind, bet).set(rtp)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -349,8 +349,9 @@ class Games:
         if record.kind in INSTANT_KINDS:
             m.games_started.labels(record.kind).inc()
         m.games_settled.labels(record.kind, result).inc()
-        m.games_wagered.labels(record.kind).inc(record.staked)
-        m.games_paid_out.labels(record.kind).inc(payout)
+        bet = rules.bet_kind(record.kind, record.state)
+        m.games_wagered.labels(record.kind, bet).inc(record.staked)
+        m.games_paid_out.labels(record.kind, bet).inc(payout)
 
     def _count_refund(self, record: GameRecord, reason: str) -> None:
         self.metrics.games_refunded.labels(record.kind, reason).inc()

@@ -67,7 +67,7 @@ def _seed_option() -> Option:
     return Option(
         "seed",
         OptionKind.STRING,
-        "Your client seed for the provably fair draw (default: random)",
+        "Your client seed for the fair draw (default: a random one the server picks and shows)",
         required=False,
         max_length=client_seed_chars_max,
     )
@@ -100,7 +100,8 @@ class _GameCommands:
             ),
             Command(
                 "dice",
-                "Guess a die (pays 5:1) or bet two dice total over or under 7 (pays 1:1)",
+                "Guess a die (pays 5:1) or two dice over/under 7 "
+                "(pays 1:1; a total of 7 loses both)",
                 (
                     stake,
                     Option("bet", OptionKind.STRING, "What you bet on", choices=dice.BETS),
@@ -145,7 +146,9 @@ class _GameCommands:
     def _info_commands(self) -> tuple[Command, ...]:
         return (
             Command("blackjack-rules", "The blackjack table's rules", (), self._blackjack_rules),
-            Command("slots-table", "The slot machine's pay table", (), self._slots_table),
+            Command(
+                "slots-table", "The slot machine's reel strip and pay table", (), self._slots_table
+            ),
             Command(
                 "verify",
                 "Recompute a finished game from its revealed seeds",
@@ -205,7 +208,10 @@ class _GameCommands:
         return Reply(
             title="Blackjack rules",
             description=bj.rules_text(),
-            footer=f"Return to player with basic strategy: {bj.THEORETICAL_RTP:.2%}",
+            footer=(
+                f"Return to player with basic strategy: {bj.THEORETICAL_RTP:.2%} at an even "
+                f"stake, {bj.rtp(1):.2%} at stake 1 (rounding up)"
+            ),
             result={"rules": bj.rules_text().splitlines(), "rtp": bj.THEORETICAL_RTP},
         )
 
@@ -242,7 +248,13 @@ class _GameCommands:
         return Reply(
             title="Slots pay table",
             description=slots.paytable_text(),
-            result={"rtp": float(slots.rtp())},
+            result={
+                "reel": list(slots.REEL),
+                "paytable": [
+                    {"symbols": list(line), "pays": multiple} for line, multiple in slots.PAYTABLE
+                ],
+                "rtp": float(slots.rtp()),
+            },
         )
 
     # --- verification ------------------------------------------------------------------

@@ -24,8 +24,9 @@ TICK_SECONDS = 0.05
 LIFETIME_SECONDS_MAX = 600.0
 COMMANDS = ("balance", "daily", "pay", "blackjack", "slots")
 OUTCOMES = ("ok", "error", "failed")
-GAMES = {"blackjack": 0.995, "slots": 0.96, "coinflip": 0.98}
-ACTOR_KINDS = ("wallet", *GAMES)
+# (game kind, bet kind) -> theoretical return.
+GAMES = {("blackjack", "hand"): 0.995, ("slots", "spin"): 0.96, ("coinflip", "call"): 0.98}
+ACTOR_KINDS = ("wallet", *(kind for kind, _ in GAMES))
 REASONS = ("pay", "daily", "work", "admin", "shop", "game")
 SCOPES = ("guild-1", "guild-2", "other")
 
@@ -52,8 +53,8 @@ def prime(metrics: Metrics) -> None:
         ):
             family.labels(kind)
         metrics.mailbox_messages.labels(kind).set(0)
-    for kind, rtp in GAMES.items():
-        metrics.games_theoretical_rtp.labels(kind).set(rtp)
+    for (kind, bet), rtp in GAMES.items():
+        metrics.games_theoretical_rtp.labels(kind, bet).set(rtp)
         metrics.games_refunded.labels(kind, "expired")
     for interaction in ("command", "button"):
         metrics.discord_interactions.labels(interaction)
@@ -78,12 +79,12 @@ def tick(metrics: Metrics, rng: random.Random) -> None:
     for scope in SCOPES:
         metrics.money_supply.labels(scope).set(1_000_000 + rng.randrange(10_000))
 
-    kind = rng.choice(tuple(GAMES))
+    kind, bet = rng.choice(tuple(GAMES))
     stake = rng.randrange(10, 100)
     metrics.games_started.labels(kind).inc()
     metrics.games_settled.labels(kind, rng.choice(("win", "loss", "push"))).inc()
-    metrics.games_wagered.labels(kind).inc(stake)
-    metrics.games_paid_out.labels(kind).inc(round(stake * rng.uniform(0.0, 2.0)))
+    metrics.games_wagered.labels(kind, bet).inc(stake)
+    metrics.games_paid_out.labels(kind, bet).inc(round(stake * rng.uniform(0.0, 2.0)))
 
     actor = rng.choice(ACTOR_KINDS)
     metrics.actor_activations.labels(actor).inc()

@@ -27,10 +27,12 @@ from .fair import FairStream, check_seeds, new_server_seed, seed_hash
 from .settlement import Record, Settlement, check_stake, stake_coins_max
 
 __all__ = [
+    "BET_KINDS",
     "KINDS",
     "FairStream",
     "Record",
     "Settlement",
+    "bet_kind",
     "blackjack",
     "check_params",
     "check_seeds",
@@ -56,6 +58,28 @@ _PARAM_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "slots": (frozenset({"stake"}), frozenset()),
 }
 KINDS = tuple(_PARAM_KEYS)
+
+# Kind -> the bets a game of the kind can be, each with its own return to player: the
+# label values of the per-bet metrics (a bounded set). Every roulette bet returns 36/37,
+# but each is named, so the observed return of each bet has a theoretical line to meet.
+BET_KINDS: dict[str, tuple[str, ...]] = {
+    "blackjack": ("hand",),
+    "coinflip": ("call",),
+    "dice": dice.BETS,
+    "roulette": tuple(roulette.PAYOUT_MULTIPLES),
+    "slots": ("spin",),
+}
+
+
+def bet_kind(kind: str, params: Mapping[str, Any]) -> str:
+    """The bet kind of a game of ``kind`` with (checked) ``params``, one of ``BET_KINDS``.
+
+    A blackjack game's ``params`` may be its state record: every round is one kind of bet.
+    """
+    bets = BET_KINDS[kind]
+    bet = str(params["bet"]) if kind in ("dice", "roulette") else bets[0]
+    assert bet in bets, (kind, bet)
+    return bet
 
 
 def check_params(kind: str, params: Mapping[str, Any]) -> None:
@@ -126,17 +150,23 @@ def verify(
     return play(kind, server_seed, client_seed, nonce, params).to_record()
 
 
-def theoretical_rtp() -> dict[str, float]:
-    """Each kind's return to player per coin staked, for the metrics gauge.
+def theoretical_rtp() -> dict[tuple[str, str], float]:
+    """Each (kind, bet kind)'s return to player per coin staked, for the metrics gauge.
 
-    Where a kind's bets differ (dice: a number guess returns 1, over or under 5/6), the
-    figure is the lowest of them, the return the house can count on. Blackjack's is the
-    basic-strategy figure documented at ``blackjack.THEORETICAL_RTP``.
+    Exact for the one-draw games (dice: a number guess returns 1, over and under 5/6).
+    Blackjack's is the basic-strategy figure at an even stake documented at
+    ``blackjack.THEORETICAL_RTP``; an odd stake returns a little more (``blackjack.rtp``).
     """
-    return {
-        "blackjack": blackjack.THEORETICAL_RTP,
-        "coinflip": float(coinflip.rtp()),
-        "dice": float(min(dice.rtp(bet) for bet in dice.BETS)),
-        "roulette": float(min(roulette.rtp(bet, number) for bet, number in roulette.ALL_BETS)),
-        "slots": float(slots.rtp()),
+    figures: dict[tuple[str, str], float] = {
+        ("blackjack", "hand"): blackjack.THEORETICAL_RTP,
+        ("coinflip", "call"): float(coinflip.rtp()),
+        ("slots", "spin"): float(slots.rtp()),
     }
+    for bet in dice.BETS:
+        figures["dice", bet] = float(dice.rtp(bet))
+    for bet in roulette.PAYOUT_MULTIPLES:
+        figures["roulette", bet] = float(
+            min(roulette.rtp(b, number) for b, number in roulette.ALL_BETS if b == bet)
+        )
+    assert set(figures) == {(kind, bet) for kind, bets in BET_KINDS.items() for bet in bets}
+    return figures

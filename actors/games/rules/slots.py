@@ -81,9 +81,18 @@ def rtp() -> Fraction:
     return total
 
 
+def reel_text() -> str:
+    """The reel strip, stop by stop in runs of one symbol, as a reply prints it."""
+    runs, start = [], 0
+    for symbol, (emoji, stops) in SYMBOLS.items():
+        runs.append(f"{start}–{start + stops - 1} {emoji} {symbol}")
+        start += stops
+    return f"Every reel has these {len(REEL)} stops, each equally likely: " + ", ".join(runs) + "."
+
+
 def paytable_text() -> str:
-    """The pay table, one line per row, as a reply prints it."""
-    rows = []
+    """The reel strip, then the pay table one line per row, as a reply prints it."""
+    rows = [reel_text()]
     for line, multiple in PAYTABLE:
         shown = " ".join("❔" if symbol == ANY else SYMBOLS[symbol][0] for symbol in line)
         rows.append(f"{shown}  pays {multiple}× the stake")
