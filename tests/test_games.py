@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ import pytest
 import trio
 import trio.testing
 
+import actors.games
 from actors.errors import (
     GameInProgress,
     GameOver,
@@ -19,7 +23,7 @@ from actors.errors import (
     NotYourGame,
     OnCooldown,
 )
-from actors.games import GAME_ACTOR, Games, rules
+from actors.games import GAME_ACTOR, rules
 from actors.games.rules import blackjack as bj
 from actors.records import ScopeSettings
 from actors.runtime import RuntimeFailure
@@ -27,6 +31,7 @@ from limits import Limits
 from tests.conftest import sample
 from tests.economy_fixtures import T0, RunningGames, running_games
 
+REPO = Path(__file__).resolve().parent.parent
 G = 1
 START = ScopeSettings().starting_balance
 CLIENT_SEED = "client-seed"
@@ -351,9 +356,28 @@ async def test_verify_replays_games_from_revealed_seeds(casino: RunningGames) ->
         assert hashlib.sha256(report.server_seed.encode()).hexdigest() == report.seed_hash
 
 
-def test_games_service_is_exported() -> None:
-    """The engine exposes the service the command layer builds on."""
-    assert Games.play and Games.start_blackjack and Games.move and Games.verify
+def test_callers_import_the_games_package_not_its_modules() -> None:
+    """Code outside actors/games imports the package's front door (or the pure rules),
+    never its service, actor, views, records, recovery or parking modules."""
+    private = re.compile(r"actors\.games\.(service|actor|views|records|recovery|parking)\b")
+    games_dir = REPO / "actors" / "games"
+    offenders = [
+        str(path.relative_to(REPO))
+        for folder in ("actors", "bot", "bench", "tests", "scripts")
+        for path in (REPO / folder).rglob("*.py")
+        if games_dir not in path.parents and private.search(path.read_text())
+    ]
+    assert offenders == []
+    assert all(hasattr(actors.games, name) for name in actors.games.__all__)
+
+
+def test_the_timer_service_loads_no_game_module() -> None:
+    """actors.timers depends on no feature: importing it loads nothing of actors.games."""
+    code = "import sys, actors.timers; print([m for m in sys.modules if 'actors.games' in m])"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
 
 
 async def test_a_payout_lands_even_at_the_maximum_balance(
