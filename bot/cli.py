@@ -237,7 +237,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         return run_check(config, as_json=args.json)
     if args.command == "bench":
-        from bot.bench import run_bench
+        from bench import run_bench
 
         return run_bench(args.suite, as_json=args.json, quick=args.quick)
     if args.command == "backup":

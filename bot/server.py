@@ -12,7 +12,6 @@ released.
 
 from __future__ import annotations
 
-import gc
 import logging
 import shutil
 import signal
@@ -27,7 +26,7 @@ import trio
 
 from actors import keys
 from actors.answers import KeyedAnswers
-from actors.casino import build_casino
+from actors.casino import Casino, RunningCasino, run_casino, tune_gc
 from actors.economy import Economy
 from actors.games import Games
 from actors.integrity import IntegrityReport, check_store
@@ -47,7 +46,7 @@ from metrics import (
     log_event,
     new_metrics,
 )
-from storage import InstanceLock, Store, open_store, unpackb
+from storage import InstanceLock, Store, unpackb
 from storage.backup import newest_verified, run_backup_schedule
 
 log = logging.getLogger("croupier.server")
@@ -61,7 +60,6 @@ BACKUP_AGE_SECONDS_MAX = 26 * 3600
 TIMER_OVERDUE_GRACE_SECONDS = 300.0
 OUTBOX_SWEEP_SECONDS = 60.0
 GAUGES_SECONDS = 5.0
-GC_GEN0_OBJECTS = 100_000
 DISCORD_RETRY_SECONDS_MIN = 1.0
 DISCORD_RETRY_SECONDS_MAX = 60.0
 
@@ -83,18 +81,6 @@ class Services:
     commands: CommandSet
     # The public HTTP app's port once it listens (None when it does not).
     http_port: int | None = None
-
-
-def tune_gc() -> None:
-    """Make the cyclic garbage collector cheap for a long-lived server.
-
-    Resident actors keep tens of thousands of long-lived objects; with the default
-    thresholds every full collection walks all of them, and under load those pauses
-    dominated payment latency (seconds at a time in the economy benchmark). Objects
-    alive after boot are frozen out of collections, and collections run less often.
-    """
-    gc.freeze()
-    gc.set_threshold(GC_GEN0_OBJECTS, 50, 100)
 
 
 def limits_for(config: Config) -> Limits:
@@ -144,9 +130,8 @@ async def serve(
                     ) from exc
             else:
                 log_event(log, "metrics_off", serving="nothing; set CROUPIER_METRICS_ADDR")
-            async with open_store(
-                config.data_dir, limits=limits_for(config), metrics=metrics, lock=False
-            ) as store:
+
+            def store_opened(store: Store) -> None:
                 log_event(
                     log,
                     "store_opened",
@@ -156,11 +141,21 @@ async def serve(
                 )
                 readiness.set(health.STORE_OPEN, True, str(store.path))
                 readiness.set(health.MIGRATIONS_DONE, True, f"schema {store.schema_version}")
+
+            # The lock is held above, so the store does not take it again.
+            async with run_casino(
+                config.data_dir,
+                limits=limits_for(config),
+                metrics=metrics,
+                wall_clock=wall_clock,
+                global_scope=config.economy_scope == "global",
+                lock=False,
+                on_store_open=store_opened,
+            ) as running:
                 await _run(
                     config,
-                    metrics,
                     readiness,
-                    store,
+                    running,
                     transport=transport,
                     console_json=console_json,
                     exit_on_eof=exit_on_eof,
@@ -175,9 +170,8 @@ async def serve(
 
 async def _run(
     config: Config,
-    metrics: Metrics,
     readiness: Readiness,
-    store: Store,
+    running: RunningCasino,
     *,
     transport: Transport,
     console_json: bool,
@@ -187,82 +181,98 @@ async def _run(
     wall_clock: Callable[[], float],
     task_status: trio.TaskStatus[Services],
 ) -> None:
-    async with trio.open_nursery() as core:
-        casino = build_casino(
-            store,
-            metrics=metrics,
-            wall_clock=wall_clock,
-            global_scope=config.economy_scope == "global",
-        )
-        actors, economy, games, timers = casino.actors, casino.economy, casino.games, casino.timers
-        boot = await casino.boot(core)
-        tune_gc()
-        delivered, recovery = boot.transfers_delivered, boot.recovery
-        assert recovery is not None
-        log_event(
-            log,
-            "recovered",
-            transfers_delivered=delivered,
-            games_resumed=recovery.resumed,
-            games_refunded=recovery.refunded,
-        )
-        readiness.set(
-            health.RECOVERY_FINISHED,
-            True,
-            f"{delivered} transfers delivered, {recovery.refunded} games refunded",
-        )
-        rate_limit = RateLimit(
-            refill_per_second=config.ratelimit_commands_per_minute / 60.0,
-            burst_commands=config.ratelimit_burst,
-        )
-        game_commands, game_buttons = games_commands(games, economy)
-        commands = build_command_set(
-            economy=economy,
-            metrics=metrics,
-            rate_limit=rate_limit,
-            extra_commands=game_commands,
-            extra_buttons=game_buttons,
-        )
-        services = Services(
-            config, metrics, readiness, store, actors, economy, games, timers, commands
-        )
-        # The full scan reads every record ever written, so it must not stand between
-        # start and the first answer: it runs in the background, pending until then.
-        readiness.pending(health.INTEGRITY, "the first full scan is running")
-        core.start_soon(run_integrity_checks, services, wall_clock)
-        core.start_soon(
-            _every, OUTBOX_SWEEP_SECONDS, partial(sweep_outbox_once, economy), "outbox sweep failed"
-        )
-        core.start_soon(
-            _every,
-            economy.limits.idempotency_prune_interval_seconds,
-            partial(prune_idempotency_once, economy, metrics, commands),
-            "pruning stored request results failed",
-        )
-        core.start_soon(_update_gauges, services)
-        core.start_soon(
-            partial(timers.run_gauges, overdue_grace_seconds=TIMER_OVERDUE_GRACE_SECONDS)
-        )
-        core.start_soon(
-            partial(
-                run_backup_schedule,
-                store,
-                config.backups_path,
-                at=config.backup_time,
-                keep_days=config.backup_keep_days,
-                metrics=metrics,
-                integrity=check_store,
-                wall_clock=wall_clock,
-                first_if_none=True,
-            )
-        )
+    """Serve the booted domain until the transport ends; the periodic work runs beside
+    it and stops first, then ``run_casino`` drains the actors."""
+    casino, boot = running.casino, running.boot
+    tune_gc()
+    assert boot is not None and boot.recovery is not None
+    delivered, recovery = boot.transfers_delivered, boot.recovery
+    log_event(
+        log,
+        "recovered",
+        transfers_delivered=delivered,
+        games_resumed=recovery.resumed,
+        games_refunded=recovery.refunded,
+    )
+    readiness.set(
+        health.RECOVERY_FINISHED,
+        True,
+        f"{delivered} transfers delivered, {recovery.refunded} games refunded",
+    )
+    services = Services(
+        config,
+        running.metrics,
+        readiness,
+        running.store,
+        casino.actors,
+        casino.economy,
+        casino.games,
+        casino.timers,
+        _commands(config, casino, running.metrics),
+    )
+    async with trio.open_nursery() as periodic:
+        start_periodic_work(periodic, services, wall_clock)
         task_status.started(services)
         await _serve_transport(
             services, transport, console_json, exit_on_eof, stop, public_http=public_http
         )
-        log_event(log, "shutting_down", resident_actors=actors.resident)
-        await actors.close()
-        core.cancel_scope.cancel()
+        log_event(log, "shutting_down", resident_actors=casino.actors.resident)
+        periodic.cancel_scope.cancel()
+
+
+def _commands(config: Config, casino: Casino, metrics: Metrics) -> CommandSet:
+    """Every command, the economy's and the games', behind the per-member rate limit."""
+    rate_limit = RateLimit(
+        refill_per_second=config.ratelimit_commands_per_minute / 60.0,
+        burst_commands=config.ratelimit_burst,
+    )
+    game_commands, game_buttons = games_commands(casino.games, casino.economy)
+    return build_command_set(
+        economy=casino.economy,
+        metrics=metrics,
+        rate_limit=rate_limit,
+        extra_commands=game_commands,
+        extra_buttons=game_buttons,
+    )
+
+
+def start_periodic_work(
+    nursery: trio.Nursery, services: Services, wall_clock: Callable[[], float]
+) -> None:
+    """The background jobs of a ready server: the integrity scan, the outbox sweep, the
+    retention of stored results, the gauges and the backup schedule."""
+    economy, metrics, commands = services.economy, services.metrics, services.commands
+    # The full scan reads every record ever written, so it must not stand between
+    # start and the first answer: it runs in the background, pending until then.
+    services.readiness.pending(health.INTEGRITY, "the first full scan is running")
+    nursery.start_soon(run_integrity_checks, services, wall_clock)
+    nursery.start_soon(
+        _every, OUTBOX_SWEEP_SECONDS, partial(sweep_outbox_once, economy), "outbox sweep failed"
+    )
+    nursery.start_soon(
+        _every,
+        economy.limits.idempotency_prune_interval_seconds,
+        partial(prune_idempotency_once, economy, metrics, commands),
+        "pruning stored request results failed",
+    )
+    nursery.start_soon(_update_gauges, services)
+    nursery.start_soon(
+        partial(services.timers.run_gauges, overdue_grace_seconds=TIMER_OVERDUE_GRACE_SECONDS)
+    )
+    config = services.config
+    nursery.start_soon(
+        partial(
+            run_backup_schedule,
+            services.store,
+            config.backups_path,
+            at=config.backup_time,
+            keep_days=config.backup_keep_days,
+            metrics=metrics,
+            integrity=check_store,
+            wall_clock=wall_clock,
+            first_if_none=True,
+        )
+    )
 
 
 async def _serve_transport(

@@ -16,19 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 import trio
 
-from actors.casino import build_casino
+from actors.casino import run_casino
 from actors.errors import CroupierError
 from actors.parked import PARKED_KINDS, ParkedRecord, list_parked
 from actors.wallet import ParkedRefundResult
 from bot.config import Config
 from bot.dispatch import REFUSALS, user_error
-from metrics import new_metrics
-from storage import InstanceLockedError, StorageError, env_path, open_store, open_store_readonly
+from storage import InstanceLockedError, StorageError, env_path, open_store_readonly
 
 
 def add_transfers_parser(commands: Any) -> None:
@@ -124,19 +122,10 @@ def _refund(config: Config, transfer_id: str, *, as_json: bool) -> int:
 async def _refund_in_casino(config: Config, transfer_id: str) -> ParkedRefundResult | CroupierError:
     """The refund, or the typed refusal (returned, not raised: raised inside the nurseries
     it would arrive wrapped in an exception group)."""
-    metrics = new_metrics()
-    async with open_store(config.data_dir, metrics=metrics) as store, trio.open_nursery() as n:
-        casino = build_casino(
-            store,
-            metrics=metrics,
-            wall_clock=time.time,
-            global_scope=config.economy_scope == "global",
-        )
-        await n.start(casino.actors.run)
+    global_scope = config.economy_scope == "global"
+    async with run_casino(config.data_dir, global_scope=global_scope, boot=False) as running:
+        economy = running.casino.economy
         try:
-            return await casino.economy.refund_parked(transfer_id, by="croupier transfers refund")
+            return await economy.refund_parked(transfer_id, by="croupier transfers refund")
         except REFUSALS as refusal:
             return user_error(refusal)
-        finally:
-            await casino.actors.close()
-            n.cancel_scope.cancel()

@@ -7,17 +7,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import trio
-
-from actors.casino import Casino, build_casino
+from actors.casino import run_casino
 from actors.economy import Economy
 from actors.games import Games, RecoveryReport
 from actors.integrity import IntegrityReport, check_store
 from actors.runtime import ActorSystem
 from actors.timers import TimerService
 from limits import Limits
-from metrics import Metrics, new_metrics
-from storage import Store, open_store
+from metrics import Metrics
+from storage import Store
 
 T0 = 1_800_000_000.0
 
@@ -48,42 +46,6 @@ class Running:
 
 
 @asynccontextmanager
-async def _wired(
-    data_dir: Path,
-    *,
-    limits: Limits | None,
-    clock: WallClock | Callable[[], float],
-    commit_in_thread: bool,
-    global_scope: bool = False,
-    idle_seconds: float | None = None,
-    recovery_seconds: float | None = None,
-) -> AsyncIterator[tuple[Store, Metrics, Casino, trio.Nursery]]:
-    """A store and the domain wired on it as the server wires them, not yet started;
-    the actors are closed when the block ends."""
-    limits = limits or Limits()
-    metrics = new_metrics()
-    async with (
-        open_store(
-            data_dir, limits=limits, metrics=metrics, commit_in_thread=commit_in_thread
-        ) as store,
-        trio.open_nursery() as nursery,
-    ):
-        casino = build_casino(
-            store,
-            metrics=metrics,
-            wall_clock=clock,
-            global_scope=global_scope,
-            idle_seconds=idle_seconds,
-            recovery_seconds=recovery_seconds,
-        )
-        try:
-            yield store, metrics, casino, nursery
-        finally:
-            await casino.actors.close()
-            nursery.cancel_scope.cancel()
-
-
-@asynccontextmanager
 async def running_economy(
     data_dir: Path,
     *,
@@ -95,15 +57,16 @@ async def running_economy(
     """The economy with only its actors started: nothing is delivered or recovered at
     start, so a test can look at what a previous run left in flight."""
     clock = clock or WallClock()
-    async with _wired(
+    async with run_casino(
         data_dir,
         limits=limits,
-        clock=clock,
+        wall_clock=clock,
         commit_in_thread=commit_in_thread,
         global_scope=global_scope,
-    ) as (store, metrics, casino, nursery):
-        await nursery.start(casino.actors.run)
-        yield Running(store, casino.actors, casino.economy, clock, metrics)
+        boot=False,
+    ) as running:
+        casino = running.casino
+        yield Running(running.store, casino.actors, casino.economy, clock, running.metrics)
 
 
 @dataclass
@@ -126,21 +89,23 @@ async def running_games(
 ) -> AsyncIterator[RunningGames]:
     """An economy plus games and the timer scheduler, booted as the server boots them."""
     wall = clock or WallClock()
-    async with _wired(
+    async with run_casino(
         data_dir,
         limits=limits,
-        clock=wall,
+        wall_clock=wall,
         commit_in_thread=commit_in_thread,
         idle_seconds=idle_seconds,
         recovery_seconds=recovery_seconds,
-    ) as (store, metrics, casino, nursery):
-        boot = await casino.boot(nursery, recover=recover)
+        recover=recover,
+    ) as running:
+        casino, boot = running.casino, running.boot
+        assert boot is not None
         yield RunningGames(
-            store,
+            running.store,
             casino.actors,
             casino.economy,
             wall,  # type: ignore[arg-type]
-            metrics,
+            running.metrics,
             casino.games,
             casino.timers,
             boot.recovery,

@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from bot.bench import run_bench
+from bench import run_bench
 
 STORAGE_FIGURES = {
     f"writes_per_s_{how}_{writers}"
@@ -48,8 +48,8 @@ def test_games_bench_is_the_games_modules(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The games suite prints exactly what the games benchmark returns."""
-    games = types.ModuleType("bot.bench_games")
+    games = types.ModuleType("bench.games")
     games.run = lambda quick: {"games_quick": float(quick)}  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bot.bench_games", games)
+    monkeypatch.setitem(sys.modules, "bench.games", games)
     assert run_bench("games", as_json=True, quick=True) == 0
     assert printed_figures(capsys) == {"games_quick": 1.0}

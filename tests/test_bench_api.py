@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from bot.bench import run_bench
+from bench import run_bench
 
 
 def test_quick_api_bench_reports_every_figure_with_no_error(

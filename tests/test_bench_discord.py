@@ -3,7 +3,7 @@ fake Discord and the load in another process."""
 
 from __future__ import annotations
 
-from bot.bench_discord import QUICK, run
+from bench.discord import QUICK, run
 
 
 def test_quick_discord_bench_reports_every_figure() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.bench_games import QUICK, run
+from bench.games import QUICK, run
 
 
 def test_quick_games_bench_reports_every_figure() -> None:

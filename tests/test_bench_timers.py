@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.bench_timers import QUICK, run
+from bench.timers import QUICK, run
 
 
 def test_quick_timers_bench_reports_every_figure() -> None:

@@ -16,7 +16,7 @@ import lmdb
 
 from actors import keys
 from actors.records import SHOP_ITEM, ShopItem
-from bot.bench_games import load_settled_games
+from bench.games import load_settled_games
 from storage import open_store
 from tests.support.server_process import CROUPIER, fetch_json, free_port
 

@@ -21,7 +21,7 @@ from actors.games import GAME, GAME_TIMER_KIND, LIVE
 from actors.integrity import check_store
 from actors.records import OUTBOX, SHOP_ITEM, WALLET, OutboxRecord, ShopItem
 from actors.timers import TIMER, TimerRecord
-from bot.bench import load_wallets
+from bench.load import load_wallets
 from bot.cli import main
 from storage import open_store, packb
 from tests.economy_fixtures import T0, running_games

@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import random
 import sys
-import time
 
 import trio
 
-from actors.casino import build_casino
+from actors.casino import run_casino
 from actors.economy import Economy
 from actors.errors import InsufficientFunds
-from limits import Limits
-from metrics import new_metrics
-from storage import open_store
 
 G = 1
 USERS = 8
@@ -51,19 +47,13 @@ async def pay_forever(economy: Economy, run: int, payer: int) -> None:
 
 
 async def main(data_dir: str, run: int) -> None:
-    limits = Limits()
-    metrics = new_metrics()
-    async with (
-        open_store(data_dir, limits=limits, metrics=metrics) as store,
-        trio.open_nursery() as nursery,
-    ):
-        casino = build_casino(store, metrics=metrics, wall_clock=time.time)
-        boot = await casino.boot(nursery)
-        economy = casino.economy
+    async with run_casino(data_dir) as running, trio.open_nursery() as nursery:
+        assert running.boot is not None
+        economy = running.casino.economy
         await economy.update_settings(G, {"max_balance": MAX_BALANCE, "bet_max": MAX_BALANCE})
         for user in range(1, USERS + 1):
             await economy.balance(G, user)
-        say(f"ready {boot.transfers_delivered}")
+        say(f"ready {running.boot.transfers_delivered}")
         for payer in range(PAYERS):
             nursery.start_soon(pay_forever, economy, run, payer)
 

@@ -3,7 +3,7 @@
 The server is a real ``croupier run`` process on a fresh store (console transport with
 its input closed, so it only serves), with one write token made before it starts and the
 per-token rate limit lifted so the figures show the server, not the limiter. The load
-comes from a second process (``python -m bot.bench_api load ...``), so client and server
+comes from a second process (``python -m bench.api load ...``), so client and server
 do not share one interpreter's core: 100 keep-alive HTTP/1.1 connections, each sending
 its next request as soon as the previous answer is complete.
 
@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
+from bench.measure import free_port
 
 GUILD = 1
 MEMBERS = 1_000
@@ -48,7 +49,7 @@ def run(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="croupier-bench-api-") as work:
         data = Path(work) / "data"
         secret = trio.run(_make_token, data)
-        http_port, metrics_port = _free_port(), _free_port()
+        http_port, metrics_port = free_port(), free_port()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CROUPIER_")},
             "CROUPIER_DATA_DIR": str(data),
@@ -107,13 +108,6 @@ def _cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _wait_ready(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + READY_SECONDS_MAX
     while time.monotonic() < deadline:
@@ -135,7 +129,7 @@ def _load(port: int, secret: str, kind: str, seconds: float) -> dict[str, Any]:
         [
             sys.executable,
             "-m",
-            "bot.bench_api",
+            "bench.api",
             "load",
             "--port",
             str(port),
@@ -236,7 +230,7 @@ async def _generate(port: int, secret: str, kind: str, seconds: float) -> dict[s
 
 
 def _main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bot.bench_api")
+    parser = argparse.ArgumentParser(prog="python -m bench.api")
     parser.add_argument("mode", choices=["load"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token", required=True)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,13 +54,11 @@ import trio
 
 from actors import keys
 from actors.accounts import HOUSE, TREASURY, system_add
-from actors.casino import BootReport, Casino, build_casino
+from actors.casino import Casino, RunningCasino, run_casino, tune_gc
 from actors.games import GAME, SETTLED, GameRecord, rules
 from actors.integrity import check_store
-from bot.bench import LOAD_BATCH_ROWS, LOAD_TIME, load_wallets, progress
-from bot.server import tune_gc
-from limits import Limits
-from metrics import new_metrics
+from bench.load import LOAD_BATCH_ROWS, LOAD_TIME, load_wallets
+from bench.measure import free_port, progress
 from storage import Store, open_store
 
 GUILD = 1
@@ -114,13 +111,6 @@ QUICK = Sizes(
 )
 
 
-@dataclass
-class Booted:
-    store: Store
-    casino: Casino
-    report: BootReport
-
-
 def run(quick: bool) -> dict[str, float]:
     """Run the games benchmarks on fresh stores in a temporary directory."""
     sizes = QUICK if quick else FULL
@@ -142,23 +132,13 @@ async def bench_games(sizes: Sizes) -> dict[str, float]:
 
 
 @asynccontextmanager
-async def boot(data_dir: Path, limits: Limits) -> AsyncIterator[Booted]:
+async def boot(data_dir: Path) -> AsyncIterator[RunningCasino]:
     """The server's boot up to ready: store (lock and migrations), actor system, delivery
     of transfers left in flight, recovery of games, timers."""
-    metrics = new_metrics()
-    async with (
-        open_store(data_dir, limits=limits, metrics=metrics) as store,
-        trio.open_nursery() as nursery,
-    ):
-        casino = build_casino(store, metrics=metrics, wall_clock=time.time)
-        report = await casino.boot(nursery)
+    async with run_casino(data_dir) as running:
         # The server tunes the garbage collector right after boot; so does the bench.
         tune_gc()
-        try:
-            yield Booted(store, casino, report)
-        finally:
-            await casino.actors.close()
-            nursery.cancel_scope.cancel()
+        yield running
 
 
 async def run_all(count: int, job: Callable[[int], Awaitable[None]], in_flight: int) -> float:
@@ -185,7 +165,7 @@ def check_integrity(store: Store) -> dict[str, int]:
 
 async def bench_throughput(data_dir: Path, sizes: Sizes) -> dict[str, float]:
     players = sizes.players
-    async with boot(data_dir, Limits()) as booted:
+    async with boot(data_dir) as booted:
         economy, games = booted.casino.economy, booted.casino.games
         await economy.update_settings(
             GUILD, {"game_cooldown_seconds": 0, "starting_balance": STARTING_BALANCE_COINS}
@@ -242,8 +222,7 @@ async def start_live_games(casino: Casino, count: int) -> None:
 
 
 async def bench_boot(data_dir: Path, live_games: int) -> dict[str, float]:
-    limits = Limits()
-    async with boot(data_dir, limits) as booted:
+    async with boot(data_dir) as booted:
         started = time.perf_counter()
         await start_live_games(booted.casino, live_games)
         created_s = time.perf_counter() - started
@@ -251,9 +230,10 @@ async def bench_boot(data_dir: Path, live_games: int) -> dict[str, float]:
         figures = check_integrity(booted.store)
         assert figures["games_live"] == live_games, figures
     started = time.perf_counter()
-    async with boot(data_dir, limits) as booted:
+    async with boot(data_dir) as booted:
         ready_s = time.perf_counter() - started
-        recovery = booted.report.recovery
+        assert booted.boot is not None
+        recovery = booted.boot.recovery
     assert recovery is not None
     progress(f"boot to ready over {live_games:,} live games: {ready_s:.3f} s")
     return {
@@ -330,13 +310,6 @@ async def load_settled_games(store: Store, count: int) -> None:
         await store.write(load)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _integrity_condition(port: int) -> dict[str, Any] | None:
     """The ``integrity`` condition of the server's /readyz, or None if it cannot be read."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}/readyz")
@@ -354,7 +327,7 @@ def _integrity_condition(port: int) -> dict[str, Any] | None:
 def time_first_reply(data_dir: Path, *, wait_for_scan: bool) -> tuple[float, float | None]:
     """Spawn ``croupier console --json`` on ``data_dir``; the seconds to its first reply,
     and (with ``wait_for_scan``) to the background integrity scan's result."""
-    port = _free_port()
+    port = free_port()
     croupier = str(Path(sys.executable).with_name("croupier"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CROUPIER_")}
     env.update(

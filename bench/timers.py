@@ -33,7 +33,8 @@ from typing import Any
 import trio
 
 from actors.timers import TIMER, TimerRecord, TimerService, delete_timer, put_timer
-from bot.bench import LOAD_BATCH_ROWS, progress
+from bench.load import LOAD_BATCH_ROWS
+from bench.measure import progress
 from metrics import new_metrics
 from storage import Store, open_store
 

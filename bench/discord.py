@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from bot.bench import progress
+from bench.measure import free_port, progress
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_SECONDS_MAX = 90.0
@@ -107,7 +106,7 @@ def run(quick: bool) -> dict[str, float]:
 
 
 def bench_http(tmp: Path, load: _LoadProcess, sizes: Sizes) -> dict[str, float]:
-    port = _free_port()
+    port = free_port()
     env = {
         "CROUPIER_INTERACTIONS_ADDR": f"127.0.0.1:{port}",
         "CROUPIER_DISCORD_PUBLIC_KEY": load.public_key,
@@ -281,7 +280,7 @@ class _ServerProcess:
 
     def __init__(self, data_dir: Path, api_url: str, env: dict[str, str]) -> None:
         self.data_dir = data_dir
-        self.metrics_port = _free_port()
+        self.metrics_port = free_port()
         self.log = data_dir.with_suffix(".log")
         self.env = {
             **os.environ,
@@ -368,10 +367,3 @@ class _ServerProcess:
 
     def _tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
