@@ -103,6 +103,25 @@ class Limits:
     timer_pending_count_seconds: float = 60.0
     settings_cached_scopes_max: int = 10_000
 
+    # Scheduler: tempbans, birthdays and reminders.
+    tempban_seconds_min: int = 60
+    tempban_seconds_max: int = 365 * 86_400
+    reminder_seconds_min: int = 60
+    reminder_seconds_max: int = 365 * 86_400
+    # A recurring reminder more often than hourly is a spam bot, not a reminder.
+    reminder_every_seconds_min: int = 3_600
+    reminders_per_member_max: int = 25
+    reminder_text_chars_max: int = 1_000
+    # A reminder fired this late (the server was down) is delivered with a note of how
+    # late; past the second figure it is dropped, logged and counted instead.
+    reminder_on_time_seconds: float = 60.0
+    reminder_late_seconds_max: float = 7 * 86_400.0
+    # The entries a scheduler list (tempbans, birthdays) shows at most.
+    scheduler_list_entries_max: int = 25
+    # A change of a guild's birthday settings reschedules its birthdays in writes of at
+    # most this many, so one large guild never makes one huge transaction.
+    birthdays_per_write_max: int = 1_000
+
 
 DEFAULT_LIMITS = Limits()
 

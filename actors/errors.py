@@ -374,6 +374,35 @@ class BanRefused(CroupierError):
         self.why = why
 
 
+class UnbanRefused(CroupierError):
+    code = "unban_refused"
+
+    def __init__(self, user_id: int, why: str) -> None:
+        super().__init__(f"Discord refused to unban <@{user_id}>: {why}")
+        self.user_id = user_id
+        self.why = why
+
+
+class NotBanned(CroupierError):
+    code = "not_banned"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"<@{user_id}> is not banned here; nothing to lift")
+        self.user_id = user_id
+
+
+class RoleNotRemovable(CroupierError):
+    code = "role_not_removable"
+
+    def __init__(self, role_id: int, why: str) -> None:
+        super().__init__(
+            f"Croupier could not take the <@&{role_id}> role off: {why}; nothing was changed, "
+            "try again"
+        )
+        self.role_id = role_id
+        self.why = why
+
+
 class DiscordRequired(CroupierError):
     """A command that acts in Discord (bans, roles, posts) run where there is none."""
 

@@ -24,6 +24,8 @@ from actors.games import GAME, GAME_TIMER_KIND, LIVE, GameRecord
 from actors.games.rules import blackjack as bj
 from actors.parked import check_parked, parked_db, parked_key
 from actors.records import APPLIED_BOUNCED, HISTORY, OUTBOX, SHOP_ITEM, WALLET
+from actors.scheduler import TIMER_KINDS as SCHEDULER_TIMER_KINDS
+from actors.scheduler.owners import timer_owner_problem
 from actors.timers import TIMER
 from limits import integrity_scan_records_per_cancel_check, integrity_violations_kept_max
 from storage import RecordDecodeError, Store, unpackb
@@ -349,13 +351,18 @@ def _check_live_game(txn: Any, record: GameRecord, report: IntegrityReport, db_l
 def _check_timers(txn: Any, store: Store, report: IntegrityReport) -> None:
     """Every timer belongs to something that still needs it, at the time it needs it.
 
-    Only games own timers today; a new owner (tempbans, reminders) adds its rule here, and
-    until it does its timers are reported rather than silently trusted.
+    Games and the scheduler own timers; a new owner adds its rule here, and until it does
+    its timers are reported rather than silently trusted.
     """
     count = 0
     db_games = store.db("games")
     for key, timer in _records(txn, store, report, "timers", TIMER.decode):
         count += 1
+        if timer.kind in SCHEDULER_TIMER_KINDS:
+            problem = timer_owner_problem(txn, store, timer)
+            if problem is not None:
+                report.add("timer_has_live_owner", problem)
+            continue
         if timer.kind != GAME_TIMER_KIND:
             report.add("timer_has_live_owner", f"timer {key!r}: unknown kind {timer.kind}")
             continue

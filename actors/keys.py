@@ -86,3 +86,21 @@ def live_game_key(scope: int, user: int, kind: str) -> bytes:
 def timer_key(due: float, timer_id: str) -> bytes:
     """Due time in milliseconds first, so a cursor walks timers in due order."""
     return _U64.pack(max(0, int(due * 1000))) + timer_id.encode()
+
+
+def member_key(guild: int, user: int) -> bytes:
+    """(guild, user): a tempban's, a birthday's and a member's reminder number's key."""
+    return _U64.pack(guild) + _U64.pack(user)
+
+
+def split_member_key(key: bytes) -> tuple[int, int]:
+    assert len(key) == 16, key
+    return read_u64(key, 0), read_u64(key, 8)
+
+
+def reminder_key(guild: int, user: int, number: int) -> bytes:
+    return member_key(guild, user) + _U64.pack(number)
+
+
+def guild_key(guild: int) -> bytes:
+    return _U64.pack(guild)

@@ -303,6 +303,16 @@ class Metrics:
             "crashing actor's record could not be read); each is parked.",
             registry=r,
         )
+        self.scheduler_dropped = Counter(
+            "croupier_scheduler_dropped_total",
+            "Scheduler timers that fired too late to act and were dropped by their kind's "
+            "catch-up policy (a reminder 7 days late, a birthday role or announcement after "
+            "the day), by timer kind.",
+            ["kind"],
+            registry=r,
+        )
+        for kind in ("birthday_grant", "birthday_announce", "reminder"):
+            self.scheduler_dropped.labels(kind)
         self.games_theoretical_rtp = Gauge(
             "croupier_games_theoretical_rtp_ratio",
             "Theoretical return to player of each game kind and bet kind, from its rules "

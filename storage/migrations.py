@@ -59,8 +59,19 @@ SUBDATABASES_V4 = (
     "api_answers",  # (guild, idempotency key) -> fingerprint of the request and its answer
     "api_answers_by_time",  # (answered at, guild, idempotency key) -> empty: retention
 )
+# Added by 0005: the scheduler's records (see actors/scheduler/records.py); each one's
+# timers sit in ``timers`` and are written in the same transaction as the record.
+SUBDATABASES_V5 = (
+    "tempbans",  # (guild, user) -> tempban record: the pending unban
+    "birthdays",  # (guild, user) -> birthday record (month, day, zone, its timers' due times)
+    "reminders",  # (guild, user, reminder number) -> reminder record
+    "reminder_numbers",  # (guild, user) -> the member's last reminder number
+    "scheduler_config",  # guild -> birthday role, channel, hour and zone; modlog channel
+)
 # Every sub-database the current schema has, in the order migrations create them.
-SUBDATABASES = SUBDATABASES_V1 + SUBDATABASES_V2 + SUBDATABASES_V3 + SUBDATABASES_V4
+SUBDATABASES = (
+    SUBDATABASES_V1 + SUBDATABASES_V2 + SUBDATABASES_V3 + SUBDATABASES_V4 + SUBDATABASES_V5
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0002_interaction_answers", _create_subdatabases(SUBDATABASES_V2)),
     Migration("0003_parked_subdatabase", _create_subdatabases(SUBDATABASES_V3)),
     Migration("0004_audit_and_api", _create_subdatabases(SUBDATABASES_V4)),
+    Migration("0005_scheduler", _create_subdatabases(SUBDATABASES_V5)),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
