@@ -156,3 +156,75 @@ api_tokens_per_guild_max = 25
 api_token_name_chars_max = 32
 # A presented token longer than this is not one of ours; it is refused before hashing.
 api_token_chars_max = 64
+
+
+# --- Discord's own limits ------------------------------------------------------------
+
+# Names and descriptions of commands and options; the console follows them too, so a
+# command set that runs on the console also registers on Discord.
+command_name_chars_max = 32
+command_description_chars_max = 100
+command_options_max = 25
+# A button's custom id.
+custom_id_chars_max = 100
+# What a message may carry; longer text is cut, since a refused reply would leave the
+# user with "This interaction failed" instead.
+embed_title_chars_max = 256
+embed_description_chars_max = 4096
+embed_field_name_chars_max = 256
+embed_field_value_chars_max = 1024
+embed_fields_max = 25
+embed_footer_chars_max = 2048
+button_label_chars_max = 80
+buttons_per_row_max = 5
+button_rows_max = 5
+# Discord refuses an embed over 6,000 characters in all, so listings are paged to stay
+# well below it: ten shop items with 200-character descriptions, or 25 short lines.
+shop_page_items_max = 10
+inventory_page_lines_max = 25
+history_reason_chars_max = 60
+# A signed interaction's timestamp header, in decimal seconds.
+interaction_timestamp_chars_max = 20
+
+
+# --- transports ----------------------------------------------------------------------
+
+# Console: a line longer than this is refused whole, so one runaway input cannot grow
+# memory; input is read this much at a time.
+console_line_bytes_max = 64 * 1024
+console_receive_bytes_max = 16 * 1024
+# Discord REST: connections held open at once (follow-ups of deferred interactions and
+# role grants share them, and a burst of slow commands must not open thousands of
+# sockets), how long one request may take, and a 429 retried at most this many times,
+# each after Discord's retry_after (capped).
+rest_connections_max = 100
+rest_timeout_seconds = 10.0
+rest_rate_limited_retries_max = 3
+rest_retry_after_seconds_max = 10.0
+# Answers to interactions: connections kept open to Discord (a burst of answers shares
+# them, HTTP keep-alive), the pause before retrying an answer Discord failed with a 5xx
+# or the network dropped, how many such failures an answer gets, and how long one
+# attempt may take (a follow-up may be sent for 15 minutes, but not by one request
+# hanging that long). A 429 is not a failure: it is waited out for as long as the answer
+# has time.
+answer_connections_max = 100
+answer_retry_pause_seconds = 0.05
+answer_attempts_max = 3
+answer_request_seconds_max = 10.0
+# The HTTP server accepts this many connections in one go before letting other tasks run.
+http_accepts_per_wakeup_max = 1_000
+# Registering the commands is retried with backoff while Discord cannot be reached.
+register_retry_seconds_min = 1.0
+register_retry_seconds_max = 60.0
+
+
+# --- commands ------------------------------------------------------------------------
+
+# A setting's value as typed by an admin (command or dashboard form).
+setting_value_chars_max = 100
+# A blackjack verification lists every action of the round; a round has at most a few
+# dozen, so this bound only stops abuse.
+game_actions_chars_max = 400
+game_id_chars_max = 64
+# The dashboard's audit page shows this many entries.
+dashboard_audit_page_entries = 50

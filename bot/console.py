@@ -28,19 +28,19 @@ from actors.errors import InvalidInput
 from bot.dispatch import CommandSet, error_reply, plain_values
 from bot.inputs import json_deeper_than, json_integer, number_from_text, snowflake
 from bot.model import ButtonPress, Command, Invocation, Option, OptionKind, Reply, UserRef
+from limits import (
+    command_name_chars_max,
+    console_line_bytes_max,
+    console_receive_bytes_max,
+    custom_id_chars_max,
+)
 
 logger = logging.getLogger(__name__)
 
-# A line longer than this is refused whole, so one runaway input cannot grow memory.
-console_line_bytes_max = 64 * 1024
-_receive_bytes_max = 16 * 1024
 # A request is at most three levels deep ({"options": {"user": {"id": ...}}}); deeper
 # nesting is refused before parsing, so a line of thousands of brackets cannot exhaust
 # the parser's recursion.
 json_depth_max = 8
-# Discord's limits: a command name has at most 32 characters, a custom id at most 100.
-_command_name_chars_max = 32
-custom_id_chars_max = 100
 
 # Discord's epoch; console interaction ids are laid out like Discord snowflakes
 # (milliseconds since it, shifted left 22 bits) so they are unique across runs too: an
@@ -201,13 +201,13 @@ async def _lines(
 async def _receive(reader: trio.abc.ReceiveStream, stop: trio.Event | None) -> bytes | bytearray:
     """The next chunk of input, or nothing (as at end of input) once ``stop`` is set."""
     if stop is None:
-        return await reader.receive_some(_receive_bytes_max)
+        return await reader.receive_some(console_receive_bytes_max)
     received: bytes | bytearray = b""
     async with trio.open_nursery() as race:
 
         async def read() -> None:
             nonlocal received
-            received = await reader.receive_some(_receive_bytes_max)
+            received = await reader.receive_some(console_receive_bytes_max)
             race.cancel_scope.cancel()
 
         race.start_soon(read)
@@ -300,7 +300,7 @@ def _json_button(session: _Session, request: Mapping[str, Any]) -> ButtonPress:
 
 def _json_invocation(session: _Session, request: Mapping[str, Any]) -> Invocation:
     name = request["command"]
-    if not isinstance(name, str) or not 0 < len(name) <= _command_name_chars_max + 1:
+    if not isinstance(name, str) or not 0 < len(name) <= command_name_chars_max + 1:
         raise BadRequest('"command" must be a command name')
     raw = request.get("options", {})
     if not isinstance(raw, dict):

@@ -22,22 +22,19 @@ from typing import Any, Literal
 
 import aiohttp
 
+from limits import (
+    answer_attempts_max,
+    answer_connections_max,
+    answer_request_seconds_max,
+    answer_retry_pause_seconds,
+)
+
 # Discord's JSON error codes that say what happened to an answer.
 _UNKNOWN_INTERACTION = 10062
 _ALREADY_ACKNOWLEDGED = 40060
 _UNKNOWN_WEBHOOK = 10015
 _INVALID_WEBHOOK_TOKEN = 50027
 
-# How many connections the answer path keeps open to Discord at most; a burst of answers
-# shares them (HTTP keep-alive) rather than opening one each.
-answer_connections_max = 100
-# The pause before retrying an answer Discord failed with a 5xx or the network dropped,
-# how many such failures an answer gets, and how long one attempt may take (a follow-up
-# may be sent for 15 minutes, but not by one request hanging that long). A 429 is not a
-# failure: it is waited out for as long as the answer has time.
-_retry_pause_seconds = 0.05
-attempts_max = 3
-request_seconds_max = 10.0
 
 # Why an answer did not reach the member; the label values of
 # ``croupier_discord_unanswered_total``.
@@ -118,7 +115,7 @@ class InteractionAnswers:
             left = until - time.monotonic()
             if left <= 0:
                 raise AnswerFailed("expired", f"{method} {path}: no time left to answer")
-            timeout = aiohttp.ClientTimeout(total=min(left, request_seconds_max))
+            timeout = aiohttp.ClientTimeout(total=min(left, answer_request_seconds_max))
             try:
                 async with session.request(method, url, json=body, timeout=timeout) as response:
                     if 200 <= response.status < 300:
@@ -129,10 +126,14 @@ class InteractionAnswers:
                 failure = AnswerFailed(
                     "expired" if late else "network", f"{method} {path}: {err!r}"
                 )
-                pause = _retry_pause_seconds
+                pause = answer_retry_pause_seconds
             if failure.reason != "rate_limited":
                 failures += 1
-            if pause is None or failures >= attempts_max or time.monotonic() + pause >= until:
+            if (
+                pause is None
+                or failures >= answer_attempts_max
+                or time.monotonic() + pause >= until
+            ):
                 raise failure
             await asyncio.sleep(pause)
 
@@ -145,9 +146,11 @@ def _classify(
     what = f"{method} {path}: {response.status} {payload.get('message', '')}".strip()
     if response.status == 429:
         retry_after = payload.get("retry_after") or response.headers.get("Retry-After") or 1
-        return AnswerFailed("rate_limited", what), max(float(retry_after), _retry_pause_seconds)
+        return AnswerFailed("rate_limited", what), max(
+            float(retry_after), answer_retry_pause_seconds
+        )
     if response.status >= 500:
-        return AnswerFailed("server_error", what), _retry_pause_seconds
+        return AnswerFailed("server_error", what), answer_retry_pause_seconds
     reasons: dict[Any, Reason] = {
         _UNKNOWN_INTERACTION: "expired",
         _ALREADY_ACKNOWLEDGED: "already_acknowledged",

@@ -59,17 +59,14 @@ from bot.model import (
     Reply,
     UserRef,
 )
+from limits import command_description_chars_max, command_name_chars_max, command_options_max
 from metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 ERROR_COLOR = 0xE74C3C
 
-# Discord's rules for names and descriptions; the console follows them too, so a command
-# set that runs on the console also registers on Discord.
-_NAME_PATTERN = re.compile(r"^[-_a-z0-9]{1,32}$")
-_description_chars_max = 100
-_options_per_command_max = 25
+_NAME_PATTERN = re.compile(rf"^[-_a-z0-9]{{1,{command_name_chars_max}}}$")
 
 # Metric label values must come from a bounded set, so names a user typed are never used
 # as labels: an unknown command or button is counted under these.
@@ -475,10 +472,11 @@ def _check_command(command: Command) -> None:
     """Refuse, at start-up, a command Discord would refuse to register."""
     if not _NAME_PATTERN.match(command.name):
         raise ValueError(f"command name {command.name!r} must match {_NAME_PATTERN.pattern}")
-    if not 1 <= len(command.description) <= _description_chars_max:
-        raise ValueError(f"/{command.name}: description must have 1 to 100 characters")
-    if len(command.options) > _options_per_command_max:
-        raise ValueError(f"/{command.name}: at most {_options_per_command_max} options")
+    if not 1 <= len(command.description) <= command_description_chars_max:
+        chars = command_description_chars_max
+        raise ValueError(f"/{command.name}: description must have 1 to {chars} characters")
+    if len(command.options) > command_options_max:
+        raise ValueError(f"/{command.name}: at most {command_options_max} options")
     seen_optional = False
     names: set[str] = set()
     for option in command.options:
@@ -486,8 +484,10 @@ def _check_command(command: Command) -> None:
         if not _NAME_PATTERN.match(option.name) or option.name in names:
             raise ValueError(f"{where}: names must be unique and match {_NAME_PATTERN.pattern}")
         names.add(option.name)
-        if not 1 <= len(option.description) <= _description_chars_max:
-            raise ValueError(f"{where}: description must have 1 to 100 characters")
+        if not 1 <= len(option.description) <= command_description_chars_max:
+            raise ValueError(
+                f"{where}: description must have 1 to {command_description_chars_max} characters"
+            )
         if option.required and seen_optional:
             raise ValueError(f"{where}: required options must come before optional ones")
         seen_optional = seen_optional or not option.required

@@ -13,8 +13,9 @@ import pytest
 import trio
 import trio.testing
 
-from bot.console import InteractionIds, console_line_bytes_max
+from bot.console import InteractionIds
 from bot.dispatch import CommandSet
+from limits import console_line_bytes_max
 from metrics import Metrics
 from tests.support import console_json
 from tests.toy_commands import ToyBank

@@ -390,7 +390,10 @@ async def test_fuzzed_lines_each_get_one_known_answer(batch: list[bytes]) -> Non
         {"command": "blackjack", "options": {"stake": 5}},
         {"user": OTHER, "command": "blackjack", "options": {"stake": 7}},
     )
-    sent = [line for line in batch if line.strip()]
+    # A line the console takes as blank gets no reply: blank as text (str.strip also
+    # drops the separators \x1c to \x1f that bytes.strip keeps); undecodable bytes are a
+    # bad request, which is answered.
+    sent = [line for line in batch if line.decode(errors="replace").strip()]
     async with fresh_casino() as (casino, commands):
         games = await converse(commands, opening)
         assert games[0]["ok"] and games[1]["ok"], games

@@ -16,8 +16,8 @@ from actors.records import ScopeSettings
 from bot.commands.common import EconomyGroup, key_of, wallet_holder
 from bot.commands.render import mention, money, signed_money
 from bot.model import Command, Field, Invocation, Option, OptionKind, Reply
+from limits import setting_value_chars_max
 
-_setting_value_chars_max = 100
 _WHOLE = re.compile(r"-?[0-9]{1,20}")
 
 _CONFIG_OPTIONS = (
@@ -33,7 +33,7 @@ _CONFIG_OPTIONS = (
         OptionKind.STRING,
         "Its new value",
         required=False,
-        max_length=_setting_value_chars_max,
+        max_length=setting_value_chars_max,
     ),
 )
 

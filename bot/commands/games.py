@@ -38,11 +38,7 @@ from bot.model import (
     OptionKind,
     Reply,
 )
-
-# A blackjack verification lists every action of the round; a round has at most a few
-# dozen, so this bound only stops abuse.
-_actions_chars_max = 400
-_game_id_chars_max = 64
+from limits import game_actions_chars_max, game_id_chars_max
 
 _CUSTOM_ID = re.compile(r"bj:([0-9a-f]{1,64}):([0-9]{1,9}):([a-z]{1,16})")
 _NONCE = re.compile(r"[0-9]{1,19}")
@@ -157,7 +153,7 @@ class _GameCommands:
                         "game",
                         OptionKind.STRING,
                         "The game id",
-                        max_length=_game_id_chars_max,
+                        max_length=game_id_chars_max,
                     ),
                 ),
                 self._verify,
@@ -316,7 +312,7 @@ def _verify_seeds_options() -> tuple[Option, ...]:
             OptionKind.STRING,
             "Blackjack: the actions played, in order (hit, stand, double, split)",
             required=False,
-            max_length=_actions_chars_max,
+            max_length=game_actions_chars_max,
         ),
     )
 

@@ -13,8 +13,7 @@ from actors.records import HistoryEntry, ScopeSettings
 from bot.commands.common import EconomyGroup, button_numbers, check_owner, page_option
 from bot.commands.render import clip, mention, money, pager, signed_money, timestamp
 from bot.model import ButtonPress, ButtonRoute, Command, Invocation, Reply
-
-history_reason_chars_max = 60
+from limits import history_reason_chars_max
 
 
 class ListingCommands(EconomyGroup):

@@ -37,11 +37,7 @@ from bot.model import (
     OptionKind,
     Reply,
 )
-
-# Discord refuses an embed over 6,000 characters in all, so listings are paged to stay
-# well below it: ten shop items with 200-character descriptions, or 25 short lines.
-shop_page_items_max = 10
-inventory_page_lines_max = 25
+from limits import inventory_page_lines_max, shop_page_items_max
 
 _ITEM_ID = re.compile(r"#([0-9]{1,20})")
 

@@ -30,8 +30,7 @@ from bot.inputs import (
     number_from_text,
     snowflake,
 )
-
-_setting_value_chars_max = 100
+from limits import setting_value_chars_max
 
 
 class FormPages(DashboardBase):
@@ -246,7 +245,7 @@ def parse_settings_form(current: ScopeSettings, form: Mapping[str, str]) -> dict
     for name, kind in ScopeSettings.editable().items():
         if name not in form:
             continue
-        text = clean_text(form[name], name, chars_max=_setting_value_chars_max).strip()
+        text = clean_text(form[name], name, chars_max=setting_value_chars_max).strip()
         value: int | str = text
         if kind == "int":
             figure = number_from_text(text.replace(",", "").replace("_", ""))

@@ -16,10 +16,9 @@ from bot.http.dashboard_base import DashboardBase, Refused, guild_path, page_num
 from bot.inputs import (
     snowflake,
 )
+from limits import dashboard_audit_page_entries
 from metrics.health import INTEGRITY
 from storage.backup import newest_verified
-
-audit_page_entries = 50
 
 
 class ViewPages(DashboardBase):
@@ -80,7 +79,9 @@ class ViewPages(DashboardBase):
         guard = await self._guard(request)
         before = request.query_params.get("before") or None
         try:
-            page = self.audit.page(guard.guild.id, before=before, limit=audit_page_entries)
+            page = self.audit.page(
+                guard.guild.id, before=before, limit=dashboard_audit_page_entries
+            )
         except InvalidInput:
             raise Refused(400, "That page link is not one this dashboard made.") from None
         return self._render(

@@ -16,15 +16,14 @@ from typing import Any
 import httpx
 import trio
 
-log = logging.getLogger("croupier.discord_rest")
+from limits import (
+    rest_connections_max,
+    rest_rate_limited_retries_max,
+    rest_retry_after_seconds_max,
+    rest_timeout_seconds,
+)
 
-# Connections to Discord held open at once: follow-ups of deferred interactions and role
-# grants share them, and a burst of slow commands must not open thousands of sockets.
-rest_connections_max = 100
-rest_timeout_seconds = 10.0
-# A 429 is retried at most this many times, each after Discord's retry_after (capped).
-rate_limited_retries_max = 3
-retry_after_seconds_max = 10.0
+log = logging.getLogger("croupier.discord_rest")
 
 
 class DiscordRestError(Exception):
@@ -117,12 +116,12 @@ class DiscordRest:
         sent = dict(headers or {})
         if bot:
             sent["Authorization"] = f"Bot {self._token}"
-        for attempt in range(rate_limited_retries_max + 1):
+        for attempt in range(rest_rate_limited_retries_max + 1):
             async with self._slots:
                 answer = await self._client.request(method, path, json=body, headers=sent)
-            if answer.status_code != 429 or attempt == rate_limited_retries_max:
+            if answer.status_code != 429 or attempt == rest_rate_limited_retries_max:
                 break
-            wait = min(_retry_after(answer), retry_after_seconds_max)
+            wait = min(_retry_after(answer), rest_retry_after_seconds_max)
             log.warning("Discord rate-limited %s %s; retrying in %.2f s", method, path, wait)
             await trio.sleep(wait)
         if answer.is_success:

@@ -43,6 +43,11 @@ from bot.http.discord_rest import DiscordRest, DiscordRestError
 from bot.http.server import bound_port, serve_http
 from bot.inputs import snowflake
 from bot.model import Invocation, Reply
+from limits import (
+    interaction_timestamp_chars_max,
+    register_retry_seconds_max,
+    register_retry_seconds_min,
+)
 from metrics import Metrics, Readiness
 
 log = logging.getLogger("croupier.interactions")
@@ -53,7 +58,6 @@ _AUTOCOMPLETE_RESULT = 8
 _ADMINISTRATOR = 1 << 3
 _MANAGE_ROLES = 1 << 28
 _signature_bytes = 64
-_timestamp_chars_max = 20
 
 
 @dataclass(frozen=True)
@@ -256,7 +260,7 @@ class InteractionsEndpoint:
     def _signed(self, headers: Mapping[bytes, bytes], body: bytes) -> bool:
         signature = headers.get(b"x-signature-ed25519", b"")
         timestamp = headers.get(b"x-signature-timestamp", b"")
-        if not timestamp or len(timestamp) > _timestamp_chars_max:
+        if not timestamp or len(timestamp) > interaction_timestamp_chars_max:
             return False
         try:
             raw = bytes.fromhex(signature.decode("ascii"))
@@ -467,9 +471,6 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 # Serving.
 
 READINESS_CONDITION = "interactions_endpoint"
-# Registering the commands is retried with backoff while Discord cannot be reached.
-register_retry_seconds_min = 1.0
-register_retry_seconds_max = 60.0
 
 
 async def run_endpoint(

@@ -24,6 +24,19 @@ from bot.model import (
     Reply,
     UserRef,
 )
+from limits import (
+    button_label_chars_max,
+    button_rows_max,
+    buttons_per_row_max,
+    command_name_chars_max,
+    custom_id_chars_max,
+    embed_description_chars_max,
+    embed_field_name_chars_max,
+    embed_field_value_chars_max,
+    embed_fields_max,
+    embed_footer_chars_max,
+    embed_title_chars_max,
+)
 
 # Interaction types and callback types, as Discord numbers them.
 PING = 1
@@ -39,19 +52,6 @@ EPHEMERAL_FLAG = 1 << 6
 _MANAGE_GUILD = 1 << 5
 _ADMINISTRATOR = 1 << 3
 
-# Discord's limits on what a message may carry; longer text is cut, since a refused
-# reply would leave the user with "This interaction failed" instead.
-_title_chars_max = 256
-_description_chars_max = 4096
-_field_name_chars_max = 256
-_field_value_chars_max = 1024
-_fields_max = 25
-_footer_chars_max = 2048
-_label_chars_max = 80
-_buttons_per_row_max = 5
-_rows_max = 5
-_custom_id_chars_max = 100
-_command_name_chars_max = 32
 
 _OPTION_TYPES = {
     OptionKind.STRING: 3,
@@ -80,7 +80,7 @@ def invocation(payload: Mapping[str, Any], command: Command | None) -> Invocatio
     so that options are typed by the definition rather than by what the payload claims."""
     data = _mapping(payload.get("data"), "data")
     name = data.get("name")
-    if not isinstance(name, str) or not 1 <= len(name) <= _command_name_chars_max:
+    if not isinstance(name, str) or not 1 <= len(name) <= command_name_chars_max:
         raise InvalidInput("data.name", "is not a command name")
     user_id, permissions = _author(payload)
     return Invocation(
@@ -98,7 +98,7 @@ def button_press(payload: Mapping[str, Any]) -> ButtonPress:
     """The button press a type 3 interaction carries."""
     data = _mapping(payload.get("data"), "data")
     custom_id = data.get("custom_id")
-    if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= _custom_id_chars_max:
+    if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= custom_id_chars_max:
         raise InvalidInput("data.custom_id", "is not a button id")
     user_id, permissions = _author(payload)
     return ButtonPress(
@@ -176,26 +176,26 @@ def message(reply: Reply) -> dict[str, Any]:
 
 
 def embed(reply: Reply) -> dict[str, Any]:
-    payload: dict[str, Any] = {"title": _cut(reply.title, _title_chars_max)}
+    payload: dict[str, Any] = {"title": _cut(reply.title, embed_title_chars_max)}
     if reply.description:
-        payload["description"] = _cut(reply.description, _description_chars_max)
+        payload["description"] = _cut(reply.description, embed_description_chars_max)
     payload["color"] = reply.color
     if reply.fields:
         payload["fields"] = [
             {
-                "name": _cut(field.name, _field_name_chars_max),
-                "value": _cut(field.value, _field_value_chars_max),
+                "name": _cut(field.name, embed_field_name_chars_max),
+                "value": _cut(field.value, embed_field_value_chars_max),
                 "inline": field.inline,
             }
-            for field in reply.fields[:_fields_max]
+            for field in reply.fields[:embed_fields_max]
         ]
     if reply.footer:
-        payload["footer"] = {"text": _cut(reply.footer, _footer_chars_max)}
+        payload["footer"] = {"text": _cut(reply.footer, embed_footer_chars_max)}
     return payload
 
 
 def rows(buttons: tuple[Button, ...]) -> list[dict[str, Any]]:
-    assert len(buttons) <= _buttons_per_row_max * _rows_max, "Discord shows at most 25 buttons"
+    assert len(buttons) <= buttons_per_row_max * button_rows_max, "Discord shows at most 25 buttons"
     return [
         {
             "type": _COMPONENT_ACTION_ROW,
@@ -203,14 +203,14 @@ def rows(buttons: tuple[Button, ...]) -> list[dict[str, Any]]:
                 {
                     "type": _COMPONENT_BUTTON,
                     "style": _BUTTON_STYLES[button.style],
-                    "label": _cut(button.label, _label_chars_max),
+                    "label": _cut(button.label, button_label_chars_max),
                     "custom_id": button.custom_id,
                     "disabled": button.disabled,
                 }
-                for button in buttons[start : start + _buttons_per_row_max]
+                for button in buttons[start : start + buttons_per_row_max]
             ],
         }
-        for start in range(0, len(buttons), _buttons_per_row_max)
+        for start in range(0, len(buttons), buttons_per_row_max)
     ]
 
 

@@ -27,11 +27,9 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ASGIFramework, ConnectionState
 from hypercorn.utils import wrap_app
 
+from limits import http_accepts_per_wakeup_max
+
 log = logging.getLogger("croupier.http")
-
-
-# Connections accepted in one go before letting other tasks run.
-accepts_per_wakeup_max = 1_000
 
 
 @dataclass(frozen=True)
@@ -161,7 +159,7 @@ async def _accept_loop(
     while the requests already accepted are served."""
     while True:
         await trio.lowlevel.wait_readable(listener)
-        for _ in range(accepts_per_wakeup_max):
+        for _ in range(http_accepts_per_wakeup_max):
             try:
                 slots.acquire_nowait()
             except trio.WouldBlock:
