@@ -226,6 +226,8 @@ class Games:
         result = await self.stake(record, key, stake, settlement.payout, game_write, cooldown)
         if result.game_id == record.game_id:
             self.count_settled(record, settlement.result, settlement.payout)
+            return InstantResult(view_of(record), result.balance)
+        # A repeated key: the wallet answered with the game this key played before.
         stored = self.load(result.game_id)
         assert stored is not None, result
         return InstantResult(view_of(stored), result.balance)
