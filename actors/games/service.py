@@ -13,6 +13,13 @@ blackjack game lives on as a ``BlackjackGame`` actor (``actors/games/actor.py``)
 moves, the raises of double and split (through ``stake`` again), and its settlement
 commit, after which the payout transfer is delivered from the outbox to the wallet.
 
+Where each commit is written. The game's writes inside a stake commit are the one place
+code of this package runs in another module's transaction: the wallet's ``Wager`` takes
+them as a function, because the debit and the record must share the wallet's commit.
+Every other commit is written where it runs: the settlement in ``BlackjackGame._settle``,
+the refund in ``Games._write_refund`` (for the actor's refund and the escalation alike),
+the parking in ``Recovery.unrecoverable``.
+
 Restarts. Every game's state is in its record, so a young game resumes exactly where it
 was on its next message. At boot, games older than the recovery window are refunded in
 full (``refund``, the one refund commit), and so is a game whose actor passes its restart
