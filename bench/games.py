@@ -55,7 +55,7 @@ import trio
 from actors import keys
 from actors.accounts import HOUSE, TREASURY, system_add
 from actors.casino import Casino, RunningCasino, run_casino, tune_gc
-from actors.games import GAME, SETTLED, GameRecord, rules
+from actors.games import GAME, GameRecord, rules, settled_instant
 from actors.integrity import check_store
 from bench.load import LOAD_BATCH_ROWS, LOAD_TIME, load_wallets
 from bench.measure import free_port, progress
@@ -253,22 +253,9 @@ def settled_outcomes() -> list[tuple[GameRecord, int]]:
         server_seed, client_seed = rules.new_server_seed(), f"bench-{nonce}"
         params = {"choice": "heads", "stake": STAKE_COINS}
         settlement = rules.play("coinflip", server_seed, client_seed, nonce, params)
-        record = GameRecord(
-            game_id="",
-            kind="coinflip",
-            scope=GUILD,
-            user=0,
-            escrow=0,
-            phase=SETTLED,
-            created_at=LOAD_TIME,
-            deadline=LOAD_TIME,
-            server_seed=server_seed,
-            client_seed=client_seed,
-            nonce=nonce,
-            state=dict(params),
-            outcome=settlement.to_record(),
-            staked=STAKE_COINS,
-        )
+        seeds = (server_seed, client_seed, nonce)
+        outcome = settlement.to_record()
+        record = settled_instant("", "coinflip", GUILD, 0, seeds, params, outcome, LOAD_TIME)
         made.append((record, settlement.payout - STAKE_COINS))
     return made
 

@@ -18,7 +18,15 @@ How the parts fit:
 
 from actors.games import rules
 from actors.games.actor import GAME_ACTOR
-from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, REFUNDED, SETTLED, GameRecord
+from actors.games.records import (
+    GAME,
+    GAME_TIMER_KIND,
+    LIVE,
+    REFUNDED,
+    SETTLED,
+    GameRecord,
+    settled_instant,
+)
 from actors.games.recovery import RecoveryReport
 from actors.games.service import INSTANT_KINDS, Games
 from actors.games.views import GameView, InstantResult, VerifyReport, view_of
@@ -38,5 +46,6 @@ __all__ = [
     "RecoveryReport",
     "VerifyReport",
     "rules",
+    "settled_instant",
     "view_of",
 ]

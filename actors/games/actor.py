@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from actors import keys
-from actors.accounts import HOUSE, TransferId, game_account, system_add, user_account
+from actors.accounts import HOUSE, TransferId, system_add
 from actors.errors import GameOver, NotFound, NotYourGame
-from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, SETTLED, GameRecord
+from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, SETTLED, GameRecord, to_player
 from actors.games.rules import blackjack as bj
 from actors.games.views import GameView, view_of
-from actors.records import OUTBOX, OutboxRecord
+from actors.records import OUTBOX
 from actors.runtime import Actor, RuntimeFailure
 from actors.timers import TimerRecord, delete_timer, put_timer
 
@@ -167,15 +167,12 @@ class BlackjackGame(Actor):
         settled = dataclasses.replace(
             record, phase=SETTLED, escrow=0, outcome=settlement.to_record()
         )
-        payout = OutboxRecord(
-            transfer_id=str(TransferId.settlement(self.game_id, record.round)),
-            scope=record.scope,
-            source=game_account(self.game_id),
-            target=user_account(record.user),
-            amount=settlement.payout,
-            reason=f"blackjack payout ({settlement.result})",
-            at=self.games.now(),
-            source_ref=record.round,
+        payout = to_player(
+            record,
+            TransferId.settlement(self.game_id, record.round),
+            settlement.payout,
+            f"blackjack payout ({settlement.result})",
+            self.games.now(),
         )
         expected, value, store = GAME.encode(record), GAME.encode(settled), self.store
         key = keys.game_key(self.game_id)

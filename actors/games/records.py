@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.accounts import TransferId, game_account, user_account
+from actors.records import OutboxRecord
 from storage.codec import RecordCodec
 
 LIVE = "live"
@@ -48,3 +50,51 @@ class GameRecord:
 
 
 GAME = RecordCodec(GameRecord, kind="game", version=1)
+
+
+def settled_instant(
+    game_id: str,
+    kind: str,
+    scope: int,
+    user: int,
+    seeds: tuple[str, str, int],
+    params: dict[str, Any],
+    outcome: dict[str, Any],
+    now: float,
+) -> GameRecord:
+    """The record of an instant game, settled before its stake commit: it holds no escrow,
+    its state is the player's choices and ``outcome`` the rules' settlement record."""
+    server_seed, client_seed, nonce = seeds
+    return GameRecord(
+        game_id=game_id,
+        kind=kind,
+        scope=scope,
+        user=user,
+        escrow=0,
+        phase=SETTLED,
+        created_at=now,
+        deadline=now,
+        server_seed=server_seed,
+        client_seed=client_seed,
+        nonce=nonce,
+        state=dict(params),
+        outcome=outcome,
+        staked=params["stake"],
+    )
+
+
+def to_player(
+    record: GameRecord, transfer_id: TransferId, amount: int, reason: str, at: float
+) -> OutboxRecord:
+    """The outbox record of a transfer from the game's escrow to its player (a payout or
+    a refund), in the game's current round."""
+    return OutboxRecord(
+        transfer_id=str(transfer_id),
+        scope=record.scope,
+        source=game_account(record.game_id),
+        target=user_account(record.user),
+        amount=amount,
+        reason=reason,
+        at=at,
+        source_ref=record.round,
+    )

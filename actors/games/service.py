@@ -35,18 +35,27 @@ from collections.abc import Callable
 from typing import Any
 
 from actors import keys
-from actors.accounts import HOUSE, TransferId, game_account, system_add, user_account
+from actors.accounts import HOUSE, TransferId, system_add
 from actors.context import EconomyContext
 from actors.economy import Economy, check_user_id
 from actors.errors import GameInProgress, InvalidInput, NotFound
 from actors.games import rules
 from actors.games.actor import GAME_ACTOR, BlackjackGame, Expire, Move, Show
-from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, REFUNDED, SETTLED, GameRecord
+from actors.games.records import (
+    GAME,
+    GAME_TIMER_KIND,
+    LIVE,
+    REFUNDED,
+    SETTLED,
+    GameRecord,
+    settled_instant,
+    to_player,
+)
 from actors.games.recovery import Recovery, RecoveryReport
 from actors.games.rules import blackjack as bj
 from actors.games.views import GameView, InstantResult, VerifyReport, verify_report, view_of
 from actors.parked import error_text
-from actors.records import OUTBOX, OutboxRecord
+from actors.records import OUTBOX
 from actors.runtime import ActorKind, ActorSystem, RuntimeFailure
 from actors.timers import TimerRecord, TimerService, delete_timer, put_timer
 from actors.wallet import Wager, WagerResult
@@ -206,21 +215,9 @@ class Games:
         server_seed, client_seed, nonce = self._seeds(key, client_seed)
         settlement = rules.play(kind, server_seed, client_seed, nonce, params)
         now = self.context.now()
-        record = GameRecord(
-            game_id=secrets.token_hex(6),
-            kind=kind,
-            scope=scope,
-            user=user,
-            escrow=0,
-            phase=SETTLED,
-            created_at=now,
-            deadline=now,
-            server_seed=server_seed,
-            client_seed=client_seed,
-            nonce=nonce,
-            state=dict(params),
-            outcome=settlement.to_record(),
-            staked=stake,
+        seeds = (server_seed, client_seed, nonce)
+        record = settled_instant(
+            secrets.token_hex(6), kind, scope, user, seeds, params, settlement.to_record(), now
         )
         value, store = GAME.encode(record), self.store
         house_delta = stake - settlement.payout
@@ -313,15 +310,12 @@ class Games:
         refunded = dataclasses.replace(record, phase=REFUNDED, escrow=0)
         refunded.extra = {**record.extra, "refund_reason": reason}
         expected, value = GAME.encode(record), GAME.encode(refunded)
-        outbox = OutboxRecord(
-            transfer_id=str(TransferId.game_refund(record.game_id)),
-            scope=record.scope,
-            source=game_account(record.game_id),
-            target=user_account(record.user),
-            amount=record.escrow,
-            reason=f"{record.kind} refund ({reason})",
-            at=self.context.now(),
-            source_ref=record.round,
+        outbox = to_player(
+            record,
+            TransferId.game_refund(record.game_id),
+            record.escrow,
+            f"{record.kind} refund ({reason})",
+            self.context.now(),
         )
         store = self.store
 
