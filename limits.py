@@ -228,3 +228,36 @@ game_actions_chars_max = 400
 game_id_chars_max = 64
 # The dashboard's audit page shows this many entries.
 dashboard_audit_page_entries = 50
+
+
+# --- the boundary --------------------------------------------------------------------
+
+# Discord snowflakes are unsigned 64-bit numbers; 0 is never a real id.
+snowflake_id_min = 1
+snowflake_id_max = 2**64 - 1
+snowflake_digits_max = 20
+# Discord's integer options carry at most 2**53 in either direction; an option without a
+# bound of its own gets these, so no transport can pass a larger figure to the domain.
+integer_option_min = -(2**53)
+integer_option_max = 2**53
+# The longest decimal text of any whole number a bound here admits (2**64 - 1 has 20
+# digits, and a sign makes 21).
+number_digits_max = 20
+# Text options without a length bound of their own (Discord allows 6,000).
+text_chars_max_default = 2_000
+# How much of a refused value a message quotes.
+shown_input_chars_max = 40
+# A JSON request (console line, API body) is at most three levels deep
+# ({"options": {"user": {"id": ...}}}); deeper nesting is refused before parsing, so a
+# line of thousands of brackets cannot exhaust the parser's recursion.
+json_depth_max = 8
+# How much of the other process's command line a refusal of the instance lock quotes.
+process_name_chars_max = 80
+# Discord actions (the scheduler's calls): connections held open apart from the
+# interactions' own client, so that a catch-up of many timers never delays an answer;
+# how long one call may take; the wait after a 429 without a usable retry_after; DM
+# channels remembered per user, so that a reminder does not open one each time.
+action_connections_max = 20
+action_timeout_seconds = 10.0
+action_retry_after_seconds_default = 1.0
+dm_channels_cached_max = 10_000

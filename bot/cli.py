@@ -13,10 +13,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from bot.config import Config, ConfigError, check_dashboard, ensure_paths, load_config
+from limits import process_name_chars_max
 from storage import InstanceLockedError, SchemaTooNewError, StorageError
-
-# How much of the other process's command line a refusal of the instance lock quotes.
-process_name_chars_max = 80
 
 
 def _version() -> str:

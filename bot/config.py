@@ -42,6 +42,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from limits import snowflake_id_max
+
 DISCORD_API_URL_DEFAULT = "https://discord.com/api/v10"
 DISCORD_OAUTH_URL_DEFAULT = "https://discord.com/oauth2/authorize"
 ENV_PREFIX = "CROUPIER_"
@@ -56,7 +58,6 @@ ratelimit_commands_per_minute_max = 1_000_000
 ratelimit_burst_commands_max = 100_000
 api_ratelimit_requests_per_minute_max = 6_000_000
 api_ratelimit_burst_requests_max = 100_000
-snowflake_id_max = 2**64 - 1
 port_number_max = 65_535
 # Discord's largest bots run thousands of shards; five digits leave room to spare.
 discord_shards_max = 99_999

@@ -33,14 +33,11 @@ from limits import (
     console_line_bytes_max,
     console_receive_bytes_max,
     custom_id_chars_max,
+    json_depth_max,
 )
 
 logger = logging.getLogger(__name__)
 
-# A request is at most three levels deep ({"options": {"user": {"id": ...}}}); deeper
-# nesting is refused before parsing, so a line of thousands of brackets cannot exhaust
-# the parser's recursion.
-json_depth_max = 8
 
 # Discord's epoch; console interaction ids are laid out like Discord snowflakes
 # (milliseconds since it, shifted left 22 bits) so they are unique across runs too: an

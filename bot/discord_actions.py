@@ -34,17 +34,14 @@ from actors.discord_port import (
     message_nonce_chars_max,
     result_for,
 )
+from limits import (
+    action_connections_max,
+    action_retry_after_seconds_default,
+    action_timeout_seconds,
+    dm_channels_cached_max,
+)
 
 log = logging.getLogger("croupier.discord_actions")
-
-# Connections held open to Discord for the scheduler's calls, apart from the
-# interactions' own client, so that a catch-up of many timers never delays an answer.
-action_connections_max = 20
-action_timeout_seconds = 10.0
-# A 429 without a usable retry_after waits this long.
-retry_after_seconds_default = 1.0
-# DM channels opened, remembered per user so that a reminder does not open one each time.
-dm_channels_cached_max = 10_000
 
 
 class DiscordActions:
@@ -188,7 +185,7 @@ def _retry_after(answer: httpx.Response) -> float:
             continue
         if seconds >= 0:
             return seconds
-    return retry_after_seconds_default
+    return action_retry_after_seconds_default
 
 
 def _error(answer: httpx.Response) -> tuple[int, str]:

@@ -38,12 +38,9 @@ from actors.errors import (
 )
 from actors.runtime import RuntimeFailure
 from bot.inputs import (
-    INTEGER_OPTION_MAX,
-    INTEGER_OPTION_MIN,
     clean_text,
     is_snowflake,
     shown,
-    text_chars_max_default,
     whole_number,
 )
 from bot.model import (
@@ -59,7 +56,14 @@ from bot.model import (
     Reply,
     UserRef,
 )
-from limits import command_description_chars_max, command_name_chars_max, command_options_max
+from limits import (
+    command_description_chars_max,
+    command_name_chars_max,
+    command_options_max,
+    integer_option_max,
+    integer_option_min,
+    text_chars_max_default,
+)
 from metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -452,8 +456,8 @@ def validate_options(command: Command, options: Mapping[str, Any]) -> dict[str, 
 
 def _check_value(spec: Option, value: Any) -> Any:
     if spec.kind is OptionKind.INTEGER:
-        minimum = INTEGER_OPTION_MIN if spec.min_value is None else spec.min_value
-        maximum = INTEGER_OPTION_MAX if spec.max_value is None else spec.max_value
+        minimum = integer_option_min if spec.min_value is None else spec.min_value
+        maximum = integer_option_max if spec.max_value is None else spec.max_value
         value = whole_number(value, spec.name, minimum=minimum, maximum=maximum)
     elif spec.kind is OptionKind.STRING:
         chars_max = text_chars_max_default if spec.max_length is None else spec.max_length

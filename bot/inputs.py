@@ -19,22 +19,13 @@ import unicodedata
 from typing import Any
 
 from actors.errors import InvalidInput
-
-# Discord snowflakes are unsigned 64-bit numbers; 0 is never a real id.
-SNOWFLAKE_MIN = 1
-SNOWFLAKE_MAX = 2**64 - 1
-snowflake_digits_max = 20
-# Discord's integer options carry at most 2**53 in either direction; an option without a
-# bound of its own gets these, so no transport can pass a larger figure to the domain.
-INTEGER_OPTION_MIN = -(2**53)
-INTEGER_OPTION_MAX = 2**53
-# The longest decimal text of any whole number a bound here admits (2**64 - 1 has 20
-# digits, and a sign makes 21).
-number_digits_max = 20
-# Text options without a length bound of their own (Discord allows 6,000).
-text_chars_max_default = 2_000
-# How much of a refused value a message quotes.
-_shown_chars_max = 40
+from limits import (
+    number_digits_max,
+    shown_input_chars_max,
+    snowflake_id_max,
+    snowflake_id_min,
+    text_chars_max_default,
+)
 
 _ASCII_DIGITS = re.compile(r"[0-9]{1,20}")
 # Zero-width and invisible characters that are not format characters (category Cf,
@@ -68,7 +59,7 @@ def shown(value: object) -> str:
     if isinstance(value, float | OversizedNumber):
         return repr(value)
     if isinstance(value, str):
-        text = value if len(value) <= _shown_chars_max else value[:_shown_chars_max] + "…"
+        text = value if len(value) <= shown_input_chars_max else value[:shown_input_chars_max] + "…"
         return ascii(text) if _has_unprintable(text) else repr(text)
     return f"a {type(value).__name__}"
 
@@ -81,7 +72,7 @@ def snowflake(value: object, field: str) -> int:
         number = value
     elif isinstance(value, str) and _ASCII_DIGITS.fullmatch(value):
         number = int(value)
-    if number is None or not SNOWFLAKE_MIN <= number <= SNOWFLAKE_MAX:
+    if number is None or not snowflake_id_min <= number <= snowflake_id_max:
         raise InvalidInput(
             field, f"{shown(value)} is not a Discord id (a whole number from 1 to 2**64-1)"
         )
@@ -93,7 +84,7 @@ def is_snowflake(value: object) -> bool:
     return (
         isinstance(value, int)
         and not isinstance(value, bool)
-        and SNOWFLAKE_MIN <= value <= SNOWFLAKE_MAX
+        and snowflake_id_min <= value <= snowflake_id_max
     )
 
 

@@ -17,8 +17,8 @@ from actors.records import ScopeSettings, ShopItem
 from bot.http.dashboard_auth import DashboardLimits, DiscordUser, SessionStore
 from bot.http.dashboard_base import CONTENT_SECURITY_POLICY
 from bot.http.dashboard_forms import parse_settings_form, parse_whole
-from bot.inputs import INTEGER_OPTION_MAX
 from bot.model import UserRef
+from limits import integer_option_max
 from metrics.health import INTEGRITY
 from tests.economy_fixtures import WallClock
 from tests.fake_discord import FakeDiscord
@@ -531,4 +531,4 @@ def test_any_text_is_a_number_or_refused_by_name(text: str) -> None:
     except InvalidInput as error:
         assert error.field == "stock"
     else:
-        assert value is None or 0 <= value <= INTEGER_OPTION_MAX
+        assert value is None or 0 <= value <= integer_option_max

@@ -23,12 +23,12 @@ from schemathesis import GenerationMode
 
 from actors.api_tokens import ApiTokens
 from bot.http.openapi import decimal_up_to
-from bot.inputs import SNOWFLAKE_MAX
+from limits import snowflake_id_max
 from storage import open_store
 from tests.support.server_process import ServerProcess, free_port
 
 GUILD = 1
-SNOWFLAKE = re.compile(decimal_up_to(SNOWFLAKE_MAX))
+SNOWFLAKE = re.compile(decimal_up_to(snowflake_id_max))
 EXAMPLES = int(os.environ.get("CROUPIER_SCHEMA_EXAMPLES", "12"))
 
 

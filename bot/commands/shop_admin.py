@@ -16,10 +16,9 @@ from bot.commands.common import EconomyGroup, item_option, key_of
 from bot.commands.render import role_mention
 from bot.commands.shop import chosen_item, item_result, item_text
 from bot.model import Command, Field, Invocation, Option, OptionKind, Reply
-from limits import Limits
+from limits import Limits, snowflake_id_max
 
 # Discord snowflakes are unsigned 64-bit numbers.
-_snowflake_max = 2**64 - 1
 _ROLE = re.compile(r"<@&([0-9]{1,20})>|([0-9]{1,20})")
 
 
@@ -137,7 +136,7 @@ def _role(text: str) -> int:
     """A role id from a role mention (``<@&123>``) or a bare id."""
     found = _ROLE.fullmatch(text.strip())
     role_id = int(found.group(1) or found.group(2)) if found else 0
-    if not 0 < role_id <= _snowflake_max:
+    if not 0 < role_id <= snowflake_id_max:
         raise InvalidInput("role", f"{text!r} is not a role; mention one or give its id")
     return role_id
 

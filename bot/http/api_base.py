@@ -43,13 +43,13 @@ from actors.errors import (
 )
 from bot.dispatch import REFUSALS, RateLimit, TokenBuckets, user_error
 from bot.inputs import (
-    INTEGER_OPTION_MAX,
     clean_text,
     json_object,
     number_from_text,
     snowflake,
     whole_number,
 )
+from limits import integer_option_max
 from metrics import log_event
 
 log = logging.getLogger("croupier.http.api")
@@ -468,4 +468,4 @@ def path_number(text: str, name: str) -> int:
     number = number_from_text(text) if text.isascii() and text.isdigit() else None
     if not isinstance(number, int) or text != str(number):
         raise InvalidInput(name, "must be an item id (a whole number without leading zeros)")
-    return whole_number(number, name, minimum=1, maximum=INTEGER_OPTION_MAX)
+    return whole_number(number, name, minimum=1, maximum=integer_option_max)

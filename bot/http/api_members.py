@@ -13,10 +13,9 @@ from actors.errors import (
 from bot.commands.listings import history_result
 from bot.http.api_base import ApiBase, Call, only_fields, path_id, query_number
 from bot.inputs import (
-    INTEGER_OPTION_MAX,
-    INTEGER_OPTION_MIN,
     whole_number,
 )
+from limits import integer_option_max, integer_option_min
 
 
 class MemberRoutes(ApiBase):
@@ -37,7 +36,7 @@ class MemberRoutes(ApiBase):
         user = path_id(call.path["user"], "user")
         body = only_fields(call.body, required=("amount",), optional=("reason",))
         amount = whole_number(
-            body["amount"], "amount", minimum=INTEGER_OPTION_MIN, maximum=INTEGER_OPTION_MAX
+            body["amount"], "amount", minimum=integer_option_min, maximum=integer_option_max
         )
         if amount == 0:
             raise InvalidInput("amount", "must not be 0: positive adds, negative removes")
@@ -47,7 +46,7 @@ class MemberRoutes(ApiBase):
     async def _put_user(self, call: Call) -> tuple[int, dict[str, Any]]:
         user = path_id(call.path["user"], "user")
         body = only_fields(call.body, required=("balance",), optional=("reason",))
-        balance = whole_number(body["balance"], "balance", minimum=0, maximum=INTEGER_OPTION_MAX)
+        balance = whole_number(body["balance"], "balance", minimum=0, maximum=integer_option_max)
         return await self._adjust(call, user, "set", balance, self._reason(body))
 
     async def _adjust(
@@ -98,7 +97,7 @@ class MemberRoutes(ApiBase):
 
     async def _history(self, call: Call) -> tuple[int, dict[str, Any]]:
         user = path_id(call.path["user"], "user")
-        page = query_number(call.query, "page", 1, 1, INTEGER_OPTION_MAX)
+        page = query_number(call.query, "page", 1, 1, integer_option_max)
         got = self.economy.history(call.guild, user, page)
         return 200, {
             "guild": str(call.guild),

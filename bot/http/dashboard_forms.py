@@ -24,13 +24,12 @@ from bot.http.dashboard_auth import (
 )
 from bot.http.dashboard_base import DashboardBase, Guard, Refused, form_request_id
 from bot.inputs import (
-    INTEGER_OPTION_MAX,
     OversizedNumber,
     clean_text,
     number_from_text,
     snowflake,
 )
-from limits import setting_value_chars_max
+from limits import integer_option_max, setting_value_chars_max
 
 
 class FormPages(DashboardBase):
@@ -267,8 +266,8 @@ def parse_whole(text: str, field: str, *, required: bool) -> int | None:
     figure = number_from_text(text)
     if figure is None or isinstance(figure, OversizedNumber) or figure < 0:
         raise InvalidInput(field, "must be a whole number of 0 or more")
-    if figure > INTEGER_OPTION_MAX:
-        raise InvalidInput(field, f"must be at most {INTEGER_OPTION_MAX}")
+    if figure > integer_option_max:
+        raise InvalidInput(field, f"must be at most {integer_option_max}")
     return figure
 
 

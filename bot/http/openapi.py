@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from bot.inputs import INTEGER_OPTION_MAX, INTEGER_OPTION_MIN, SNOWFLAKE_MAX, refused_in_text
-from limits import Limits
+from bot.inputs import refused_in_text
+from limits import Limits, integer_option_max, integer_option_min, snowflake_id_max
 
 if TYPE_CHECKING:
     from bot.http.api import ApiLimits
@@ -84,8 +84,8 @@ def _ref(name: str) -> dict[str, str]:
 def _id(description: str) -> dict[str, Any]:
     return {
         "type": "string",
-        "pattern": decimal_up_to(SNOWFLAKE_MAX),
-        "description": f"{description}: a Discord id, 1 to {SNOWFLAKE_MAX}, as digits",
+        "pattern": decimal_up_to(snowflake_id_max),
+        "description": f"{description}: a Discord id, 1 to {snowflake_id_max}, as digits",
     }
 
 
@@ -225,7 +225,7 @@ def _member_paths(limits: Limits, api: ApiLimits) -> dict[str, Any]:
                     "a member's transfers, newest first",
                     _responses(200, "History", write=False),
                 ),
-                "parameters": [_query("page", 1, INTEGER_OPTION_MAX)],
+                "parameters": [_query("page", 1, integer_option_max)],
             },
         },
         users + "/{user}/inventory": {
@@ -244,7 +244,7 @@ def _shop_paths() -> dict[str, Any]:
         "item",
         {
             "type": "string",
-            "pattern": decimal_up_to(INTEGER_OPTION_MAX),
+            "pattern": decimal_up_to(integer_option_max),
             "description": "an item id",
         },
     )
@@ -404,7 +404,7 @@ def _request_schemas(limits: Limits) -> dict[str, Any]:
     role = {
         "anyOf": [
             _id("a role granted on use"),
-            {"type": "integer", "minimum": 1, "maximum": SNOWFLAKE_MAX},
+            {"type": "integer", "minimum": 1, "maximum": snowflake_id_max},
         ],
         "nullable": True,
     }
@@ -421,8 +421,8 @@ def _request_schemas(limits: Limits) -> dict[str, Any]:
             ["amount"],
             amount={
                 "type": "integer",
-                "minimum": INTEGER_OPTION_MIN,
-                "maximum": INTEGER_OPTION_MAX,
+                "minimum": integer_option_min,
+                "maximum": integer_option_max,
                 "not": {"enum": [0]},
                 "description": "positive adds, negative removes (never below zero)",
             },
@@ -430,7 +430,7 @@ def _request_schemas(limits: Limits) -> dict[str, Any]:
         ),
         "BalanceChange": _request(
             ["balance"],
-            balance={"type": "integer", "minimum": 0, "maximum": INTEGER_OPTION_MAX},
+            balance={"type": "integer", "minimum": 0, "maximum": integer_option_max},
             reason=reason,
         ),
         "NewItem": _request(["name", "price"], **item_fields),
