@@ -16,37 +16,56 @@ Adding a key: a field whose ``description`` says what it expects (the error line
 it), bounds from a named maximum here for a number (``_whole``), a pattern or validator
 for text, a place in ``SECRET_KEYS`` for a credential, and a line in the README's table
 and in ``croupier.example.toml`` (a test checks both list exactly the keys).
+
+This module holds the model; its sources (the file and the environment) are in
+``bot.config_sources``, the checks of a whole configuration and its error line in
+``bot.config_checks``. The names callers use are importable from here.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
-import tomllib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
-from datetime import date, datetime, time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
+from bot.config_checks import (
+    SECRET_KEYS,
+    check_dashboard,
+    check_together,
+    ensure_paths,
+    one_line,
+)
+from bot.config_sources import (
+    ENV_PREFIX,
+    NO_INPUTS,
+    ConfigError,
+    Environment,
+    Inputs,
+    TomlFile,
+    current_inputs,
+    reading,
+)
 from limits import snowflake_id_max
+
+__all__ = [
+    "SECRET_KEYS",
+    "Config",
+    "ConfigError",
+    "check_dashboard",
+    "ensure_paths",
+    "load_config",
+]
 
 DISCORD_API_URL_DEFAULT = "https://discord.com/api/v10"
 DISCORD_OAUTH_URL_DEFAULT = "https://discord.com/oauth2/authorize"
-ENV_PREFIX = "CROUPIER_"
 
 # The bounds of every numeric key. A minute-scale mistake (seconds typed as
 # milliseconds, a pasted snowflake) must be refused, not run with for weeks.
@@ -68,21 +87,6 @@ url_chars_max = 2_048
 path_chars_max = 4_096
 # The dashboard signs its cookies with this secret; a short one can be guessed.
 session_secret_chars_min = 32
-# An environment value longer than this many characters is not a number we accept, so it
-# is never handed to int() (whose cost grows with the length of the text).
-env_number_chars_max = 24
-# How much of a refused value the error line repeats.
-shown_value_chars_max = 60
-# Keys whose refused values an error line must not repeat.
-SECRET_KEYS = frozenset({"discord_token", "discord_client_secret", "session_secret"})
-
-_ENV_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
-_ENV_TRUE = frozenset({"true", "yes", "on", "1"})
-_ENV_FALSE = frozenset({"false", "no", "off", "0"})
-
-
-class ConfigError(Exception):
-    """A configuration value is invalid; the message is one line naming the key."""
 
 
 def _whole(default: int, low: int, high: int, unit: str = "") -> Any:
@@ -300,101 +304,14 @@ class Config(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The process environment is read only through ``load_config``'s ``environ``, so
         # a bare ``Config()`` is the defaults and tests never see the caller's variables.
-        inputs = _inputs.get(_NO_INPUTS)
+        inputs = current_inputs.get(NO_INPUTS)
         sources: list[PydanticBaseSettingsSource] = [
             init_settings,
-            _Environment(settings_cls, inputs.environ),
+            Environment(settings_cls, inputs.environ),
         ]
         if inputs.file is not None:
-            sources.append(_TomlFile(settings_cls, inputs.file))
+            sources.append(TomlFile(settings_cls, inputs.file))
         return tuple(sources)
-
-
-@dataclass(frozen=True)
-class _Inputs:
-    file: Path | None
-    environ: Mapping[str, str]
-
-
-# pydantic-settings builds its sources in a class method, so the file and environment of
-# one ``load_config`` call reach it through a context variable set for that call only.
-_inputs: ContextVar[_Inputs] = ContextVar("croupier_config_inputs")
-_NO_INPUTS = _Inputs(None, {})
-
-
-@contextmanager
-def _reading(inputs: _Inputs) -> Iterator[None]:
-    token = _inputs.set(inputs)
-    try:
-        yield
-    finally:
-        _inputs.reset(token)
-
-
-class _Environment(EnvSettingsSource):
-    """``CROUPIER_*`` variables from a given mapping, spelled as text and read strictly."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {name.lower(): value for name, value in self._environ.items()}
-
-    def prepare_field_value(
-        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
-    ) -> Any:
-        # Text that is not spelled as the type wants stays text, so the strict model
-        # refuses it with the key's expectation instead of guessing what was meant.
-        if not isinstance(value, str):
-            return value
-        if field.annotation is bool:
-            word = value.lower()
-            return True if word in _ENV_TRUE else False if word in _ENV_FALSE else value
-        if field.annotation is int:
-            spelled = len(value) <= env_number_chars_max and _ENV_INTEGER.fullmatch(value)
-            return int(value) if spelled else value
-        return value
-
-
-class _TomlFile(TomlConfigSettingsSource):
-    """The TOML file, with ``[section] key`` read as the key ``section_key``."""
-
-    def _read_file(self, file_path: Path) -> dict[str, Any]:
-        try:
-            with file_path.open("rb") as handle:
-                document = tomllib.load(handle)
-        except OSError as exc:
-            raise ConfigError(f"config file {file_path}: {exc.strerror}") from exc
-        except ValueError as exc:
-            # TOMLDecodeError is a ValueError, and so is tomllib's refusal of an integer
-            # longer than Python's int-string limit.
-            raise ConfigError(f"config file {file_path}: not valid TOML ({exc})") from exc
-        flat: dict[str, Any] = {}
-        _flatten(document, flat, file_path, prefix="", spelled="")
-        return flat
-
-
-def _flatten(
-    table: Mapping[str, Any], flat: dict[str, Any], file_path: Path, *, prefix: str, spelled: str
-) -> None:
-    fields = Config.model_fields
-    for key, value in table.items():
-        name, shown = prefix + key, f"{spelled}.{key}" if spelled else key
-        if name in fields:
-            if name in flat:
-                raise ConfigError(
-                    f"{_label(name)}: expected one value, got a second one in {file_path} "
-                    f"(as {shown})"
-                )
-            # A table where a value belongs stays a table, so the key reports its type.
-            flat[name] = value
-        elif isinstance(value, dict) and any(field.startswith(name + "_") for field in fields):
-            _flatten(value, flat, file_path, prefix=name + "_", spelled=shown)
-        else:
-            raise ConfigError(
-                f"config key {shown!r} in {file_path} is unknown; known keys: {', '.join(fields)}"
-            )
 
 
 def load_config(
@@ -409,140 +326,9 @@ def load_config(
         why = "is a directory" if file.is_dir() else "No such file"
         raise ConfigError(f"config file {file}: {why}")
     try:
-        with _reading(_Inputs(file, environ)):
+        with reading(Inputs(file, environ)):
             config = Config()
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc)) from None
-    _check_together(config)
+        raise ConfigError(one_line(exc, Config)) from None
+    check_together(config)
     return config
-
-
-def _check_together(config: Config) -> None:
-    """Rules that tie keys together, each valid on its own."""
-    if not config.interactions_addr and not config.discord_gateway:
-        raise ConfigError(
-            f"{_label('discord_gateway')}: expected true unless the HTTP endpoint is on "
-            "(CROUPIER_INTERACTIONS_ADDR), got false"
-        )
-    ids, count = config.discord_shard_id_list, config.discord_shard_count
-    if ids is not None and count is None:
-        raise ConfigError(
-            f"{_label('discord_shard_ids')}: expected empty unless "
-            f"{_label('discord_shards')} is a number (every process must agree on the "
-            f"total), got {_shown(config.discord_shard_ids)}"
-        )
-    if ids is not None and count is not None and (max(ids) >= count or len(set(ids)) < len(ids)):
-        raise ConfigError(
-            f"{_label('discord_shard_ids')}: expected distinct shard ids below "
-            f"{_label('discord_shards')} = {count}, got {_shown(config.discord_shard_ids)}"
-        )
-    if config.interactions_addr and not config.discord_public_key:
-        raise ConfigError(
-            f"{_label('discord_public_key')}: expected {_expected('discord_public_key')} "
-            "when the interactions endpoint is on, got ''"
-        )
-
-
-def check_dashboard(config: Config) -> None:
-    """The keys the dashboard needs once it is on; checked when the server starts it, so
-    each key stays valid on its own."""
-    if not config.dashboard_enabled:
-        return
-    for key in ("discord_client_secret", "dashboard_url", "session_secret", "discord_token"):
-        if not getattr(config, key):
-            raise ConfigError(
-                f"{_label(key)}: expected a value when the dashboard is on "
-                "(CROUPIER_DISCORD_CLIENT_ID is set), got ''"
-            )
-
-
-def _label(key: str) -> str:
-    return f"{ENV_PREFIX}{key.upper()} / {key}"
-
-
-def _one_line(error: ValidationError) -> str:
-    """pydantic's report, one entry per failed check, as one line for the first bad key."""
-    order = list(Config.model_fields)
-    details = error.errors(include_url=False)
-    keys = sorted({str(d["loc"][0]) for d in details}, key=lambda k: order.index(k))
-    key = keys[0]
-    first = next(d for d in details if d["loc"][0] == key)
-    got = _hidden(first["input"]) if key in SECRET_KEYS else _shown(first["input"])
-    line = f"{_label(key)}: expected {_expected(key)}, got {got}"
-    if len(keys) > 1:
-        line += f" (also invalid: {', '.join(keys[1:])})"
-    return line
-
-
-def _expected(key: str) -> str:
-    description = Config.model_fields[key].description
-    assert description is not None, f"config key {key} has no description"
-    return description
-
-
-def _hidden(value: object) -> str:
-    """A refused secret, described without its text: error lines end up in logs."""
-    if isinstance(value, str):
-        return f"{len(value)} characters (not shown)"
-    return f"a TOML {type(value).__name__} (not shown)"
-
-
-def _shown(value: object) -> str:
-    """The refused value, named by its TOML type where its text would not help."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, int) and value.bit_length() > 64:
-        # str() of a long enough int raises, so its length is reckoned from its bits.
-        return f"a number of about {int(value.bit_length() * math.log10(2)) + 1} digits"
-    if isinstance(value, (datetime, date, time)):
-        return f"a TOML date/time ({value.isoformat()})"
-    text = repr(value)
-    if len(text) > shown_value_chars_max:
-        text = text[: shown_value_chars_max - 3] + "..."
-    return text
-
-
-def ensure_paths(config: Config) -> None:
-    """Create the data and backup directories if needed and prove that they take a file
-    and that the log file opens, or raise one line naming the key.
-
-    A server that finds out only at its first commit, backup or log line that it cannot
-    write has already started taking requests; checking here makes it a configuration
-    error instead.
-    """
-    _ensure_directory("data_dir", config.data_dir)
-    _ensure_directory("backup_dir", config.backups_path)
-    if config.log_file:
-        try:
-            with open(config.log_file, "a", encoding="utf-8"):
-                pass
-        except OSError as exc:
-            raise ConfigError(
-                f"{_label('log_file')}: expected a file this process can append to, "
-                f"got {config.log_file!r} ({exc.strerror})"
-            ) from exc
-
-
-def _ensure_directory(key: str, path: Path) -> None:
-    def refuse(why: str) -> ConfigError:
-        return ConfigError(
-            f"{_label(key)}: expected a directory this process can create and "
-            f"write, got {str(path)!r} ({why})"
-        )
-
-    if path.exists() and not path.is_dir():
-        raise refuse("not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise refuse(f"cannot create it: {exc.strerror}") from exc
-    probe = path / f".croupier-write-probe-{os.getpid()}"
-    try:
-        probe.touch(exist_ok=False)
-        probe.unlink()
-    except OSError as exc:
-        raise refuse(f"cannot write a file in it: {exc.strerror}") from exc
