@@ -75,7 +75,7 @@ from actors.wallet import (
 )
 from metrics import log_event
 from metrics.registry import DELIVERY_TRANSFER_KINDS
-from storage import RecordDecodeError
+from storage import RecordDecodeError, unpackb
 
 log = logging.getLogger("croupier.economy")
 
@@ -664,6 +664,19 @@ class Economy:
             last = collections.deque(enumerate(itertools.takewhile(mine.__gt__, walk), 1), 1)
             above = last[0][0] if last else 0
         return above + 1 if above < shown_max else None
+
+    def money_supply(self) -> dict[int, int]:
+        """Coins in circulation per scope: what its system accounts have issued.
+
+        Every coin a user holds, a game escrows or a transfer carries was issued by a
+        system account, so the negated sum of a scope's (three) system accounts is its
+        supply. That is a short scan, unlike summing every wallet."""
+        supply: dict[int, int] = {}
+        with self.store.read() as txn:
+            for key, value in txn.cursor(db=self.store.db("system")):
+                scope = keys.read_u64(key)
+                supply[scope] = supply.get(scope, 0) - unpackb(value)
+        return supply
 
     # --- shop --------------------------------------------------------------------------
 

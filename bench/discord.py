@@ -160,22 +160,9 @@ def _measure(
         # own delays, which on a busy machine dominate what the client measures.
         server_side["http_server_answer_p50_ms_le"] = _server_quantile(buckets, after, 0.5)
         server_side["http_server_answer_p99_ms_le"] = _server_quantile(buckets, after, 0.99)
-    sustained = 0
-    cpu_seconds, cpu_interactions = 0.0, 0
-    for rate in sizes.sustained_rates_per_s:
-        _settle(server, name)
-        cpu_before = server.cpu_seconds()
-        report = load.ask(
-            op=paced_op, rate=rate, seconds=sizes.sustained_seconds, members=sizes.members
-        )
-        cpu_seconds += server.cpu_seconds() - cpu_before
-        cpu_interactions += report["interactions"]
-        reports.append(report)
-        progress(_line(f"{name}: {rate}/s for {sizes.sustained_seconds:.0f} s", report))
-        # The load generator must itself have kept to the rate for the run to count.
-        if report["lost"] or report["sending_seconds"] > sizes.sustained_seconds * 1.05:
-            break
-        sustained = rate
+    sustained, cpu_seconds, cpu_interactions = _sustained(
+        name, server, load, sizes, paced_op, reports
+    )
     interactions = sum(r["interactions"] for r in reports)
     return server_side | {
         f"{name}_acked_within_3s_ratio_burst_1000": burst["acked_within_3s"]
@@ -195,6 +182,36 @@ def _measure(
         f"{name}_discord_requests_per_interaction": sum(r["discord_requests"] for r in reports)
         / interactions,
     }
+
+
+def _sustained(
+    name: str,
+    server: _ServerProcess,
+    load: _LoadProcess,
+    sizes: Sizes,
+    paced_op: str,
+    reports: list[dict[str, Any]],
+) -> tuple[int, float, int]:
+    """Try the sustained rates in order until one loses an interaction: the highest rate
+    held, and the server's CPU seconds over the interactions of the runs. Each run's
+    report is added to ``reports``."""
+    sustained = 0
+    cpu_seconds, cpu_interactions = 0.0, 0
+    for rate in sizes.sustained_rates_per_s:
+        _settle(server, name)
+        cpu_before = server.cpu_seconds()
+        report = load.ask(
+            op=paced_op, rate=rate, seconds=sizes.sustained_seconds, members=sizes.members
+        )
+        cpu_seconds += server.cpu_seconds() - cpu_before
+        cpu_interactions += report["interactions"]
+        reports.append(report)
+        progress(_line(f"{name}: {rate}/s for {sizes.sustained_seconds:.0f} s", report))
+        # The load generator must itself have kept to the rate for the run to count.
+        if report["lost"] or report["sending_seconds"] > sizes.sustained_seconds * 1.05:
+            break
+        sustained = rate
+    return sustained, cpu_seconds, cpu_interactions
 
 
 def _settle(server: _ServerProcess, name: str) -> None:

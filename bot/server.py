@@ -4,7 +4,9 @@ Boot: metrics endpoint (so /healthz answers during boot), instance lock and stor
 (migrations), actor system, economy and games, delivery of transfers left in flight,
 recovery of games, timers, then the transport. Boot reads only live state (transfers in
 flight, the live-game index, due timers), so it does not grow with history; the full
-integrity scan runs in the background once the server is ready. Shutdown on
+integrity scan runs in the background once the server is ready, with the rest of the
+periodic work (``bot.periodic``). The domain itself is opened, booted and closed by
+``actors.casino.run_casino``; this module adds the transports around it. Shutdown on
 SIGINT or SIGTERM runs the other way: the transport stops taking interactions and lets
 in-flight ones finish, the actors drain their mailboxes, the writer flushes, the lock is
 released.
@@ -13,23 +15,19 @@ released.
 from __future__ import annotations
 
 import logging
-import shutil
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
 import trio
 
-from actors import keys
-from actors.answers import KeyedAnswers
 from actors.casino import Casino, RunningCasino, run_casino, tune_gc
 from actors.economy import Economy
 from actors.games import Games
-from actors.integrity import IntegrityReport, check_store
 from actors.runtime import ActorSystem
 from actors.timers import TimerService
 from bot.commands import build_command_set
@@ -37,6 +35,7 @@ from bot.commands.games import games_commands
 from bot.config import Config
 from bot.dispatch import CommandSet, RateLimit
 from bot.http.ops import serve_ops
+from bot.periodic import TIMER_OVERDUE_GRACE_SECONDS, start_periodic_work
 from limits import Limits
 from metrics import (
     Metrics,
@@ -46,20 +45,12 @@ from metrics import (
     log_event,
     new_metrics,
 )
-from storage import InstanceLock, Store, unpackb
-from storage.backup import newest_verified, run_backup_schedule
+from storage import InstanceLock, Store
 
 log = logging.getLogger("croupier.server")
 
 Transport = Literal["auto", "console", "discord", "none"]
 
-# Operational thresholds of the integrity run, beside the money checks.
-DISK_FREE_BYTES_MIN = 256 * 1024 * 1024
-MAP_USED_RATIO_MAX = 0.9
-BACKUP_AGE_SECONDS_MAX = 26 * 3600
-TIMER_OVERDUE_GRACE_SECONDS = 300.0
-OUTBOX_SWEEP_SECONDS = 60.0
-GAUGES_SECONDS = 5.0
 DISCORD_RETRY_SECONDS_MIN = 1.0
 DISCORD_RETRY_SECONDS_MAX = 60.0
 
@@ -112,7 +103,6 @@ async def serve(
     metrics = new_metrics(process_collectors=True)
     gateway = transport == "discord" and config.discord_gateway
     readiness = Readiness(metrics, health.server_conditions(discord=gateway))
-    host, port = config.metrics_host_port
     # The lock comes first: a second server on the same data must stop before it touches
     # anything, the metrics port included.
     with InstanceLock(config.data_dir) as lock:
@@ -121,27 +111,9 @@ async def serve(
             stop = trio.Event()
             await outer.start(_watch_signals, stop)
             if metrics_endpoint:
-                try:
-                    await outer.start(serve_ops, host, port, metrics, readiness)
-                except OSError as exc:
-                    raise StartupError(
-                        f"cannot listen on {config.metrics_addr} (CROUPIER_METRICS_ADDR): "
-                        f"{exc.strerror}; set CROUPIER_METRICS_ADDR to a free address"
-                    ) from exc
+                await _start_metrics_endpoint(outer, config, metrics, readiness)
             else:
                 log_event(log, "metrics_off", serving="nothing; set CROUPIER_METRICS_ADDR")
-
-            def store_opened(store: Store) -> None:
-                log_event(
-                    log,
-                    "store_opened",
-                    path=str(store.path),
-                    schema_version=store.schema_version,
-                    migrations_applied=",".join(store.migrations_applied) or "none",
-                )
-                readiness.set(health.STORE_OPEN, True, str(store.path))
-                readiness.set(health.MIGRATIONS_DONE, True, f"schema {store.schema_version}")
-
             # The lock is held above, so the store does not take it again.
             async with run_casino(
                 config.data_dir,
@@ -150,7 +122,7 @@ async def serve(
                 wall_clock=wall_clock,
                 global_scope=config.economy_scope == "global",
                 lock=False,
-                on_store_open=store_opened,
+                on_store_open=partial(_store_opened, readiness),
             ) as running:
                 await _run(
                     config,
@@ -166,6 +138,34 @@ async def serve(
                 )
             outer.cancel_scope.cancel()
     log_event(log, "stopped", lock="released")
+
+
+async def _start_metrics_endpoint(
+    nursery: trio.Nursery, config: Config, metrics: Metrics, readiness: Readiness
+) -> None:
+    """Serve /metrics, /healthz and /readyz on CROUPIER_METRICS_ADDR in ``nursery``."""
+    host, port = config.metrics_host_port
+    try:
+        await nursery.start(serve_ops, host, port, metrics, readiness)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen on {config.metrics_addr} (CROUPIER_METRICS_ADDR): "
+            f"{exc.strerror}; set CROUPIER_METRICS_ADDR to a free address"
+        ) from exc
+
+
+def _store_opened(readiness: Readiness, store: Store) -> None:
+    """The store is open and migrated (boot has not begun): say so, in the log and in
+    readiness."""
+    log_event(
+        log,
+        "store_opened",
+        path=str(store.path),
+        schema_version=store.schema_version,
+        migrations_applied=",".join(store.migrations_applied) or "none",
+    )
+    readiness.set(health.STORE_OPEN, True, str(store.path))
+    readiness.set(health.MIGRATIONS_DONE, True, f"schema {store.schema_version}")
 
 
 async def _run(
@@ -233,45 +233,6 @@ def _commands(config: Config, casino: Casino, metrics: Metrics) -> CommandSet:
         rate_limit=rate_limit,
         extra_commands=game_commands,
         extra_buttons=game_buttons,
-    )
-
-
-def start_periodic_work(
-    nursery: trio.Nursery, services: Services, wall_clock: Callable[[], float]
-) -> None:
-    """The background jobs of a ready server: the integrity scan, the outbox sweep, the
-    retention of stored results, the gauges and the backup schedule."""
-    economy, metrics, commands = services.economy, services.metrics, services.commands
-    # The full scan reads every record ever written, so it must not stand between
-    # start and the first answer: it runs in the background, pending until then.
-    services.readiness.pending(health.INTEGRITY, "the first full scan is running")
-    nursery.start_soon(run_integrity_checks, services, wall_clock)
-    nursery.start_soon(
-        _every, OUTBOX_SWEEP_SECONDS, partial(sweep_outbox_once, economy), "outbox sweep failed"
-    )
-    nursery.start_soon(
-        _every,
-        economy.limits.idempotency_prune_interval_seconds,
-        partial(prune_idempotency_once, economy, metrics, commands),
-        "pruning stored request results failed",
-    )
-    nursery.start_soon(_update_gauges, services)
-    nursery.start_soon(
-        partial(services.timers.run_gauges, overdue_grace_seconds=TIMER_OVERDUE_GRACE_SECONDS)
-    )
-    config = services.config
-    nursery.start_soon(
-        partial(
-            run_backup_schedule,
-            services.store,
-            config.backups_path,
-            at=config.backup_time,
-            keep_days=config.backup_keep_days,
-            metrics=metrics,
-            integrity=check_store,
-            wall_clock=wall_clock,
-            first_if_none=True,
-        )
     )
 
 
@@ -488,156 +449,3 @@ async def _watch_signals(
             name = signal.Signals(signum).name
             log_event(log, "signal", signal=name, stopping="already" if stop.is_set() else "now")
             stop.set()
-
-
-# --- periodic work ---------------------------------------------------------------------
-
-
-async def run_integrity_checks(services: Services, wall_clock: Callable[[], float]) -> None:
-    """The full integrity scan, at once and then every configured interval, for as long
-    as the server runs. A scan that cannot run proves nothing, so it fails the
-    ``integrity`` condition until one succeeds."""
-    startup = True
-    while True:
-        try:
-            await run_integrity(services, wall_clock, startup=startup)
-        except Exception as exc:
-            log.exception("integrity check failed to run")
-            detail = f"the check could not run: {type(exc).__name__}"
-            services.readiness.set(health.INTEGRITY, False, detail)
-        startup = False
-        await trio.sleep(services.config.integrity_interval_seconds)
-
-
-async def run_integrity(
-    services: Services, wall_clock: Callable[[], float], *, startup: bool = False
-) -> IntegrityReport:
-    """Run the integrity check off the trio thread and publish it as metrics/readiness."""
-    store = services.store
-    report = await trio.to_thread.run_sync(partial(check_store, store, now=wall_clock()))
-    _operational_checks(services, report, wall_clock, startup=startup)
-    metrics = services.metrics
-    for check, count in report.counts.items():
-        metrics.integrity_violations.labels(check).set(count)
-    metrics.integrity_ok.set(1 if report.ok else 0)
-    metrics.integrity_last_run.set(wall_clock())
-    money_ok = all(not report.counts.get(c) for c in report.counts if not c.startswith("ops_"))
-    problems = [f"{c}={n}" for c, n in sorted(report.counts.items()) if n]
-    services.readiness.set(health.INTEGRITY, money_ok, ", ".join(problems) or "ok")
-    level = logging.INFO if report.ok else logging.ERROR
-    log_event(
-        log,
-        "integrity_checked",
-        level=level,
-        ok=report.ok,
-        violations=",".join(problems) or "none",
-        seconds=round(report.duration_seconds, 3),
-    )
-    for violation in report.violations:
-        log_event(
-            log,
-            "integrity_violation",
-            level=logging.ERROR,
-            check=violation.check,
-            detail=violation.detail,
-        )
-    return report
-
-
-def _operational_checks(
-    services: Services, report: IntegrityReport, wall_clock: Callable[[], float], *, startup: bool
-) -> None:
-    """Map usage, disk space, backup freshness and overdue timers, as ``ops_*`` checks."""
-    store, config = services.store, services.config
-    for name in ("ops_map_usage", "ops_disk_space", "ops_backup_fresh", "ops_timers_on_time"):
-        report.passed(name)
-    used, size = store.map_usage()
-    report.figures["map_used_bytes"] = used
-    if used / size > MAP_USED_RATIO_MAX:
-        report.add("ops_map_usage", f"LMDB map {used / size:.0%} used of {size} bytes")
-    free = shutil.disk_usage(store.path).free
-    report.figures["disk_free_bytes"] = free
-    if free < DISK_FREE_BYTES_MIN:
-        report.add("ops_disk_space", f"only {free} bytes free under {store.path}")
-    newest = newest_verified(config.backups_path)
-    if newest is not None:
-        age = wall_clock() - newest.created_at
-        report.figures["backup_age_seconds"] = int(age)
-        if age > BACKUP_AGE_SECONDS_MAX:
-            report.add("ops_backup_fresh", f"newest verified backup is {age / 3600:.1f} h old")
-    elif not startup:
-        report.add("ops_backup_fresh", "no verified backup yet")
-    overdue = services.timers.overdue(TIMER_OVERDUE_GRACE_SECONDS)
-    report.figures["timers_overdue"] = overdue
-    if overdue and not startup:
-        report.add("ops_timers_on_time", f"{overdue} timers overdue by over 5 minutes")
-
-
-def publish_money_supply(store: Store, metrics: Metrics) -> None:
-    """Coins in circulation per scope: what its system accounts have issued.
-
-    Every coin a user holds, a game escrows or a transfer carries was issued by a system
-    account, so the negated sum of a scope's (three) system accounts is its supply. That is
-    a short scan, unlike summing every wallet. The largest scopes get their own series,
-    the rest are summed as "other", keeping the label set bounded.
-    """
-    supply: dict[int, int] = {}
-    with store.read() as txn:
-        for key, value in txn.cursor(db=store.db("system")):
-            scope = keys.read_u64(key)
-            supply[scope] = supply.get(scope, 0) - unpackb(value)
-    ranked = sorted(supply.items(), key=lambda item: -item[1])
-    scopes_max = store.limits.metrics_scopes_max
-    metrics.money_supply.clear()
-    for scope, coins in ranked[:scopes_max]:
-        metrics.money_supply.labels(str(scope)).set(coins)
-    rest = sum(coins for _, coins in ranked[scopes_max:])
-    if len(ranked) > scopes_max:
-        metrics.money_supply.labels("other").set(rest)
-
-
-async def _every(seconds: float, job: Callable[[], Awaitable[object]], failure: str) -> None:
-    """Run ``job`` every ``seconds``; a failed run is logged and the next one comes anyway."""
-    while True:
-        await trio.sleep(seconds)
-        try:
-            await job()
-        except Exception:
-            log.exception(failure)
-
-
-async def sweep_outbox_once(economy: Economy) -> int:
-    """Deliver transfers whose first delivery did not finish (a busy wallet, a timeout)."""
-    delivered = await economy.deliver_pending()
-    if delivered:
-        log_event(log, "outbox_swept", delivered=delivered)
-    return delivered
-
-
-async def prune_idempotency_once(
-    economy: Economy, metrics: Metrics, commands: CommandSet | None = None
-) -> int:
-    """One pass of the retention: prune, count, log; how many results were forgotten.
-
-    The wallets' stored results and the interactions' and API requests' stored
-    answers share the one retention, so an id is answered the same for as long as it is
-    remembered at all."""
-    pruned = await economy.prune_idempotency()
-    before = economy.context.now() - economy.limits.idempotency_retention_seconds
-    if commands is not None and commands.answers is not None:
-        pruned += await commands.answers.prune(before)
-    api_answers = KeyedAnswers(
-        economy.store, economy.context.now, "api_answers", "api_answers_by_time"
-    )
-    pruned += await api_answers.prune(before)
-    metrics.idempotency_pruned.inc(pruned)
-    if pruned:
-        log_event(log, "idempotency_pruned", records=pruned)
-    return pruned
-
-
-async def _update_gauges(services: Services) -> None:
-    while True:
-        services.store.update_map_metrics()
-        publish_money_supply(services.store, services.metrics)
-        await trio.sleep(GAUGES_SECONDS)

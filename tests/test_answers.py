@@ -245,7 +245,7 @@ async def test_the_servers_retention_pass_forgets_answers_with_results(
 ) -> None:
     """The periodic retention pass prunes stored answers on the week's schedule of the
     wallets' stored results, and counts them."""
-    from bot.server import prune_idempotency_once
+    from bot.periodic import prune_idempotency_once
 
     ok(await send(commands, 1401, "daily"))
     assert await prune_idempotency_once(casino.economy, casino.metrics, commands) == 0

@@ -28,7 +28,7 @@ from actors.errors import (
 )
 from actors.records import ScopeSettings
 from actors.wallet import Pay
-from bot.server import prune_idempotency_once
+from bot.periodic import prune_idempotency_once
 from limits import Limits
 from tests.conftest import sample
 from tests.economy_fixtures import Running, running_economy
