@@ -26,7 +26,6 @@ import trio
 
 from actors import keys
 from actors.accounts import user_account
-from actors.casino import run_casino, tune_gc
 from actors.economy import Economy
 from actors.integrity import check_store
 from actors.records import (
@@ -40,7 +39,7 @@ from actors.records import (
     WalletRecord,
 )
 from actors.runtime import RuntimeFailure
-from bench.load import GUILD, LOAD_TIME, load_wallets
+from bench.load import GUILD, LOAD_TIME, booted, load_wallets
 from bench.measure import Figures, Run, closed_loop, open_loop, progress
 from storage import Store
 
@@ -90,9 +89,7 @@ def run(quick: bool) -> Figures:
 @asynccontextmanager
 async def running_economy(data_dir: Path) -> AsyncIterator[Economy]:
     """The domain run as the server runs it; the bench drives its economy."""
-    async with run_casino(data_dir) as running:
-        # The server tunes the garbage collector right after boot; so does the bench.
-        tune_gc()
+    async with booted(data_dir) as running:
         yield running.casino.economy
 
 

@@ -43,8 +43,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -54,10 +53,10 @@ import trio
 
 from actors import keys
 from actors.accounts import HOUSE, TREASURY, system_add
-from actors.casino import Casino, RunningCasino, run_casino, tune_gc
+from actors.casino import Casino
 from actors.games import GAME, GameRecord, rules, settled_instant
 from actors.integrity import check_store
-from bench.load import LOAD_BATCH_ROWS, LOAD_TIME, load_wallets
+from bench.load import LOAD_BATCH_ROWS, LOAD_TIME, booted, load_wallets
 from bench.measure import free_port, progress
 from storage import Store, open_store
 
@@ -131,16 +130,6 @@ async def bench_games(sizes: Sizes) -> dict[str, float]:
     return figures
 
 
-@asynccontextmanager
-async def boot(data_dir: Path) -> AsyncIterator[RunningCasino]:
-    """The server's boot up to ready: store (lock and migrations), actor system, delivery
-    of transfers left in flight, recovery of games, timers."""
-    async with run_casino(data_dir) as running:
-        # The server tunes the garbage collector right after boot; so does the bench.
-        tune_gc()
-        yield running
-
-
 async def run_all(count: int, job: Callable[[int], Awaitable[None]], in_flight: int) -> float:
     """Run ``job(0)`` to ``job(count - 1)``, at most ``in_flight`` at once; the seconds."""
     limiter = trio.CapacityLimiter(in_flight)
@@ -165,8 +154,8 @@ def check_integrity(store: Store) -> dict[str, int]:
 
 async def bench_throughput(data_dir: Path, sizes: Sizes) -> dict[str, float]:
     players = sizes.players
-    async with boot(data_dir) as booted:
-        economy, games = booted.casino.economy, booted.casino.games
+    async with booted(data_dir) as running:
+        economy, games = running.casino.economy, running.casino.games
         await economy.update_settings(
             GUILD, {"game_cooldown_seconds": 0, "starting_balance": STARTING_BALANCE_COINS}
         )
@@ -196,7 +185,7 @@ async def bench_throughput(data_dir: Path, sizes: Sizes) -> dict[str, float]:
         blackjack_s = await run_all(players, play_blackjack, players)
         blackjack_per_s = players * sizes.blackjack_rounds_per_player / blackjack_s
         progress(f"{players} players: {blackjack_per_s:,.0f} blackjack rounds/s")
-        check_integrity(booted.store)
+        check_integrity(running.store)
     return {
         "games_per_s_1000_players": instant_per_s,
         "blackjack_rounds_per_s_1000_players": blackjack_per_s,
@@ -222,18 +211,18 @@ async def start_live_games(casino: Casino, count: int) -> None:
 
 
 async def bench_boot(data_dir: Path, live_games: int) -> dict[str, float]:
-    async with boot(data_dir) as booted:
+    async with booted(data_dir) as running:
         started = time.perf_counter()
-        await start_live_games(booted.casino, live_games)
+        await start_live_games(running.casino, live_games)
         created_s = time.perf_counter() - started
         progress(f"started {live_games:,} live blackjack games in {created_s:.1f} s")
-        figures = check_integrity(booted.store)
+        figures = check_integrity(running.store)
         assert figures["games_live"] == live_games, figures
     started = time.perf_counter()
-    async with boot(data_dir) as booted:
+    async with booted(data_dir) as running:
         ready_s = time.perf_counter() - started
-        assert booted.boot is not None
-        recovery = booted.boot.recovery
+        assert running.boot is not None
+        recovery = running.boot.recovery
     assert recovery is not None
     progress(f"boot to ready over {live_games:,} live games: {ready_s:.3f} s")
     return {

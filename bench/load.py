@@ -1,13 +1,17 @@
-"""Stores filled directly, in big commits, with the real keys and codecs: wallets opened
-by the treasury, as many as a benchmark needs, long before it runs."""
+"""The domain the in-process suites run, and stores filled directly for them, in big
+commits, with the real keys and codecs: wallets opened by the treasury, as many as a
+benchmark needs, long before it runs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from actors import keys
 from actors.accounts import TREASURY, system_add
+from actors.casino import RunningCasino, run_casino, tune_gc
 from actors.records import HISTORY, WALLET, HistoryEntry, WalletRecord
 from storage import Store
 
@@ -16,6 +20,16 @@ GUILD = 1
 LOAD_BATCH_ROWS = 100_000
 # Wallets are opened long before the run, so nobody's first payment pays for opening.
 LOAD_TIME = 1_700_000_000.0
+
+
+@asynccontextmanager
+async def booted(data_dir: Path) -> AsyncIterator[RunningCasino]:
+    """The domain run as the server runs it: store (lock and migrations), actor system,
+    delivery of transfers left in flight, recovery of games, timers."""
+    async with run_casino(data_dir) as running:
+        # The server tunes the garbage collector right after boot; so does the bench.
+        tune_gc()
+        yield running
 
 
 def wallet_rows(
