@@ -14,7 +14,7 @@ from actors.games.rules import blackjack as bj
 from actors.games.rules import slots
 from actors.records import ScopeSettings
 from bot.commands.games import games_commands
-from bot.console import help_text
+from bot.console_human import help_text
 from bot.dispatch import CommandSet, RateLimit
 from bot.model import Button, Reply
 from metrics import new_metrics

@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from bot.console import InteractionIds
+from bot.console_session import InteractionIds
 from bot.dispatch import CommandSet
 from limits import console_line_bytes_max
 from metrics import Metrics

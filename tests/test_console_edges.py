@@ -217,12 +217,12 @@ async def test_an_unexpected_failure_is_answered_internal_and_counted(
 ) -> None:
     """A bug in the transport around a command is logged, counted and answered
     "internal"; the next line is served."""
-    import bot.console
+    import bot.console_json
 
     def broken(*args: object) -> dict[str, Any]:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(bot.console, "_json_invocation", broken)
+    monkeypatch.setattr(bot.console_json, "_json_invocation", broken)
     replies = await converse(commands, lines({"command": "balance"}, {"button": "lb:1"}))
     assert code(replies[0]) == "internal"
     assert replies[1]["ok"]
