@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import trio
 
+from actors.errors import RoleNotGrantable
+from bot.model import Invocation
 from limits import (
     rest_connections_max,
     rest_rate_limited_retries_max,
@@ -24,6 +26,9 @@ from limits import (
 )
 
 log = logging.getLogger("croupier.discord_rest")
+
+_ADMINISTRATOR = 1 << 3
+_MANAGE_ROLES = 1 << 28
 
 
 class DiscordRestError(Exception):
@@ -143,3 +148,44 @@ def _error(answer: httpx.Response) -> tuple[int, str]:
         return int(document.get("code", 0)), str(document.get("message", ""))
     except (ValueError, AttributeError):
         return 0, answer.text[:200]
+
+
+class RestMemberRoles:
+    """The invoking member's roles, changed by REST with the bot token, so that a command
+    grants a role before it consumes what pays for it (see ``bot.model.MemberRoles``).
+    Without a guild cache here, what the bot may grant is known only from the
+    interaction's ``app_permissions`` (Manage Roles); Discord's 403 tells the rest."""
+
+    def __init__(self, rest: DiscordRest, inv: Invocation, payload: Mapping[str, Any]) -> None:
+        self._rest = rest
+        self._guild_id, self._user_id = inv.guild_id, inv.user_id
+        member = payload.get("member")
+        held = member.get("roles") if isinstance(member, Mapping) else None
+        self._held = frozenset(str(role) for role in held) if isinstance(held, list) else None
+        permissions = payload.get("app_permissions")
+        self._app_permissions = (
+            int(permissions)
+            if isinstance(permissions, str) and permissions.isascii() and permissions.isdigit()
+            else None
+        )
+
+    def can_grant(self, role_id: int) -> bool | None:
+        if self._app_permissions is not None and not (
+            self._app_permissions & (_MANAGE_ROLES | _ADMINISTRATOR)
+        ):
+            return False
+        return None
+
+    async def grant(self, role_id: int) -> bool:
+        if self.can_grant(role_id) is False:
+            raise RoleNotGrantable(role_id)
+        try:
+            await self._rest.add_role(self._guild_id, self._user_id, role_id, "Croupier item")
+        except DiscordRestError as refused:
+            if refused.status == 403:
+                raise RoleNotGrantable(role_id) from None
+            raise
+        return self._held is None or str(role_id) not in self._held
+
+    async def revoke(self, role_id: int) -> None:
+        await self._rest.remove_role(self._guild_id, self._user_id, role_id, "Croupier item")

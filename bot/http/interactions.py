@@ -36,13 +36,13 @@ from nacl.signing import VerifyKey
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from actors.errors import CroupierError, InvalidInput, RoleNotGrantable
+from actors.errors import CroupierError, InvalidInput
 from bot.dispatch import CommandSet, error_reply
 from bot.http import payload as discord
-from bot.http.discord_rest import DiscordRest, DiscordRestError
+from bot.http.discord_rest import DiscordRest, DiscordRestError, RestMemberRoles
 from bot.http.server import bound_port, serve_http
 from bot.inputs import snowflake
-from bot.model import Invocation, Reply
+from bot.model import Reply
 from limits import (
     interaction_timestamp_chars_max,
     register_retry_seconds_max,
@@ -55,8 +55,6 @@ log = logging.getLogger("croupier.interactions")
 INTERACTIONS_PATH = "/interactions"
 _AUTOCOMPLETE = 4
 _AUTOCOMPLETE_RESULT = 8
-_ADMINISTRATOR = 1 << 3
-_MANAGE_ROLES = 1 << 28
 _signature_bytes = 64
 
 
@@ -320,7 +318,7 @@ class InteractionsEndpoint:
             command = self.commands.command(name) if isinstance(name, str) else None
             inv = discord.invocation(job.payload, command)
             if inv.guild_id:
-                roles = _MemberRoles(self._rest, inv, job.payload)
+                roles = RestMemberRoles(self._rest, inv, job.payload)
                 inv = dataclasses.replace(inv, roles=roles)
             return await self.commands.invoke(inv)
         except CroupierError as err:
@@ -372,47 +370,6 @@ class InteractionsEndpoint:
                 )
             except Exception:
                 log.exception("could not grant role %d to user %d", role_id, press_or_inv.user_id)
-
-
-class _MemberRoles:
-    """The invoking member's roles, changed by REST with the bot token, so that a command
-    grants a role before it consumes what pays for it (see ``bot.model.MemberRoles``).
-    Without a guild cache here, what the bot may grant is known only from the
-    interaction's ``app_permissions`` (Manage Roles); Discord's 403 tells the rest."""
-
-    def __init__(self, rest: DiscordRest, inv: Invocation, payload: Mapping[str, Any]) -> None:
-        self._rest = rest
-        self._guild_id, self._user_id = inv.guild_id, inv.user_id
-        member = payload.get("member")
-        held = member.get("roles") if isinstance(member, Mapping) else None
-        self._held = frozenset(str(role) for role in held) if isinstance(held, list) else None
-        permissions = payload.get("app_permissions")
-        self._app_permissions = (
-            int(permissions)
-            if isinstance(permissions, str) and permissions.isascii() and permissions.isdigit()
-            else None
-        )
-
-    def can_grant(self, role_id: int) -> bool | None:
-        if self._app_permissions is not None and not (
-            self._app_permissions & (_MANAGE_ROLES | _ADMINISTRATOR)
-        ):
-            return False
-        return None
-
-    async def grant(self, role_id: int) -> bool:
-        if self.can_grant(role_id) is False:
-            raise RoleNotGrantable(role_id)
-        try:
-            await self._rest.add_role(self._guild_id, self._user_id, role_id, "Croupier item")
-        except DiscordRestError as refused:
-            if refused.status == 403:
-                raise RoleNotGrantable(role_id) from None
-            raise
-        return self._held is None or str(role_id) not in self._held
-
-    async def revoke(self, role_id: int) -> None:
-        await self._rest.remove_role(self._guild_id, self._user_id, role_id, "Croupier item")
 
 
 async def _read_body(
