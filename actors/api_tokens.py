@@ -171,12 +171,8 @@ class ApiTokens:
 def _list(txn: Any, tokens: Any, by_guild: Any, guild: int) -> list[ApiToken]:
     prefix = keys.u64(guild)
     found = []
-    cursor = txn.cursor(db=by_guild)
-    if cursor.set_range(prefix):
-        for key, digest in cursor:
-            if not bytes(key).startswith(prefix):
-                break
-            raw = txn.get(bytes(digest), db=tokens)
-            assert raw is not None, ("token index without its token", key)
-            found.append(_TOKEN.decode(raw))
+    for key, digest in keys.prefixed(txn, by_guild, prefix):
+        raw = txn.get(bytes(digest), db=tokens)
+        assert raw is not None, ("token index without its token", key)
+        found.append(_TOKEN.decode(raw))
     return found

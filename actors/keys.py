@@ -8,6 +8,8 @@ the two modes never share a key and switching between them loses nothing.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
+from typing import Any
 
 from limits import balance_coins_ceiling
 
@@ -104,3 +106,25 @@ def reminder_key(guild: int, user: int, number: int) -> bytes:
 
 def guild_key(guild: int) -> bytes:
     return _U64.pack(guild)
+
+
+def prefixed(txn: Any, db: Any, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Every (key, value) of ``db`` whose key starts with ``prefix``, in key order."""
+    cursor = txn.cursor(db=db)
+    if not cursor.set_range(prefix):
+        return
+    for key, value in cursor:
+        if not key.startswith(prefix):
+            return
+        yield key, value
+
+
+def prefixed_keys(txn: Any, db: Any, prefix: bytes) -> Iterator[bytes]:
+    """Every key of ``db`` that starts with ``prefix``, in order (values not read)."""
+    cursor = txn.cursor(db=db)
+    if not cursor.set_range(prefix):
+        return
+    for key in cursor.iternext(values=False):
+        if not key.startswith(prefix):
+            return
+        yield key

@@ -15,6 +15,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from actors import keys
 from limits import parked_error_chars_max
 from storage import RecordDecodeError, Store
 from storage.codec import RecordCodec, unpackb
@@ -87,14 +88,7 @@ def _parked_values(txn: Any, store: Store, kind: ParkedKind) -> list[tuple[bytes
     if db is None:
         return []
     prefix = kind.encode() + b":"
-    found = []
-    cursor = txn.cursor(db=db)
-    if cursor.set_range(prefix):
-        for key, value in cursor:
-            if not bytes(key).startswith(prefix):
-                break
-            found.append((bytes(key), bytes(value)))
-    return found
+    return [(bytes(key), bytes(value)) for key, value in keys.prefixed(txn, db, prefix)]
 
 
 def read_parked(txn: Any, store: Store, kind: ParkedKind) -> list[ParkedRecord]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
+from actors import keys
 from actors.errors import (
     BalanceTooHigh,
     BotRecipient,
@@ -26,7 +28,7 @@ from actors.errors import (
     OutOfStock,
     SelfTransfer,
 )
-from actors.records import ScopeSettings
+from actors.records import IDEMPOTENCY, IdempotencyRecord, ScopeSettings
 from actors.wallet import Pay
 from bot.periodic import prune_idempotency_once
 from limits import Limits
@@ -137,6 +139,44 @@ async def test_undelivered_payments_are_delivered_at_start(tmp_path: Path) -> No
         assert (await eco.economy.balance(G, 42)).balance == START - 25
         outcome = await eco.economy.pay(G, 42, 43, 25, "k", reason="half-done")
         assert outcome.transfer_id == debit.transfer_id and outcome.status == "credited"
+        assert eco.check().ok
+
+
+async def test_answers_stored_before_ops_were_named_still_answer_a_repeat(tmp_path: Path) -> None:
+    """A /pay and a /work answered by an earlier version (results keyed by the class name,
+    a payment's without a status) are answered the same when redelivered after a restart,
+    and move nothing again; the same keys for another operation are still refused."""
+    async with running_economy(tmp_path) as eco:
+        paid = await eco.economy.pay(G, 42, 43, 25, "old-pay", reason="rent")
+        worked = await eco.economy.reward(G, 42, "work", "old-work")
+        old_pay = {
+            "transfer_id": paid.transfer_id,
+            "to_user": 43,
+            "amount": 25,
+            "balance": paid.balance,
+        }
+        old_work = {
+            "kind": "work",
+            "amount": worked.amount,
+            "balance": worked.balance,
+            "next_ready_at": worked.next_ready_at,
+        }
+        at = eco.clock.now
+
+        def rewrite(txn: Any) -> None:
+            db = eco.store.db("idempotency")
+            for key, op, result in (("old-pay", "Pay", old_pay), ("old-work", "Reward", old_work)):
+                old = IdempotencyRecord(op=op, result=result, at=at)
+                txn.put(keys.idempotency_key(G, 42, key), IDEMPOTENCY.encode(old), db=db)
+
+        await eco.store.write(rewrite)
+    async with running_economy(tmp_path) as eco:
+        assert await eco.economy.pay(G, 42, 43, 25, "old-pay", reason="rent") == paid
+        assert await eco.economy.reward(G, 42, "work", "old-work") == worked
+        with pytest.raises(KeyReused):
+            await eco.economy.reward(G, 42, "work", "old-pay")
+        assert (await eco.economy.balance(G, 42)).balance == worked.balance
+        assert (await eco.economy.balance(G, 43)).balance == START + 25
         assert eco.check().ok
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import trio
 
-from actors.economy import Economy, PayOutcome
+from actors.economy import Economy
 from actors.errors import CroupierError, InsufficientFunds
 from actors.records import ScopeSettings
+from actors.wallet import PayResult
 from limits import Limits
 from tests.economy_fixtures import running_economy
 
@@ -23,9 +24,9 @@ LIMITS = Limits(ask_seconds_default=120.0)
 
 async def pay_all(
     economy: Economy, pays: list[tuple[int, int, int, str]]
-) -> list[PayOutcome | CroupierError]:
+) -> list[PayResult | CroupierError]:
     """Start every payment at once; each one's outcome or typed refusal, in order."""
-    results: list[PayOutcome | CroupierError | None] = [None] * len(pays)
+    results: list[PayResult | CroupierError | None] = [None] * len(pays)
 
     async def one(index: int, user: int, to: int, amount: int, key: str) -> None:
         try:
@@ -55,7 +56,7 @@ async def test_concurrent_transfers_among_hot_wallets_conserve_money(tmp_path: P
         results = await pay_all(eco.economy, pays)
         expected = dict.fromkeys(users, START)
         for (user, to, amount, _), result in zip(pays, results, strict=True):
-            if isinstance(result, PayOutcome):
+            if isinstance(result, PayResult):
                 assert result.status == "credited", result
                 expected[user] -= amount
                 expected[to] += amount
@@ -83,7 +84,7 @@ async def test_ten_thousand_concurrent_deposits_into_one_wallet_all_count_once(
         for user in [*senders, receiver]:
             await eco.economy.balance(G, user)
         first = await pay_all(eco.economy, pays)
-        assert all(isinstance(r, PayOutcome) and r.status == "credited" for r in first)
+        assert all(isinstance(r, PayResult) and r.status == "credited" for r in first)
         assert (await eco.economy.balance(G, receiver)).balance == START + len(pays)
         again = await pay_all(eco.economy, pays)
         assert again == first
@@ -109,7 +110,7 @@ async def test_simultaneous_repeats_of_one_payment_all_answer_credited(tmp_path:
         for user in (1, 2):
             await eco.economy.balance(G, user)
         results = await pay_all(eco.economy, [(1, 2, 7, "same-key")] * 50)
-        assert all(isinstance(r, PayOutcome) for r in results), results
+        assert all(isinstance(r, PayResult) for r in results), results
         assert {(r.transfer_id, r.status, r.balance) for r in results} == {  # type: ignore[union-attr]
             (results[0].transfer_id, "credited", START - 7)  # type: ignore[union-attr]
         }

@@ -31,7 +31,7 @@ from hypothesis.stateful import (
 )
 
 from actors import keys
-from actors.economy import Economy, PayOutcome
+from actors.economy import Economy
 from actors.errors import (
     BalanceTooHigh,
     CroupierError,
@@ -43,7 +43,7 @@ from actors.errors import (
 )
 from actors.integrity import IntegrityReport, check_store
 from actors.records import WALLET, ScopeSettings
-from actors.wallet import AdjustResult, ResetResult, RewardResult
+from actors.wallet import AdjustResult, PayResult, ResetResult, RewardResult
 from tests.economy_fixtures import Running, WallClock, running_economy
 
 T = TypeVar("T")
@@ -234,7 +234,7 @@ def same_outcome(first: object, second: object, sender_balance: int) -> bool:
     A returned payment reports the sender's balance as it is when the answer is given,
     so a repeat of it reports the current balance rather than the original one.
     """
-    if isinstance(first, PayOutcome) and first.status == "returned":
+    if isinstance(first, PayResult) and first.status == "returned":
         return second == dataclasses.replace(first, balance=sender_balance)
     return second == first
 
@@ -283,8 +283,8 @@ class Model:
             status = "credited"
             sender.balance -= op.amount
             receiver.balance += op.amount
-        assert isinstance(got, PayOutcome), got
-        assert got == PayOutcome(got.transfer_id, op.to, op.amount, status, sender.balance), got
+        assert isinstance(got, PayResult), got
+        assert got == PayResult(got.transfer_id, op.to, op.amount, sender.balance, status), got
         return None
 
     def _reward(self, op: RewardOp, got: object) -> None:
@@ -350,7 +350,7 @@ class Model:
             assert type(got) in allowed, (op, got)
             return
         if isinstance(op, PayOp):
-            assert isinstance(got, PayOutcome) and got.status in ("credited", "returned"), got
+            assert isinstance(got, PayResult) and got.status in ("credited", "returned"), got
             receiver = self.touch(op.to)
             if got.status == "credited":
                 account.balance -= op.amount
@@ -379,7 +379,7 @@ CONCURRENT_OPS = st.one_of(
 
 def answer(result: object) -> object:
     """A result with the parts that depend on timing alone blanked out."""
-    if isinstance(result, PayOutcome) and result.status == "returned":
+    if isinstance(result, PayResult) and result.status == "returned":
         return dataclasses.replace(result, balance=0)
     return result
 
