@@ -73,6 +73,8 @@ backup_keep_days_max = 3_650
 integrity_interval_seconds_max = 7 * 86_400
 game_idle_seconds_max = 86_400
 game_recovery_seconds_max = 30 * 86_400
+# A timer that fails this many attempts in a row is parked (see actors/timers.py).
+timer_attempts_max = 100
 ratelimit_commands_per_minute_max = 1_000_000
 ratelimit_burst_commands_max = 100_000
 api_ratelimit_requests_per_minute_max = 6_000_000
@@ -183,6 +185,7 @@ class Config(BaseSettings):
     integrity_interval_seconds: int = _whole(3_600, 1, integrity_interval_seconds_max, "seconds")
     game_idle_seconds: int = _whole(300, 1, game_idle_seconds_max, "seconds")
     game_recovery_seconds: int = _whole(7_200, 1, game_recovery_seconds_max, "seconds")
+    timer_attempts: int = _whole(5, 1, timer_attempts_max, "attempts")
     ratelimit_commands_per_minute: int = _whole(30, 1, ratelimit_commands_per_minute_max)
     ratelimit_burst: int = _whole(10, 1, ratelimit_burst_commands_max, "commands")
     console_user: int = _whole(1, 1, snowflake_id_max, "(a Discord user id)")

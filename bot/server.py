@@ -78,6 +78,7 @@ def limits_for(config: Config) -> Limits:
     return Limits(
         game_idle_seconds_default=float(config.game_idle_seconds),
         game_recovery_seconds_default=float(config.game_recovery_seconds),
+        timer_attempts_max=config.timer_attempts,
     )
 
 

@@ -131,6 +131,8 @@ BAD_ENVIRONMENT = [
     ("game_idle_seconds", "86401"),
     ("game_idle_seconds", "9" * 5000),
     ("game_recovery_seconds", "-1"),
+    ("timer_attempts", "0"),
+    ("timer_attempts", "101"),
     ("console_user", "18446744073709551616"),
     ("console_guild", "0x10"),
     ("ratelimit_burst", ""),
