@@ -239,6 +239,7 @@ class TimerService:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             task_status.started()
+            rescan_at = trio.current_time() + self._poll_seconds_max
             while True:
                 self._wake = trio.Event()
                 wait = self._poll_seconds_max
@@ -252,12 +253,13 @@ class TimerService:
                         nursery.start_soon(self._fire, key, record)
                     if next_at is not None:
                         wait = min(wait, max(0.0, next_at - self.wall_clock()))
-                with trio.move_on_after(wait) as waited:
+                with trio.move_on_after(wait):
                     await self._wake.wait()
-                if waited.cancelled_caught:
-                    # Look at the whole index again now and then, for timers an owner
-                    # wrote below the floor without a kick.
+                if trio.current_time() >= rescan_at:
+                    # Look at the whole index again now and then, even while busy, for
+                    # timers an owner wrote below the floor without a kick.
                     self._floor = b""
+                    rescan_at = trio.current_time() + self._poll_seconds_max
 
     def _due_now(
         self, free: int

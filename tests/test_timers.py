@@ -331,3 +331,28 @@ async def test_gauges_count_pending_by_kind_and_overdue(
     assert sample(metrics, "croupier_timers_pending", kind=UNBAN) == 4
     assert sample(metrics, "croupier_timers_pending", kind="unknown") == 1
     assert sample(metrics, "croupier_timers_overdue") == 3
+
+
+async def test_a_timer_written_below_the_floor_without_a_kick_still_fires(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    """An owner that forgets to kick delays its timer by at most the poll interval, even
+    while a long catch-up keeps the loop busy (woken by every firing that ends)."""
+    service = TimerService(store, wall_clock=wall, poll_seconds_max=5.0)
+    fired: list[tuple[str, float]] = []
+
+    async def slow(timer: TimerRecord) -> None:
+        await trio.sleep(1)
+        fired.append((timer.target, wall()))
+        await store.write(lambda txn: delete_timer(txn, store, timer.target, timer.due))
+
+    service.register("slow", slow)
+    for user in range(200):
+        await add(store, f"u{user}", T0 - 1_000 + user, kind="slow")
+    async with running(service):
+        await trio.sleep(3)
+        await add(store, "early", T0 - 5_000, kind="slow")
+        await until(lambda: "early" in [target for target, _ in fired])
+        catching_up = len(fired)
+    [at] = [at for target, at in fired if target == "early"]
+    assert at <= T0 + 3 + 5 + 1 + 1 and catching_up < 100
