@@ -156,6 +156,13 @@ api_tokens_per_guild_max = 25
 api_token_name_chars_max = 32
 # A presented token longer than this is not one of ours; it is refused before hashing.
 api_token_chars_max = 64
+# The Discord port (actors/discord_port.py): Discord bounds an audit-log reason at 512
+# characters, a ban's message deletion at 7 days, a message at 2,000 characters, and
+# compares a nonce of at most 25.
+audit_reason_chars_max = 512
+ban_delete_message_seconds_max = 7 * 86_400
+message_content_chars_max = 2_000
+message_nonce_chars_max = 25
 
 
 # --- Discord's own limits ------------------------------------------------------------

@@ -21,6 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+# Discord's bounds, which the port's implementations truncate or assert against; they
+# live with every other limit, and are named here for the port's users.
+from limits import audit_reason_chars_max as audit_reason_chars_max
+from limits import ban_delete_message_seconds_max as ban_delete_message_seconds_max
+from limits import message_content_chars_max as message_content_chars_max
+from limits import message_nonce_chars_max as message_nonce_chars_max
+
 # Discord's JSON error codes that the port maps to permanent answers.
 UNKNOWN_CHANNEL = 10003
 UNKNOWN_GUILD = 10004
@@ -46,14 +53,6 @@ GONE_CODES = frozenset(
     }
 )
 FORBIDDEN_CODES = frozenset({MISSING_ACCESS, MISSING_PERMISSIONS})
-
-# Discord bounds an audit-log reason at 512 characters and a ban's message deletion at
-# 7 days; the port's implementations truncate and assert against these.
-audit_reason_chars_max = 512
-ban_delete_message_seconds_max = 7 * 86_400
-message_content_chars_max = 2_000
-# Discord compares a nonce of at most 25 characters.
-message_nonce_chars_max = 25
 
 
 @dataclass(frozen=True)
