@@ -1,13 +1,16 @@
 """The REST Discord port against the fake Discord on 127.0.0.1: each action reaches its
-route once with what Discord needs, and each of Discord's answers maps to its result."""
+route once with what Discord needs, each of Discord's answers maps to its result, and
+the timer service retries and backs off through it."""
 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import unquote
 
 import pytest
+import trio
 
 from actors.discord_port import (
     CANNOT_DM_USER,
@@ -20,7 +23,10 @@ from actors.discord_port import (
     Gone,
     Retry,
 )
+from actors.timers import TimerRecord, TimerService, delete_timer, put_timer, settled
 from bot.discord_actions import DiscordActions
+from limits import Limits
+from storage import Store
 from tests.fake_discord import CHANNEL_ID, GUILD_ID, FakeDiscord
 
 USER, ROLE = 700_000_000_000_000_001, 700_000_000_000_000_002
@@ -145,3 +151,78 @@ async def test_an_unreachable_discord_is_a_retry() -> None:
     async with DiscordActions(f"http://127.0.0.1:{closed_port}/api/v10", "t") as port:
         result = await port.unban(GUILD_ID, USER, reason="r")
     assert isinstance(result, Retry) and not result.rate_limited
+
+
+@pytest.fixture
+def limits() -> Limits:
+    return Limits(
+        timer_retry_seconds_min=0.05,
+        timer_retry_seconds_max=0.2,
+        timer_guild_backoff_seconds_min=0.2,
+        timer_guild_backoff_seconds_max=0.4,
+    )
+
+
+async def unban_timers(store: Store, port: DiscordActions) -> TimerService:
+    """A timer service whose unban kind lifts the ban through the REST port."""
+    service = TimerService(store, wall_clock=time.time, poll_seconds_max=0.1)
+
+    async def unban(timer: TimerRecord) -> None:
+        settled(await port.unban(timer.guild_id, int(timer.target), reason="tempban over"))
+        await store.write(lambda txn: delete_timer(txn, store, timer.target, timer.due))
+
+    service.register("unban", unban, discord=True)
+    record = TimerRecord("unban", str(USER), time.time() - 1, guild_id=GUILD_ID)
+    await store.write(lambda txn: put_timer(txn, store, record.target, record))
+    return service
+
+
+def timers_left(store: Store) -> int:
+    with store.read() as txn:
+        return sum(1 for _ in txn.cursor(db=store.db("timers")))
+
+
+async def test_a_timer_unbans_once_through_a_429_and_a_server_error(
+    fake: FakeDiscord, port: DiscordActions, store: Store
+) -> None:
+    """Through the REST port, a 429 and a 500 are retried by the timer service and the
+    ban is lifted exactly once; the timer is gone after it."""
+    fake.ban_by_hand(GUILD_ID, USER)
+    path = f"/guilds/{GUILD_ID}/bans/{USER}"
+    fake.rate_limit(path, method="DELETE", retry_after=0.2)
+    fake.fail_next(path, status=500, method="DELETE")
+    service = await unban_timers(store, port)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        with trio.fail_after(10):
+            while timers_left(store):
+                await trio.sleep(0.02)
+        nursery.cancel_scope.cancel()
+    assert sent(fake, "DELETE", path) == [429, 500, 204]
+    assert fake.bans == {} and service.parked == 0 and service.retried == 2
+
+
+async def test_a_lost_permission_holds_the_unban_until_it_is_back(
+    fake: FakeDiscord, port: DiscordActions, store: Store
+) -> None:
+    """A 403 Missing Permissions backs the guild off; once the permission is back, the
+    next probe lifts the ban, once."""
+    fake.ban_by_hand(GUILD_ID, USER)
+    fake.forbid(GUILD_ID)
+    service = await unban_timers(store, port)
+    path = f"/guilds/{GUILD_ID}/bans/{USER}"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        with trio.fail_after(10):
+            while GUILD_ID not in service.guilds_backed_off():
+                await trio.sleep(0.02)
+        await trio.sleep(0.5)
+        assert timers_left(store) == 1 and 403 in sent(fake, "DELETE", path)
+        fake.allow(GUILD_ID)
+        with trio.fail_after(10):
+            while timers_left(store):
+                await trio.sleep(0.02)
+        nursery.cancel_scope.cancel()
+    statuses = sent(fake, "DELETE", path)
+    assert statuses[-1] == 204 and set(statuses[:-1]) == {403}
+    assert service.guilds_backed_off() == {} and fake.bans == {}
