@@ -10,6 +10,7 @@ from actors.errors import (
     NotFound,
 )
 from actors.records import ShopItem
+from bot.commands.shop import item_result
 from bot.http.api_base import ApiBase, Call, only_fields, path_number
 from bot.inputs import (
     clean_text,
@@ -100,13 +101,7 @@ class ShopRoutes(ApiBase):
 
 
 def _item(item: ShopItem) -> dict[str, Any]:
-    return {
-        "item_id": item.item_id,
-        "name": item.name,
-        "price": item.price,
-        "stock": item.stock,
-        "sell_price": item.sell_price,
-        "role_id": None if item.role_id is None else str(item.role_id),
-        "description": item.description,
-        "retired": item.retired,
-    }
+    """An item as every door shows it, with its role id as a string: ids do not fit a
+    JavaScript number."""
+    role_id = None if item.role_id is None else str(item.role_id)
+    return {**item_result(item), "role_id": role_id}
