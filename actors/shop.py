@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors import keys
-from actors.accounts import SHOP, TransferId
+from actors.accounts import SHOP, TransferId, TransferKind
 from actors.context import EconomyContext
 from actors.errors import (
     BalanceTooHigh,
@@ -94,18 +94,9 @@ def plan_buy(
     total = item.price * quantity
     if total > record.balance:
         raise InsufficientFunds(record.balance, total)
-    owned = shelf.owned + quantity
-    if owned > shelf.owned_max:
+    if shelf.owned + quantity > shelf.owned_max:
         raise InvalidAmount(quantity, field="quantity")
-    draft = Draft(wallet, record, now)
-    if item.stock is not None:
-        draft.writes.append(_restock(wallet, item, -quantity))
-    draft.writes.append(_owned(wallet, item.item_id, owned))
-    if total:
-        transfer = TransferId.of_request("buy", wallet.scope, wallet.user, message.key)
-        draft.move(transfer, -total, SHOP, f"bought {quantity} x {item.name}", "shop")
-    result = TradeResult(item.item_id, item.name, quantity, total, draft.record.balance, owned)
-    return draft.answer(message, result)
+    return _trade(wallet, record, message, now, shelf, -total, f"bought {quantity} x {item.name}")
 
 
 def plan_sell(
@@ -124,15 +115,33 @@ def plan_sell(
     total = item.sell_price * quantity
     if record.balance + total > settings.max_balance:
         raise BalanceTooHigh(record.balance, total, settings.max_balance)
-    left = shelf.owned - quantity
+    return _trade(wallet, record, message, now, shelf, total, f"sold {quantity} x {item.name}")
+
+
+def _trade(
+    wallet: WalletId,
+    record: WalletRecord,
+    message: Buy | Sell,
+    now: float,
+    shelf: Shelf,
+    coins: int,
+    why: str,
+) -> Plan[TradeResult]:
+    """A checked purchase (``coins`` negative) or sale: the stock, the inventory entry
+    and the coins move against the shop account together."""
+    item, quantity = shelf.item, message.quantity
+    # A purchase takes items off the shelf into the inventory; a sale puts them back.
+    moved = quantity if isinstance(message, Buy) else -quantity
+    owned = shelf.owned + moved
     draft = Draft(wallet, record, now)
     if item.stock is not None:
-        draft.writes.append(_restock(wallet, item, quantity))
-    draft.writes.append(_owned(wallet, item.item_id, left))
-    if total:
-        transfer = TransferId.of_request("sell", wallet.scope, wallet.user, message.key)
-        draft.move(transfer, total, SHOP, f"sold {quantity} x {item.name}", "shop")
-    result = TradeResult(item.item_id, item.name, quantity, total, draft.record.balance, left)
+        draft.writes.append(_restock(wallet, item, -moved))
+    draft.writes.append(_owned(wallet, item.item_id, owned))
+    if coins:
+        kind: TransferKind = "buy" if isinstance(message, Buy) else "sell"
+        transfer = TransferId.of_request(kind, wallet.scope, wallet.user, message.key)
+        draft.move(transfer, coins, SHOP, why, "shop")
+    result = TradeResult(item.item_id, item.name, quantity, abs(coins), draft.record.balance, owned)
     return draft.answer(message, result)
 
 

@@ -239,7 +239,6 @@ class UseResult:
 
 # A request's stored answer is read back as the type its operation answers with. The op
 # names are the stored spelling (they were once the classes' names): never change one.
-REQUESTS: tuple[type[Any], ...] = (Reward, Pay, Adjust, Reset, Buy, Sell, UseItem, Wager)
 RESULT_TYPES: dict[str, type[Any]] = {
     Reward.operation: RewardResult,
     Pay.operation: PayResult,

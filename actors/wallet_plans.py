@@ -252,7 +252,7 @@ def plan_pay(
     return draft.answer(message, result)
 
 
-def check_deliverable(wallet: WalletId, transfer_id: str, outbox: OutboxRecord) -> None:
+def _check_deliverable(wallet: WalletId, transfer_id: str, outbox: OutboxRecord) -> None:
     """Refuse an outbox record this wallet cannot apply (it was read from the store)."""
     if outbox.target != wallet.account or outbox.scope != wallet.scope:
         raise Undeliverable(
@@ -272,7 +272,7 @@ def plan_credit(
 ) -> Plan[CreditResult]:
     """The receiver's side: credit the outbox record ``outbox`` and delete it, or, when
     a member's payment would pass the maximum balance, turn it into a refund."""
-    check_deliverable(wallet, message.transfer_id, outbox)
+    _check_deliverable(wallet, message.transfer_id, outbox)
     tid = message.transfer_id.encode()
     applied = keys.applied_key(wallet.scope, wallet.user, tid)
     draft = Draft(wallet, record, now)
