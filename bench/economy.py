@@ -4,13 +4,12 @@ Payments run through the wallet actors (debit and outbox record on the sender, t
 credit on the receiver, each durable before the next step) with 1,000 concurrent users
 over 100,000 wallets, then at a paced 1,000 and 5,000 payments per second, and
 leaderboard pages are timed over 1,000,000 wallets. A payment is two wallet mutations,
-one on each side; ``mutations_per_s`` counts both. The storage floor writes the records
-of the same payments through the writer with no actors at all.
+one on each side; ``mutations_per_s`` counts both. The storage floor writes the same
+payments with the wallet's own plan functions through the writer, with no actors at all.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random
 import statistics
@@ -24,21 +23,12 @@ from typing import Any
 
 import trio
 
-from actors import keys
-from actors.accounts import user_account
 from actors.economy import Economy
 from actors.integrity import check_store
-from actors.records import (
-    HISTORY,
-    IDEMPOTENCY,
-    OUTBOX,
-    WALLET,
-    HistoryEntry,
-    IdempotencyRecord,
-    OutboxRecord,
-    WalletRecord,
-)
+from actors.records import OUTBOX, ScopeSettings, WalletRecord
 from actors.runtime import RuntimeFailure
+from actors.wallet import Credit, Pay
+from actors.wallet_plans import WalletId, apply_plans, plan_credit, plan_pay
 from bench.load import GUILD, LOAD_TIME, booted, load_wallets
 from bench.measure import Figures, Run, closed_loop, open_loop, progress
 from storage import Store
@@ -107,12 +97,15 @@ async def bench_economy(sizes: Sizes) -> Figures:
             figures["integrity_check_s_100k_wallets"] = await integrity_check_s(economy.store)
         async with running_economy(Path(tmp) / "floor") as economy:
             await load_wallets(economy.store, sizes.wallets, lambda user: BENCH_BALANCE_COINS)
+            settings = economy.settings(GUILD)
             wallets = {
                 user: WalletRecord(BENCH_BALANCE_COINS, created_at=LOAD_TIME, history_seq=1)
                 for user in range(1, sizes.wallets + 1)
             }
             for per_write in FLOOR_PAYMENTS_PER_WRITE:
-                figures.update(await bench_payment_writes(economy.store, sizes, wallets, per_write))
+                figures.update(
+                    await bench_payment_writes(economy.store, settings, sizes, wallets, per_write)
+                )
             await integrity_check_s(economy.store)
         async with running_economy(Path(tmp) / "board") as economy:
             rng = random.Random(1)
@@ -203,111 +196,70 @@ async def bench_payments(economy: Economy, sizes: Sizes) -> Figures:
     return figures
 
 
-@dataclass(frozen=True)
-class _FloorDbs:
-    wallets: Any
-    history: Any
-    board: Any
-    outbox: Any
-    applied: Any
-    idempotency: Any
-
-
-def _write_side(
-    txn: Any,
-    dbs: _FloorDbs,
-    record: WalletRecord,
-    user: int,
-    delta: int,
-    party: int,
-    transfer_id: str,
-    now: float,
-) -> None:
-    """One wallet's side of a payment: balance, history entry, leaderboard move."""
-    old_balance = record.balance
-    record.balance += delta
-    entry = HistoryEntry(transfer_id, delta, user_account(party), "", now, record.balance)
-    txn.put(
-        keys.history_key(GUILD, user, record.history_seq), HISTORY.encode(entry), db=dbs.history
-    )
-    record.history_seq += 1
-    txn.put(keys.wallet_key(GUILD, user), WALLET.encode(record), db=dbs.wallets)
-    txn.delete(keys.leaderboard_key(GUILD, old_balance, user), db=dbs.board)
-    txn.put(keys.leaderboard_key(GUILD, record.balance, user), b"", db=dbs.board)
-
-
 def _write_payments(
-    txn: Any, dbs: _FloorDbs, wallets: dict[int, WalletRecord], plan: list[tuple[int, int, str]]
+    txn: Any,
+    store: Store,
+    settings: ScopeSettings,
+    wallets: dict[int, WalletRecord],
+    payments: list[tuple[int, int, str]],
 ) -> dict[int, WalletRecord]:
-    """Write the planned payments; the wallets they change, applied by the caller once
-    durable (a write request may run more than once)."""
+    """Write the payments through the wallet's own plan functions and ``apply_plans``:
+    for each, the sender's plan (debit, history, outbox record, stored answer), then the
+    receiver's plan from the outbox record read back (credit, history, applied marker,
+    the outbox record deleted). The wallets they change are returned, applied by the
+    caller once durable (a write request may run more than once)."""
     changed: dict[int, WalletRecord] = {}
+    db_outbox = store.db("outbox")
     now = time.time()
 
     def record(user: int) -> WalletRecord:
-        if user not in changed:
-            changed[user] = dataclasses.replace(wallets[user])
-        return changed[user]
+        return changed.get(user) or wallets[user]
 
-    for sender, receiver, key in plan:
-        transfer_id = f"pay:{GUILD}:{sender}:{key}"
-        tid = transfer_id.encode()
-        # The sender's commit: debit, outbox record, idempotency record.
-        _write_side(txn, dbs, record(sender), sender, -1, receiver, transfer_id, now)
-        outbox = OutboxRecord(
-            transfer_id, GUILD, user_account(sender), user_account(receiver), 1, "", now
-        )
-        txn.put(tid, OUTBOX.encode(outbox), db=dbs.outbox)
-        # The stored result has PayResult's fields.
-        result = {
-            "transfer_id": transfer_id,
-            "to_user": receiver,
-            "amount": 1,
-            "balance": changed[sender].balance,
-        }
-        remembered = IdempotencyRecord(op="Pay", result=result, at=now)
-        idem_key = keys.idempotency_key(GUILD, sender, key)
-        txn.put(idem_key, IDEMPOTENCY.encode(remembered), db=dbs.idempotency)
-        # The receiver's commit: read the outbox record, credit, mark it applied.
-        OUTBOX.decode(txn.get(tid, db=dbs.outbox))
-        _write_side(txn, dbs, record(receiver), receiver, 1, sender, transfer_id, now)
-        txn.delete(tid, db=dbs.outbox)
-        txn.put(keys.applied_key(GUILD, receiver, tid), b"credited", db=dbs.applied)
+    for sender, receiver, key in payments:
+        payer, payee = WalletId(GUILD, sender), WalletId(GUILD, receiver)
+        before = record(sender)
+        paid = plan_pay(payer, before, Pay(key, receiver, 1, ""), settings, now)
+        # A wallet's leaderboard entry is at the balance of its stored record.
+        apply_plans(txn, store, payer, [paid], before.balance)
+        changed[sender] = paid.record
+        transfer_id = paid.result.transfer_id
+        outbox = OUTBOX.decode(txn.get(transfer_id.encode(), db=db_outbox))
+        before = record(receiver)
+        credit = plan_credit(payee, before, Credit(transfer_id), settings, now, outbox)
+        assert credit.result.status == "credited", credit.result
+        apply_plans(txn, store, payee, [credit], before.balance)
+        changed[receiver] = credit.record
     return changed
 
 
 async def bench_payment_writes(
-    store: Store, sizes: Sizes, wallets: dict[int, WalletRecord], per_write: int
+    store: Store,
+    settings: ScopeSettings,
+    sizes: Sizes,
+    wallets: dict[int, WalletRecord],
+    per_write: int,
 ) -> Figures:
-    """The storage floor of a payment: every record the two wallets write for one payment
-    (history entries, outbox record written, read and deleted, idempotency record, applied
-    marker, both wallet records, both leaderboard moves), with the real keys and codecs,
-    through the real group-commit writer, ``per_write`` payments per write request, and
-    no actors: the trio thread only submits. No design that writes these records in one
-    process settles payments faster than this. ``wallets`` is what the store holds, kept
-    in step."""
+    """The storage floor of a payment: every record the two wallets write for one payment,
+    planned by the wallet's own functions and written by its ``apply_plans``, through the
+    real group-commit writer, ``per_write`` payments per write request, and no actors:
+    the plans are made inside the write request, so the trio thread only submits. No
+    design that writes these records in one process settles payments faster than this.
+    ``wallets`` is what the store holds, kept in step."""
     rng = random.Random(per_write)
-    db = store.db
-    dbs = _FloorDbs(
-        db("wallets"),
-        db("history"),
-        db("leaderboard"),
-        db("outbox"),
-        db("applied"),
-        db("idempotency"),
-    )
     done = 0
     started = time.perf_counter()
     while time.perf_counter() - started < sizes.seconds_per_figure:
-        plan = []
+        payments = []
         for number in range(done, done + per_write):
             sender = 1 + number % sizes.users
             receiver = rng.randrange(1, sizes.wallets + 1)
             receiver = receiver if receiver != sender else sender % sizes.wallets + 1
-            plan.append((sender, receiver, f"floor{per_write}:{number}"))
-        write = functools.partial(_write_payments, dbs=dbs, wallets=wallets, plan=plan)
+            payments.append((sender, receiver, f"floor{per_write}:{number}"))
+        write = functools.partial(
+            _write_payments, store=store, settings=settings, wallets=wallets, payments=payments
+        )
         wallets.update(await store.write(write))
-        done += len(plan)
+        done += len(payments)
     per_s = done / (time.perf_counter() - started)
     progress(f"storage floor, {per_write:,} per write: {per_s:,.0f} payments/s, no actors")
     suffix = "" if per_write == FLOOR_PAYMENTS_PER_WRITE[0] else f"_{per_write // 1000}k_per_write"
