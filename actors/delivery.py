@@ -23,9 +23,10 @@ from actors import keys
 from actors.accounts import TransferId, member_of
 from actors.context import EconomyContext
 from actors.errors import AlreadyRefunded, InvalidInput, NotFound, NotRefundable, Undeliverable
+from actors.failures import ActorCrashed, RuntimeFailure
 from actors.parked import PARKED, ParkedRecord, error_text, list_parked, parked_key
 from actors.records import OUTBOX
-from actors.runtime import ActorCrashed, ActorRef, RuntimeFailure
+from actors.runtime import ActorRef
 from actors.wallet import Credit, CreditResult, ParkedRefundResult, RefundParked
 from metrics import log_event
 from metrics.registry import DELIVERY_TRANSFER_KINDS

@@ -48,6 +48,7 @@ from actors.errors import (
     SelfTransfer,
     Undeliverable,
 )
+from actors.failures import ActorCrashed
 from actors.records import (
     HISTORY,
     IDEMPOTENCY,
@@ -57,7 +58,7 @@ from actors.records import (
     ScopeSettings,
     WalletRecord,
 )
-from actors.runtime import ActorCrashed, ActorKind, ActorRef, ActorSystem
+from actors.runtime import ActorKind, ActorRef, ActorSystem
 from actors.shop import InventoryLine, ShopCatalogue
 from actors.wallet import (
     WALLET_KIND,

@@ -20,57 +20,13 @@ import outcome
 import trio
 
 from actors.errors import CroupierError
+from actors.failures import ActorCrashed, ActorStopped, AskTimeout, RuntimeFailure
 from limits import Limits
 from metrics import Metrics
 
 log = logging.getLogger("croupier.actors")
 
 K = TypeVar("K", bound=Hashable)
-
-
-class RuntimeFailure(Exception):
-    """The runtime could not get a message handled: no reply in time, no room, no actor.
-
-    Not a user error (those are ``CroupierError``s raised by the domain): the outcome of
-    the message is unknown or it was never taken, so the caller may repeat it with the
-    same idempotency key. The command dispatcher answers every one of these "busy".
-    """
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class AskTimeout(RuntimeFailure):
-    """No reply before the deadline. The outcome is unknown: repeat with the same key."""
-
-    def __init__(self, kind: str, timeout: float) -> None:
-        super().__init__(kind, f"no reply from the {kind} actor within {timeout:g} s")
-        self.timeout = timeout
-
-
-class MailboxFull(RuntimeFailure):
-    """The actor's mailbox is full; the message was not queued."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind, f"the {kind} actor's mailbox is full")
-
-
-class ActorStopped(RuntimeFailure):
-    """The actor stopped (crashed past its restart intensity, or the system is closing)
-    before it took the message."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind, f"the {kind} actor stopped before it took the message")
-
-
-class ActorCrashed(RuntimeFailure):
-    """The actor crashed while the message was pending; it was restarted from durable
-    state, and whatever the message changed is exactly what is durable."""
-
-    def __init__(self, kind: str, cause: BaseException) -> None:
-        super().__init__(kind, f"the {kind} actor crashed ({type(cause).__name__})")
-        self.cause = cause
 
 
 class Actor:
@@ -80,7 +36,7 @@ class Actor:
         """Load state from the store. Called on activation and after every restart."""
 
     async def handle(self, message: Any) -> Any:
-        """Handle one message and return the reply (ignored for ``tell``)."""
+        """Handle one message and return the reply."""
         raise NotImplementedError
 
     async def handle_batch(self, messages: Sequence[Any]) -> list[outcome.Outcome[Any]]:
@@ -123,24 +79,22 @@ class _KindFigures:
         self.activations = metrics.actor_activations.labels(kind)
         self.passivations = metrics.actor_passivations.labels(kind)
         self.mailbox = metrics.mailbox_messages.labels(kind)
-        self.mailbox_full = metrics.mailbox_full.labels(kind)
         self.ask_timeouts = metrics.ask_timeouts.labels(kind)
         self.restarts = metrics.supervisor_restarts.labels(kind)
         self.escalations = metrics.supervisor_escalations.labels(kind)
 
 
 class _Envelope:
-    """A message in a mailbox; for an ask, the asking task parked for the reply."""
+    """A message in a mailbox and the asking task, parked for the reply."""
 
-    __slots__ = ("message", "task", "wants_reply")
+    __slots__ = ("message", "task")
 
-    def __init__(self, message: Any, wants_reply: bool) -> None:
+    def __init__(self, message: Any) -> None:
         self.message = message
-        self.wants_reply = wants_reply
         self.task: trio.lowlevel.Task | None = None
 
     def resolve(self, result: outcome.Outcome[Any]) -> None:
-        """Wake the asker with ``result``; nothing if it already gave up (or a tell)."""
+        """Wake the asker with ``result``; nothing if it already gave up."""
         task = self.task
         if task is not None:
             self.task = None
@@ -220,14 +174,12 @@ class _Cell:
 
     async def run(self) -> None:
         kind = self.kind.name
-        carried: list[_Envelope] | None = None
         escalated = False
         try:
             actor = await self._start(None)
             escalated = actor is None
             while actor is not None:
-                batch = carried or await self._next_batch()
-                carried = None
+                batch = await self._next_batch()
                 if batch is None:
                     return
                 self.busy = True
@@ -235,7 +187,7 @@ class _Cell:
                     results = await actor.handle_batch([e.message for e in batch])
                 except Exception as exc:
                     log.exception("actor %s %r crashed", kind, self.key)
-                    carried = self._fail_pending(batch, exc)
+                    self._fail_pending(batch, exc)
                     actor = await self._start(exc)
                     escalated = actor is None
                     continue
@@ -250,7 +202,7 @@ class _Cell:
             self._close()
             # Cancelled (the system stopped) with messages still queued: no reply will
             # come, so nobody waits for one.
-            self._fail_pending([], ActorStopped(kind), keep_tells=False)
+            self._fail_pending([], ActorStopped(kind))
             if not escalated:
                 self.figures.passivations.inc()
 
@@ -298,7 +250,7 @@ class _Cell:
             except Exception as exc:
                 log.exception("actor %s %r failed to activate", self.kind.name, self.key)
                 crash = exc
-                self._fail_pending([], exc, keep_tells=False)
+                self._fail_pending([], exc)
                 continue
             self.figures.activations.inc()
             return actor
@@ -313,33 +265,26 @@ class _Cell:
             self.system.limits.restart_window_seconds,
         )
         self._close()
-        self._fail_pending([], ActorStopped(self.kind.name), keep_tells=False)
+        self._fail_pending([], ActorStopped(self.kind.name))
         if self.kind.on_escalate is not None:
             try:
                 await self.kind.on_escalate(self.key, crash)
             except Exception:
                 log.exception("escalation hook of %s %r failed", self.kind.name, self.key)
 
-    def _fail_pending(
-        self, batch: list[_Envelope], exc: BaseException, *, keep_tells: bool = True
-    ) -> list[_Envelope]:
-        """Fail the batch and every queued ask at once; keep queued tells for the
-        restarted actor so fire-and-forget deliveries are not dropped by a crash."""
+    def _fail_pending(self, batch: list[_Envelope], exc: BaseException) -> None:
+        """Fail the batch and every queued ask at once: each asker learns now that the
+        outcome of its message is whatever is durable, instead of waiting for its
+        deadline."""
         error = exc if isinstance(exc, RuntimeFailure) else ActorCrashed(self.kind.name, exc)
         for envelope in batch:
             envelope.resolve(outcome.Error(error))
-        kept: list[_Envelope] = []
         drained = len(self.mailbox)
         while self.mailbox:
-            envelope = self.mailbox.popleft()
-            if not envelope.wants_reply and keep_tells:
-                kept.append(envelope)
-            else:
-                envelope.resolve(outcome.Error(error))
+            self.mailbox.popleft().resolve(outcome.Error(error))
         self.system._queued[self.kind.name] -= drained
         if self.space is not None:
             self.space.unpark_all()
-        return kept
 
     def _shut(self) -> None:
         """Take no more messages; the task ends once it has handled the queued ones."""
@@ -367,9 +312,6 @@ class ActorRef:
 
     async def ask(self, message: Any, *, timeout: float | None = None) -> Any:
         return await self.system.ask(self.kind, self.key, message, timeout=timeout)
-
-    def tell(self, message: Any) -> None:
-        self.system.tell(self.kind, self.key, message)
 
 
 class ActorSystem:
@@ -441,17 +383,10 @@ class ActorSystem:
         assert kind in self._kinds, kind
         return ActorRef(self, kind, key)
 
-    def tell(self, kind: str, key: Any, message: Any) -> None:
-        """Queue a message without waiting. Raises ``MailboxFull`` or ``ActorStopped``."""
-        cell = self._cell_now(kind, key)
-        if cell is None:
-            raise ActorStopped(kind)
-        self._put_nowait(cell, _Envelope(message, wants_reply=False))
-
     async def ask(self, kind: str, key: Any, message: Any, *, timeout: float | None = None) -> Any:
         """Send and wait for the reply, at most ``timeout`` seconds in all."""
         timeout = self.limits.ask_seconds_default if timeout is None else timeout
-        envelope = _Envelope(message, wants_reply=True)
+        envelope = _Envelope(message)
         with trio.move_on_after(timeout):
             cell = self._cell_now(kind, key) or await self._cell(kind, key)
             if not cell.offer(envelope):
@@ -478,11 +413,6 @@ class ActorSystem:
             await self._slot_freed.park()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
-
-    def _put_nowait(self, cell: _Cell, envelope: _Envelope) -> None:
-        if not cell.offer(envelope):
-            cell.figures.mailbox_full.inc()
-            raise MailboxFull(cell.kind.name)
 
     def _cell_now(self, kind: str, key: Any) -> _Cell | None:
         """The resident cell, or a new one if a slot is free; None if none can be had."""

@@ -44,8 +44,8 @@ import trio
 
 from actors import keys
 from actors.discord_port import DiscordResult, Done, Forbidden, Gone, Retry
+from actors.failures import ActorCrashed, RuntimeFailure
 from actors.parked import PARKED, ParkedRecord, error_text, parked_key
-from actors.runtime import ActorCrashed, RuntimeFailure
 from metrics import log_event
 from storage import RecordDecodeError, Store
 from storage.codec import RecordCodec, unpackb

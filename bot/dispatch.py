@@ -36,7 +36,7 @@ from actors.errors import (
     NotPermitted,
     RateLimited,
 )
-from actors.runtime import RuntimeFailure
+from actors.failures import RuntimeFailure
 from bot.inputs import (
     clean_text,
     is_snowflake,

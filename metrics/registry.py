@@ -155,12 +155,6 @@ class Metrics:
             ["kind"],
             registry=r,
         )
-        self.mailbox_full = Counter(
-            "croupier_actor_mailbox_full_total",
-            "Messages refused because a mailbox was full, by kind.",
-            ["kind"],
-            registry=r,
-        )
         self.ask_timeouts = Counter(
             "croupier_actor_ask_timeouts_total",
             "Asks that passed their deadline without a reply, by kind.",

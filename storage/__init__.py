@@ -9,7 +9,7 @@ from storage.errors import (
     StorageError,
     WriterClosedError,
 )
-from storage.lock import InstanceLock, is_locked
+from storage.lock import InstanceLock
 from storage.migrations import MIGRATIONS, SCHEMA_VERSION, Migration, migrate
 from storage.store import Store, env_path, open_store, open_store_readonly
 
@@ -27,7 +27,6 @@ __all__ = [
     "Store",
     "WriterClosedError",
     "env_path",
-    "is_locked",
     "migrate",
     "open_store",
     "open_store_readonly",

@@ -24,10 +24,6 @@ class InstanceLock:
         self.path = Path(data_dir) / LOCK_FILE_NAME
         self._fd: int | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def acquire(self) -> None:
         """Take the lock or raise ``InstanceLockedError`` at once naming the holder."""
         assert self._fd is None, "lock already held by this object"
@@ -61,17 +57,6 @@ class InstanceLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
-
-
-def is_locked(data_dir: str | os.PathLike[str]) -> int | None:
-    """The pid holding ``data_dir``'s lock (0 if unknown), or None if nobody holds it."""
-    lock = InstanceLock(data_dir)
-    try:
-        lock.acquire()
-    except InstanceLockedError as exc:
-        return exc.holder_pid if exc.holder_pid is not None else 0
-    lock.release()
-    return None
 
 
 def _read_pid(fd: int) -> int | None:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.errors import Busy
-from actors.runtime import ActorCrashed, ActorStopped, AskTimeout, MailboxFull, RuntimeFailure
+from actors.failures import ActorCrashed, ActorStopped, AskTimeout, RuntimeFailure
 from bot.dispatch import TRANSIENT_ERROR_CODES, CommandSet, RateLimit, TokenBuckets
 from bot.model import ButtonPress, Command, Invocation, Option, OptionKind, Reply, UserRef
 from metrics import Metrics
@@ -188,7 +188,6 @@ async def test_bug_becomes_logged_internal_error(
     "failure",
     [
         AskTimeout("wallet", 5.0),
-        MailboxFull("wallet"),
         ActorStopped("wallet"),
         ActorCrashed("game", RuntimeError("a bug")),
     ],

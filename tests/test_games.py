@@ -23,10 +23,10 @@ from actors.errors import (
     NotYourGame,
     OnCooldown,
 )
+from actors.failures import RuntimeFailure
 from actors.games import GAME_ACTOR, rules
 from actors.games.rules import blackjack as bj
 from actors.records import ScopeSettings
-from actors.runtime import RuntimeFailure
 from limits import Limits
 from tests.conftest import sample
 from tests.economy_fixtures import T0, RunningGames, running_games

@@ -13,9 +13,9 @@ import trio.testing
 
 from actors import keys
 from actors.errors import AlreadyRefunded
+from actors.failures import AskTimeout
 from actors.games import GAME, LIVE
 from actors.parked import ParkedRecord, list_parked
-from actors.runtime import AskTimeout
 from actors.timers import TIMER, TimerRecord, put_timer
 from storage import Store, open_store, packb, unpackb
 from tests.conftest import sample

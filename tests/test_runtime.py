@@ -10,15 +10,8 @@ import trio
 import trio.testing
 
 from actors.errors import CroupierError
-from actors.runtime import (
-    Actor,
-    ActorCrashed,
-    ActorKind,
-    ActorStopped,
-    ActorSystem,
-    AskTimeout,
-    MailboxFull,
-)
+from actors.failures import ActorCrashed, ActorStopped, AskTimeout
+from actors.runtime import Actor, ActorKind, ActorSystem
 from limits import Limits
 from metrics import Metrics
 from storage import Store
@@ -65,11 +58,13 @@ class Counter(Actor):
 async def occupy(
     actors: ActorSystem, nursery: trio.Nursery, key: int, *, seconds: float, queued: int
 ) -> None:
-    """Keep counter ``key`` busy for ``seconds`` with tells 0..queued-1 waiting behind."""
+    """Keep counter ``key`` busy for ``seconds`` with asks 0..queued-1 waiting behind,
+    queued in that order."""
     nursery.start_soon(actors.ask, "counter", key, ("sleep", seconds))
     await trio.testing.wait_all_tasks_blocked()
     for i in range(queued):
-        actors.tell("counter", key, i)
+        nursery.start_soon(actors.ask, "counter", key, i)
+        await trio.testing.wait_all_tasks_blocked()
 
 
 @pytest.fixture
@@ -89,13 +84,15 @@ async def system(
     await actors.close()
 
 
-async def test_ask_and_tell_keep_per_actor_order(system: Any) -> None:
+async def test_messages_keep_per_actor_order(
+    system: Any, autojump_clock: trio.testing.MockClock
+) -> None:
     """Messages to one actor are handled in the order they were sent."""
     actors, log, _ = system
-    for i in range(10):
-        actors.tell("counter", 1, i)
-    assert await actors.ask("counter", 1, "last") == [*map(str, range(10)), "last"]
-    assert [m for k, m in log if k == 1] == [*range(10), "last"]
+    async with trio.open_nursery() as nursery:
+        await occupy(actors, nursery, 1, seconds=1, queued=10)
+        assert await actors.ask("counter", 1, "last") == [*map(str, range(10)), "last"]
+    assert [m for k, m in log if k == 1] == [("sleep", 1), *range(10), "last"]
 
 
 async def test_typed_errors_answer_without_crashing(system: Any, metrics: Metrics) -> None:
@@ -225,21 +222,6 @@ async def test_a_crash_never_reaches_siblings(system: Any) -> None:
         nursery.start_soon(crash_loop)
         for i in range(20):
             assert await actors.ask("counter", 10, i) == [str(j) for j in range(i + 1)]
-
-
-@pytest.mark.parametrize("limits", [Limits(mailbox_messages_max=4)])
-async def test_tell_to_a_full_mailbox_is_a_clear_error(
-    system: Any, metrics: Metrics, autojump_clock: trio.testing.MockClock
-) -> None:
-    """tell never blocks: a full mailbox raises MailboxFull and is counted."""
-    actors, _, _ = system
-    async with trio.open_nursery() as nursery:
-        await occupy(actors, nursery, 11, seconds=5, queued=4)
-        with pytest.raises(MailboxFull):
-            actors.tell("counter", 11, "one too many")
-        assert sample(metrics, "croupier_actor_mailbox_messages", kind="counter") == 4
-    assert sample(metrics, "croupier_actor_mailbox_full_total", kind="counter") == 1
-    assert sample(metrics, "croupier_actor_mailbox_messages", kind="counter") == 0
 
 
 async def test_closed_system_refuses_new_messages(system: Any) -> None:

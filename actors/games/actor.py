@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 from actors import keys
 from actors.accounts import HOUSE, TransferId, system_add
 from actors.errors import GameOver, NotFound, NotYourGame
+from actors.failures import RuntimeFailure
 from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, SETTLED, GameRecord, to_player
 from actors.games.rules import blackjack as bj
 from actors.games.views import GameView, view_of
 from actors.records import OUTBOX
-from actors.runtime import Actor, RuntimeFailure
+from actors.runtime import Actor
 from actors.timers import TimerRecord, delete_timer, put_timer
 
 if TYPE_CHECKING:

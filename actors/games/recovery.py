@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import trio
 
 from actors.context import EconomyContext
+from actors.failures import ActorCrashed, RuntimeFailure
 from actors.games.actor import GAME_ACTOR, Refund
 from actors.games.parking import park_game
 from actors.parked import error_text
-from actors.runtime import ActorCrashed, ActorSystem, RuntimeFailure
+from actors.runtime import ActorSystem
 from metrics import Metrics, log_event
 from storage import RecordDecodeError, unpackb
 

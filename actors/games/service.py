@@ -39,6 +39,7 @@ from actors.accounts import HOUSE, TransferId, system_add
 from actors.context import EconomyContext
 from actors.economy import Economy, check_user_id
 from actors.errors import GameInProgress, InvalidInput, NotFound
+from actors.failures import RuntimeFailure
 from actors.games import rules
 from actors.games.actor import GAME_ACTOR, BlackjackGame, Expire, Move, Show
 from actors.games.records import (
@@ -56,7 +57,7 @@ from actors.games.rules import blackjack as bj
 from actors.games.views import GameView, InstantResult, VerifyReport, verify_report, view_of
 from actors.parked import error_text
 from actors.records import OUTBOX
-from actors.runtime import ActorKind, ActorSystem, RuntimeFailure
+from actors.runtime import ActorKind, ActorSystem
 from actors.timers import TimerRecord, TimerService, delete_timer, put_timer
 from actors.wallet import Wager, WagerResult
 from metrics import Metrics, log_event
