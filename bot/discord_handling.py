@@ -43,8 +43,6 @@ interaction_token_seconds = 15 * 60.0
 _not_run_lines_per_second = 10
 
 _DISCORD_EPOCH_MS = 1_420_070_400_000
-_ADMINISTRATOR = 1 << 3
-_MANAGE_ROLES = 1 << 28
 _MESSAGE_COMPONENT = 3
 _AUTOCOMPLETE = 4
 _AUTOCOMPLETE_RESULT = 8
@@ -371,13 +369,10 @@ class _MemberRoles:
         self._interaction = interaction
         member = interaction.data.get("member") or {}
         self._held = frozenset(str(role) for role in member.get("roles") or ())
-        permissions = str(interaction.data.get("app_permissions") or "")
-        self._app_permissions = int(permissions) if permissions.isdigit() else None
+        self._may_manage_roles = payload.bot_may_manage_roles(interaction.data)
 
     def can_grant(self, role_id: int) -> bool | None:
-        if self._app_permissions is not None and not (
-            self._app_permissions & (_MANAGE_ROLES | _ADMINISTRATOR)
-        ):
+        if self._may_manage_roles is False:
             return False
         guild = self._transport.client.cache.get_guild(self._interaction.guild_id)
         me = guild.me if guild is not None else None

@@ -17,6 +17,7 @@ import httpx
 import trio
 
 from actors.errors import RoleNotGrantable
+from bot.http.payload import bot_may_manage_roles
 from bot.model import Invocation
 from limits import (
     rest_connections_max,
@@ -26,9 +27,6 @@ from limits import (
 )
 
 log = logging.getLogger("croupier.discord_rest")
-
-_ADMINISTRATOR = 1 << 3
-_MANAGE_ROLES = 1 << 28
 
 
 class DiscordRestError(Exception):
@@ -162,19 +160,10 @@ class RestMemberRoles:
         member = payload.get("member")
         held = member.get("roles") if isinstance(member, Mapping) else None
         self._held = frozenset(str(role) for role in held) if isinstance(held, list) else None
-        permissions = payload.get("app_permissions")
-        self._app_permissions = (
-            int(permissions)
-            if isinstance(permissions, str) and permissions.isascii() and permissions.isdigit()
-            else None
-        )
+        self._may_manage_roles = bot_may_manage_roles(payload)
 
     def can_grant(self, role_id: int) -> bool | None:
-        if self._app_permissions is not None and not (
-            self._app_permissions & (_MANAGE_ROLES | _ADMINISTRATOR)
-        ):
-            return False
-        return None
+        return False if self._may_manage_roles is False else None
 
     async def grant(self, role_id: int) -> bool:
         if self.can_grant(role_id) is False:

@@ -51,6 +51,7 @@ EPHEMERAL_FLAG = 1 << 6
 
 _MANAGE_GUILD = 1 << 5
 _ADMINISTRATOR = 1 << 3
+_MANAGE_ROLES = 1 << 28
 
 
 _OPTION_TYPES = {
@@ -109,6 +110,15 @@ def button_press(payload: Mapping[str, Any]) -> ButtonPress:
         channel_id=_optional_snowflake(payload.get("channel_id"), "channel_id"),
         can_manage_guild=bool(permissions & (_MANAGE_GUILD | _ADMINISTRATOR)),
     )
+
+
+def bot_may_manage_roles(payload: Mapping[str, Any]) -> bool | None:
+    """Whether the interaction's ``app_permissions`` let the bot change roles (Manage
+    Roles or Administrator); None when the payload does not say."""
+    permissions = payload.get("app_permissions")
+    if not (isinstance(permissions, str) and permissions.isascii() and permissions.isdigit()):
+        return None
+    return bool(int(permissions) & (_MANAGE_ROLES | _ADMINISTRATOR))
 
 
 def options(command: Command | None, data: Mapping[str, Any]) -> dict[str, Any]:
