@@ -7,15 +7,19 @@ import dataclasses
 import itertools
 import logging
 import random
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from actors.discord_port import MISSING_PERMISSIONS, Done, Forbidden, Retry
 from actors.integrity import check_store
@@ -23,6 +27,7 @@ from actors.parked import list_parked
 from actors.timers import (
     TIMER,
     TimerRecord,
+    TimerRetry,
     TimerService,
     backoff_seconds,
     delete_timer,
@@ -31,7 +36,7 @@ from actors.timers import (
 )
 from limits import Limits
 from metrics import Metrics
-from storage import Store
+from storage import Store, open_store
 from tests.conftest import sample
 from tests.support.discord_port import FakeDiscordPort
 
@@ -356,3 +361,67 @@ async def test_a_timer_written_below_the_floor_without_a_kick_still_fires(
         catching_up = len(fired)
     [at] = [at for target, at in fired if target == "early"]
     assert at <= T0 + 3 + 5 + 1 + 1 and catching_up < 100
+
+
+# One timer of the property test: when it falls due (seconds from the start), how many
+# times its handler fails before it succeeds, and how many 429s come first.
+TimerPlan = tuple[int, int, int]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(st.integers(-3_000, 3_000), st.integers(0, 6), st.integers(0, 3)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_every_timer_fires_once_when_due_or_is_parked(plans: list[TimerPlan]) -> None:
+    """Whatever the due times and failures: no timer fires before it is due, one that
+    fails fewer than attempts_max times in a row is done once, one that fails more is
+    parked after exactly attempts_max attempts, 429s count nothing, and first firings
+    come in due order."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trio.run(
+            partial(check_plans, Path(tmp), plans),
+            clock=trio.testing.MockClock(autojump_threshold=0),
+        )
+
+
+async def check_plans(tmp: Path, plans: list[TimerPlan]) -> None:
+    limits = Limits(timer_attempts_max=4, timer_retry_seconds_min=1.0)
+    async with open_store(tmp / "data", limits=limits, commit_in_thread=False) as store:
+        service = TimerService(store, wall_clock=wall, fires_concurrent_max=1)
+        calls: dict[str, list[float]] = {str(i): [] for i in range(len(plans))}
+        done: list[str] = []
+        firsts: list[int] = []
+
+        async def handler(timer: TimerRecord) -> None:
+            seen = calls[timer.target]
+            if not seen:
+                firsts.append(int(timer.target))
+            seen.append(wall())
+            _, failures, limited = plans[int(timer.target)]
+            if len(seen) <= limited:
+                raise TimerRetry("HTTP 429", after_seconds=2.0)
+            if len(seen) <= limited + failures:
+                raise TimerRetry("HTTP 500")
+            done.append(timer.target)
+            await store.write(lambda txn: delete_timer(txn, store, timer.target, timer.due))
+
+        service.register("plan", handler)
+        for i, (due, _, _) in enumerate(plans):
+            await add(store, str(i), T0 + due, kind="plan")
+        async with running(service):
+            await until(lambda: not pending(store), seconds=30_000)
+        parked = {p.target: p for p in list_parked(store, "timer")}
+    for i, (due, failures, limited) in enumerate(plans):
+        seen = calls[str(i)]
+        assert seen and seen[0] >= T0 + due, (i, seen)
+        if failures < 4:
+            assert done.count(str(i)) == 1 and len(seen) == limited + failures + 1
+        else:
+            assert str(i) not in done and parked[str(i)].attempts == 4
+            assert len(seen) == limited + 4
+    dues = [plans[i][0] for i in firsts]
+    assert dues == sorted(dues), (firsts, plans)
