@@ -471,8 +471,9 @@ class Economy:
         return result
 
     def inventory(self, guild_id: int, user: int) -> list[InventoryLine]:
+        scope = self.scope(guild_id)
         check_user_id(user, "user")
-        return self.catalogue.inventory(guild_id, user)
+        return self.catalogue.inventory(scope, user)
 
     # --- validation --------------------------------------------------------------------
 

@@ -295,9 +295,8 @@ class ShopCatalogue:
         """Stop selling an item. Its record stays, so inventories keep pointing at it."""
         return await self.edit_item(guild_id, item_id, retired=True)
 
-    def inventory(self, guild_id: int, user: int) -> list[InventoryLine]:
-        """What ``user`` owns (the caller has checked the id)."""
-        scope = self._scope(guild_id)
+    def inventory(self, scope: int, user: int) -> list[InventoryLine]:
+        """What ``user`` owns in ``scope`` (the caller has checked both)."""
         lines = []
         with self.store.read() as txn:
             shop = self.store.db("shop")
