@@ -165,6 +165,21 @@ message_content_chars_max = 2_000
 message_nonce_chars_max = 25
 
 
+# --- scheduler -----------------------------------------------------------------------
+
+# Longer text than this is no duration anyone means (``1w2d3h4m``); refusing it first
+# keeps the parser's work bounded.
+duration_text_chars_max = 32
+# The longest IANA zone name is 32 characters; twice that leaves room without letting a
+# command carry a page of text into the zone look-up.
+timezone_name_chars_max = 64
+# A tempban's or unban's reason: Discord's audit log keeps 512 characters, and the
+# moderator's id and the duration are added to it.
+tempban_reason_chars_max = 400
+# A reminder's text as listings show it.
+reminder_shown_chars_max = 80
+
+
 # --- Discord's own limits ------------------------------------------------------------
 
 # Names and descriptions of commands and options; the console follows them too, so a

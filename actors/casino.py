@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import trio
 
 from actors.context import EconomyContext
+from actors.discord_port import DiscordPort
 from actors.economy import Economy
 from actors.games import Games, RecoveryReport
 from actors.runtime import ActorSystem
+from actors.scheduler import Scheduler
 from actors.timers import TimerService
 from limits import Limits
 from metrics import Metrics, new_metrics
@@ -54,6 +56,7 @@ class Casino:
     economy: Economy
     games: Games
     timers: TimerService
+    scheduler: Scheduler
 
     async def boot(self, nursery: trio.Nursery, *, recover: bool = True) -> BootReport:
         """Start the actors, deliver transfers left in flight, refund or resume games,
@@ -77,7 +80,11 @@ def build_casino(
     global_scope: bool = False,
     idle_seconds: float | None = None,
     recovery_seconds: float | None = None,
+    discord: DiscordPort | None = None,
 ) -> Casino:
+    """The domain over ``store``. ``discord`` is the port the scheduler acts through; a
+    transport without Discord passes None, and the scheduler's timers then wait for a
+    run that has one (see ``actors.scheduler.Scheduler``)."""
     limits = store.limits
     actors = ActorSystem(limits=limits, metrics=metrics)
     context = EconomyContext(store=store, limits=limits, now=wall_clock, global_scope=global_scope)
@@ -94,7 +101,8 @@ def build_casino(
             limits.game_recovery_seconds_default if recovery_seconds is None else recovery_seconds
         ),
     )
-    return Casino(actors, economy, games, timers)
+    scheduler = Scheduler(store, timers, wall_clock=wall_clock, discord=discord)
+    return Casino(actors, economy, games, timers, scheduler)
 
 
 def tune_gc() -> None:
@@ -124,6 +132,7 @@ async def run_casino(
     boot: bool = True,
     recover: bool = True,
     on_store_open: Callable[[Store], None] | None = None,
+    discord: DiscordPort | None = None,
 ) -> AsyncIterator[RunningCasino]:
     """Open the store in ``data_dir`` (lock and migrations), wire the domain on it and
     boot it; on a normal exit, drain the actors' mailboxes, then close the store.
@@ -133,8 +142,8 @@ async def run_casino(
     is delivered, recovered or timed, so a caller can look at what a previous run left
     in flight. ``recover`` is ``Casino.boot``'s. An exception out of the block cancels
     the actors instead of draining them. ``lock`` and ``commit_in_thread`` are
-    ``open_store``'s; ``global_scope``, ``idle_seconds`` and ``recovery_seconds`` are
-    ``build_casino``'s."""
+    ``open_store``'s; ``global_scope``, ``idle_seconds``, ``recovery_seconds`` and
+    ``discord`` are ``build_casino``'s."""
     metrics = metrics or new_metrics()
     async with (
         open_store(
@@ -155,6 +164,7 @@ async def run_casino(
             global_scope=global_scope,
             idle_seconds=idle_seconds,
             recovery_seconds=recovery_seconds,
+            discord=discord,
         )
         if boot:
             report = await casino.boot(nursery, recover=recover)

@@ -18,6 +18,8 @@ from bot.inputs import number_from_text, snowflake
 from bot.model import ButtonPress, Command, Invocation, Option, OptionKind, Reply, UserRef
 
 _MENTION = re.compile(r"<@!?([0-9]{1,20})>")
+# A channel or role option typed as its mention (<#id>, <@&id>) or as its bare id.
+_CHANNEL_OR_ROLE = re.compile(r"<(?:#|@&)([0-9]{1,20})>|([0-9]{1,20})")
 _BUTTON_NUMBER = re.compile(r"[0-9]{1,3}")
 _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 _FALSE_WORDS = frozenset({"false", "no", "off", "0"})
@@ -46,6 +48,8 @@ async def serve_human(session: Session, line: str | BadRequest) -> bool:
             user_id=session.user_id,
             guild_id=session.guild_id,
             can_manage_guild=session.admin,
+            # The console's admin holds every permission a command can ask for.
+            can_ban_members=session.admin,
             options=parse_options(session.commands.command(name), rest),
         )
         await _show(session, await session.commands.invoke(inv))
@@ -113,6 +117,9 @@ def _from_text(kind: OptionKind | None, text: str) -> Any:
             return UserRef(snowflake(mention.group(1) if mention else text, "user"))
         except InvalidInput:
             return text
+    if kind in (OptionKind.CHANNEL, OptionKind.ROLE):
+        mention = _CHANNEL_OR_ROLE.fullmatch(text)
+        return int(mention.group(1) or mention.group(2)) if mention else text
     if kind is OptionKind.BOOLEAN and text.lower() in _TRUE_WORDS | _FALSE_WORDS:
         return text.lower() in _TRUE_WORDS
     return text
@@ -173,6 +180,7 @@ def help_text(commands: CommandSet) -> str:
     for command in commands.commands:
         words = [f"/{command.name}", *(_describe_option(option) for option in command.options)]
         admin = " (needs Manage Server)" if command.admin_only else ""
+        admin += " (needs Ban Members)" if command.ban_members_only else ""
         lines.append(f"  {' '.join(words)}  - {command.description}{admin}")
         for option in command.options:
             lines.append(f"      {option.name}: {option.description}{_bounds(option)}")
@@ -180,7 +188,7 @@ def help_text(commands: CommandSet) -> str:
         "Console:",
         "  /as <user id>  - act as another user",
         "  /guild <guild id>  - switch guild",
-        "  /admin on|off  - grant or drop the Manage Server permission",
+        "  /admin on|off  - grant or drop the Manage Server and Ban Members permissions",
         "  <number>  - press that button of the last reply",
         "  /help, /quit",
     ]

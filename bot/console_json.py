@@ -106,8 +106,13 @@ def _json_invocation(session: Session, request: Mapping[str, Any]) -> Invocation
         raise BadRequest('"options" must be a JSON object')
     command = session.commands.command(name.removeprefix("/"))
     options = {key: _from_json(command, key, value) for key, value in raw.items()}
+    common = _json_common(session, request)
+    # The console's admin holds every permission a command can ask for.
     return Invocation(
-        command=name.removeprefix("/"), options=options, **_json_common(session, request)
+        command=name.removeprefix("/"),
+        options=options,
+        can_ban_members=common["can_manage_guild"],
+        **common,
     )
 
 

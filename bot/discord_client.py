@@ -49,7 +49,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import interactions
@@ -99,6 +99,7 @@ async def run_discord(
     api_url: str = DISCORD_API_URL,
     metrics: Metrics,
     on_connected: Callable[[bool], None] = _ignore_connected,
+    on_ban_removed: Callable[[int, int], Awaitable[object]] | None = None,
     stop: trio.Event | None = None,
     shards: int | None = None,
     shard_ids: Sequence[int] | None = None,
@@ -117,7 +118,9 @@ async def run_discord(
     ``shard_ids`` the shards this process runs (None: all). It reports ready once the
     client is launched. ``on_connected(True)`` is called (in the trio thread) once every
     shard is ready, ``on_connected(False)`` when one is lost or the transport stops;
-    ``metrics.discord_connected`` follows it. Shutting down (cancellation or ``stop``)
+    ``metrics.discord_connected`` follows it. ``on_ban_removed(guild_id, user_id)`` is
+    called (in trio) for every ban lifted in Discord (``GUILD_BAN_REMOVE``, which the
+    ``GUILD_MODERATION`` intent asked for then brings). Shutting down (cancellation or ``stop``)
     first answers new interactions "busy" and waits up to ``drain_seconds`` for the ones
     being handled to answer, then cancels the client. Raises ``GatewayClosed`` if the
     client gives up by itself, and the client's own error (a bad token, say) if it cannot
@@ -134,6 +137,7 @@ async def run_discord(
                 commands,
                 metrics,
                 on_connected,
+                on_ban_removed,
                 loop,
                 Policy(defer_after_seconds, deadline_seconds, in_flight_max),
                 ShardPlan(shards, tuple(shard_ids) if shard_ids else None),
@@ -168,6 +172,7 @@ class Transport(InteractionHandling):
         commands: CommandSet,
         metrics: Metrics,
         on_connected: Callable[[bool], None],
+        on_ban_removed: Callable[[int, int], Awaitable[object]] | None,
         loop: asyncio.AbstractEventLoop,
         policy: Policy,
         shards: ShardPlan,
@@ -175,6 +180,7 @@ class Transport(InteractionHandling):
     ) -> None:
         super().__init__(commands, metrics, loop, policy)
         self._on_connected = on_connected
+        self._on_ban_removed = on_ban_removed
         self.connected = False
         self.ready = False
         self.stopping = False
@@ -188,7 +194,8 @@ class Transport(InteractionHandling):
         self.client = ShardedClient(
             self,
             identify_interval_seconds,
-            intents=interactions.Intents.GUILDS,
+            intents=interactions.Intents.GUILDS
+            | (interactions.Intents.GUILD_MODERATION if on_ban_removed else 0),
             sync_interactions=False,
             delete_unused_application_cmds=False,
             send_command_tracebacks=False,
@@ -310,6 +317,22 @@ class Transport(InteractionHandling):
         self.metrics.discord_connected.set(1 if connected else 0)
         logger.info("Discord %s", "connected" if connected else "disconnected")
         self._on_connected(connected)
+
+    def ban_removed(self, guild_id: int, user_id: int) -> None:
+        """A ban was lifted in Discord: tell the scheduler, in trio (asyncio callbacks
+        run inside trio here, so the task is started directly)."""
+        if self._on_ban_removed is None or self._nursery is None:
+            return
+        self._nursery.start_soon(self._report_ban_removed, guild_id, user_id)
+
+    async def _report_ban_removed(self, guild_id: int, user_id: int) -> None:
+        assert self._on_ban_removed is not None
+        try:
+            await self._on_ban_removed(guild_id, user_id)
+        except Exception:
+            # The pending unban stays; it lifts a ban that is already gone, which Discord
+            # answers Unknown Ban, and that ends the timer.
+            logger.exception("cancelling the tempban of %d in guild %d failed", user_id, guild_id)
 
     async def sync_commands(self) -> None:
         """Register every command, in one ``PUT`` that also removes retired ones."""

@@ -108,6 +108,10 @@ class ConnectionListeners(interactions.Extension):
     async def _on_shard_disconnect(self, event: interactions.events.ShardDisconnect) -> None:
         self.transport.set_connected(False)
 
+    @interactions.listen(interactions.events.BanRemove)
+    async def _on_ban_remove(self, event: interactions.events.BanRemove) -> None:
+        self.transport.ban_removed(int(event.guild_id), int(event.user.id))
+
 
 def shard_up(state: Any) -> bool:
     # interactions.py keeps no public flag for a shard being identified and connected.

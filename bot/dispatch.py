@@ -207,6 +207,8 @@ class CommandSet:
             self._throttle(inv.user_id, label)
             if command.admin_only and not inv.can_manage_guild:
                 raise NotPermitted(f"/{command.name}")
+            if command.ban_members_only and not inv.can_ban_members:
+                raise NotPermitted(f"/{command.name}", "Ban Members")
             options = validate_options(command, inv.options)
             return await command.handler(dataclasses.replace(inv, options=options))
 
@@ -465,6 +467,10 @@ def _check_value(spec: Option, value: Any) -> Any:
     elif spec.kind is OptionKind.USER:
         if not isinstance(value, UserRef) or not is_snowflake(value.id):
             raise InvalidInput(spec.name, f"{shown(value)} is not a user; mention a member")
+    elif spec.kind in (OptionKind.CHANNEL, OptionKind.ROLE):
+        if isinstance(value, bool) or not isinstance(value, int) or not is_snowflake(value):
+            what = "channel" if spec.kind is OptionKind.CHANNEL else "role"
+            raise InvalidInput(spec.name, f"{shown(value)} is not a {what}; mention one")
     elif spec.kind is OptionKind.BOOLEAN and not isinstance(value, bool):
         raise InvalidInput(spec.name, f"{shown(value)} is not true or false")
     if spec.choices and str(value) not in spec.choices:

@@ -22,6 +22,9 @@ class OptionKind(Enum):
     STRING = "string"
     USER = "user"
     BOOLEAN = "boolean"
+    # A channel or a role of the guild; the value is its id (an ``int``).
+    CHANNEL = "channel"
+    ROLE = "role"
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class Invocation:
     channel_id: int = 0
     can_manage_guild: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    # The member may ban (Discord's Ban Members permission, or Administrator).
+    can_ban_members: bool = False
     # The member's roles, when the transport can change them; otherwise a handler asks
     # for roles with ``Reply.grant_role_ids``.
     roles: MemberRoles | None = field(default=None, compare=False, repr=False)
@@ -155,6 +160,8 @@ class Command:
     options: tuple[Option, ...]
     handler: CommandHandler
     admin_only: bool = False
+    # Only members with Ban Members may run it (moderation commands).
+    ban_members_only: bool = False
     # The reply holds a secret shown once (a new API token), so it is never stored as
     # the interaction's answer: a redelivery runs the command again, which says so.
     secret_reply: bool = False

@@ -18,7 +18,8 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Literal
@@ -26,13 +27,17 @@ from typing import Literal
 import trio
 
 from actors.casino import Casino, RunningCasino, run_casino, tune_gc
+from actors.discord_port import DiscordPort
 from actors.economy import Economy
 from actors.games import Games
 from actors.runtime import ActorSystem
+from actors.scheduler import Scheduler
 from actors.timers import TimerService
 from bot.commands import build_command_set
 from bot.commands.games import games_commands
+from bot.commands.scheduler import scheduler_commands
 from bot.config import Config
+from bot.discord_actions import DiscordActions
 from bot.dispatch import CommandSet, RateLimit
 from bot.http.ops import serve_ops
 from bot.periodic import TIMER_OVERDUE_GRACE_SECONDS, start_periodic_work
@@ -69,6 +74,7 @@ class Services:
     economy: Economy
     games: Games
     timers: TimerService
+    scheduler: Scheduler
     commands: CommandSet
     # The public HTTP app's port once it listens (None when it does not).
     http_port: int | None = None
@@ -116,15 +122,19 @@ async def serve(
             else:
                 log_event(log, "metrics_off", serving="nothing; set CROUPIER_METRICS_ADDR")
             # The lock is held above, so the store does not take it again.
-            async with run_casino(
-                config.data_dir,
-                limits=limits_for(config),
-                metrics=metrics,
-                wall_clock=wall_clock,
-                global_scope=config.economy_scope == "global",
-                lock=False,
-                on_store_open=partial(_store_opened, readiness),
-            ) as running:
+            async with (
+                _discord_port(config, transport) as discord,
+                run_casino(
+                    config.data_dir,
+                    limits=limits_for(config),
+                    metrics=metrics,
+                    wall_clock=wall_clock,
+                    global_scope=config.economy_scope == "global",
+                    lock=False,
+                    on_store_open=partial(_store_opened, readiness),
+                    discord=discord,
+                ) as running,
+            ):
                 await _run(
                     config,
                     readiness,
@@ -169,6 +179,17 @@ def _store_opened(readiness: Readiness, store: Store) -> None:
     readiness.set(health.MIGRATIONS_DONE, True, f"schema {store.schema_version}")
 
 
+@asynccontextmanager
+async def _discord_port(config: Config, transport: Transport) -> AsyncIterator[DiscordPort | None]:
+    """The REST port the scheduler acts through, on the Discord transports; None on the
+    console, whose scheduler commands answer ``discord_required``."""
+    if transport != "discord" or not config.discord_token:
+        yield None
+        return
+    async with DiscordActions(config.discord_api_url, config.discord_token) as actions:
+        yield actions
+
+
 async def _run(
     config: Config,
     readiness: Readiness,
@@ -209,6 +230,7 @@ async def _run(
         casino.economy,
         casino.games,
         casino.timers,
+        casino.scheduler,
         _commands(config, casino, running.metrics),
     )
     async with trio.open_nursery() as periodic:
@@ -222,18 +244,20 @@ async def _run(
 
 
 def _commands(config: Config, casino: Casino, metrics: Metrics) -> CommandSet:
-    """Every command, the economy's and the games', behind the per-member rate limit."""
+    """Every command, the economy's, the games' and the scheduler's, behind the
+    per-member rate limit."""
     rate_limit = RateLimit(
         refill_per_second=config.ratelimit_commands_per_minute / 60.0,
         burst_commands=config.ratelimit_burst,
     )
     game_commands, game_buttons = games_commands(casino.games, casino.economy)
+    schedule_commands, schedule_buttons = scheduler_commands(casino.scheduler)
     return build_command_set(
         economy=casino.economy,
         metrics=metrics,
         rate_limit=rate_limit,
-        extra_commands=game_commands,
-        extra_buttons=game_buttons,
+        extra_commands=(*game_commands, *schedule_commands),
+        extra_buttons=(*game_buttons, *schedule_buttons),
     )
 
 
@@ -260,7 +284,14 @@ async def _serve_transport(
             def on_connected(ok: bool) -> None:
                 readiness.set(health.DISCORD_CONNECTED, ok, "gateway ready" if ok else "down")
 
-            await run_discord_until(services.commands, config, services.metrics, on_connected, stop)
+            await run_discord_until(
+                services.commands,
+                config,
+                services.metrics,
+                on_connected,
+                stop,
+                on_ban_removed=services.scheduler.ban_lifted,
+            )
         elif transport == "console":
             from bot.console import run_console_stdio
 
@@ -391,6 +422,8 @@ async def run_discord_until(
     metrics: Metrics,
     on_connected: Callable[[bool], None],
     stop: trio.Event,
+    *,
+    on_ban_removed: Callable[[int, int], Awaitable[object]] | None = None,
 ) -> None:
     """Serve Discord until ``stop``; reconnect with backoff when Discord cannot be reached.
 
@@ -412,6 +445,7 @@ async def run_discord_until(
                 api_url=config.discord_api_url,
                 metrics=metrics,
                 on_connected=on_connected,
+                on_ban_removed=on_ban_removed,
                 stop=stop,
                 shards=config.discord_shard_count,
                 shard_ids=config.discord_shard_id_list,

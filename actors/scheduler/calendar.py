@@ -21,11 +21,11 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from actors.errors import InvalidDate, UnknownTimezone
+from limits import timezone_name_chars_max
 
 _DATE = re.compile(r"^\s*([0-9]{1,2})\s*[-/]\s*([0-9]{1,2})\s*$")
 # 2000 is a leap year, so every month and day a birthday can have is a date in it.
 _LEAP_YEAR = 2000
-timezone_name_chars_max = 64
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,10 @@ from __future__ import annotations
 import re
 
 from actors.errors import DurationOutOfRange, DurationUnreadable
+from limits import duration_text_chars_max
 
 UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _UNITS_ORDER = "wdhms"
-# Longer text than this is no duration anyone means; refusing it first keeps the regular
-# expression's work bounded.
-duration_text_chars_max = 32
 # Six digits per amount cover every bound in use (a year is 525,600 minutes).
 _PART = re.compile(r"\s*([0-9]{1,6})\s*([a-z])\s*")
 

@@ -52,6 +52,7 @@ EPHEMERAL_FLAG = 1 << 6
 _MANAGE_GUILD = 1 << 5
 _ADMINISTRATOR = 1 << 3
 _MANAGE_ROLES = 1 << 28
+_BAN_MEMBERS = 1 << 2
 
 
 _OPTION_TYPES = {
@@ -59,6 +60,8 @@ _OPTION_TYPES = {
     OptionKind.INTEGER: 4,
     OptionKind.BOOLEAN: 5,
     OptionKind.USER: 6,
+    OptionKind.CHANNEL: 7,
+    OptionKind.ROLE: 8,
 }
 _BUTTON_STYLES = {
     ButtonStyle.PRIMARY: 1,
@@ -91,6 +94,7 @@ def invocation(payload: Mapping[str, Any], command: Command | None) -> Invocatio
         guild_id=_optional_snowflake(payload.get("guild_id"), "guild_id"),
         channel_id=_optional_snowflake(payload.get("channel_id"), "channel_id"),
         can_manage_guild=bool(permissions & (_MANAGE_GUILD | _ADMINISTRATOR)),
+        can_ban_members=bool(permissions & (_BAN_MEMBERS | _ADMINISTRATOR)),
         options=options(command, data),
     )
 
@@ -141,6 +145,8 @@ def options(command: Command | None, data: Mapping[str, Any]) -> dict[str, Any]:
             user_id = snowflake(value, name)
             user = users.get(str(user_id))
             value = UserRef(user_id, bot=bool(user.get("bot")) if isinstance(user, dict) else False)
+        elif kinds.get(name) in (OptionKind.CHANNEL, OptionKind.ROLE):
+            value = snowflake(value, name)
         values[name] = value
     return values
 
@@ -233,9 +239,18 @@ def command_definition(command: Command) -> dict[str, Any]:
         "description": command.description,
         "options": [_option_definition(option) for option in command.options],
         "contexts": [0],
-        "default_member_permissions": str(_MANAGE_GUILD) if command.admin_only else None,
+        "default_member_permissions": _default_permissions(command),
     }
     return definition
+
+
+def _default_permissions(command: Command) -> str | None:
+    """Who sees the command by default; a server's admins can change it in Discord."""
+    if command.admin_only:
+        return str(_MANAGE_GUILD)
+    if command.ban_members_only:
+        return str(_BAN_MEMBERS)
+    return None
 
 
 def _option_definition(option: Option) -> dict[str, Any]:
