@@ -71,7 +71,7 @@ class ActorKind(Generic[K]):
     on_escalate: EscalationHook | None = None
 
 
-class _KindFigures:
+class _KindMetrics:
     """The metric children of one actor kind, resolved once: ``labels()`` is costly."""
 
     def __init__(self, metrics: Metrics, kind: str) -> None:
@@ -113,10 +113,10 @@ class _Cell:
     __slots__ = (
         "busy",
         "closed",
-        "figures",
         "idle_since",
         "key",
         "kind",
+        "kind_metrics",
         "mailbox",
         "restarts",
         "space",
@@ -137,7 +137,7 @@ class _Cell:
         self.closed = False
         self.idle_since = 0.0
         self.restarts: deque[float] | None = None
-        self.figures = system._figures[kind.name]
+        self.kind_metrics = system._kind_metrics[kind.name]
 
     @property
     def idle(self) -> bool:
@@ -204,7 +204,7 @@ class _Cell:
             # come, so nobody waits for one.
             self._fail_pending([], ActorStopped(kind))
             if not escalated:
-                self.figures.passivations.inc()
+                self.kind_metrics.passivations.inc()
 
     async def _next_batch(self) -> list[_Envelope] | None:
         """Wait for messages; None once the mailbox is closed and empty."""
@@ -243,7 +243,7 @@ class _Cell:
                 if len(self.restarts) > self.system.limits.restarts_max:
                     await self._escalate(crash)
                     return None
-                self.figures.restarts.inc()
+                self.kind_metrics.restarts.inc()
             try:
                 actor = self.kind.factory(self.key)
                 await actor.activate()
@@ -252,11 +252,11 @@ class _Cell:
                 crash = exc
                 self._fail_pending([], exc)
                 continue
-            self.figures.activations.inc()
+            self.kind_metrics.activations.inc()
             return actor
 
     async def _escalate(self, crash: BaseException) -> None:
-        self.figures.escalations.inc()
+        self.kind_metrics.escalations.inc()
         log.error(
             "actor %s %r stopped after %d restarts in %.0f s",
             self.kind.name,
@@ -321,7 +321,7 @@ class ActorSystem:
         self.limits = limits
         self.metrics = metrics
         self._kinds: dict[str, ActorKind[Any]] = {}
-        self._figures: dict[str, _KindFigures] = {}
+        self._kind_metrics: dict[str, _KindMetrics] = {}
         self._cells: OrderedDict[tuple[str, Any], _Cell] = OrderedDict()
         # Actors waiting on an empty mailbox, oldest first: the eviction candidates.
         self._idle: OrderedDict[tuple[str, Any], _Cell] = OrderedDict()
@@ -335,9 +335,9 @@ class ActorSystem:
     def register(self, kind: ActorKind[Any]) -> None:
         assert kind.name not in self._kinds, kind.name
         self._kinds[kind.name] = kind
-        self._figures[kind.name] = _KindFigures(self.metrics, kind.name)
+        self._kind_metrics[kind.name] = _KindMetrics(self.metrics, kind.name)
         self._queued[kind.name] = 0
-        self._figures[kind.name].mailbox.set_function(lambda: self._queued[kind.name])
+        self._kind_metrics[kind.name].mailbox.set_function(lambda: self._queued[kind.name])
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the actors' tasks until cancelled or ``close`` lets them drain."""
@@ -400,7 +400,7 @@ class ActorSystem:
                 return trio.lowlevel.Abort.SUCCEEDED
 
             return await trio.lowlevel.wait_task_rescheduled(abort)
-        self._figures[kind].ask_timeouts.inc()
+        self._kind_metrics[kind].ask_timeouts.inc()
         raise AskTimeout(kind, timeout)
 
     async def close(self) -> None:
@@ -440,7 +440,7 @@ class ActorSystem:
         assert self._nursery is not None, "ActorSystem.run is not running"
         cell = _Cell(self, self._kinds[kind], key)
         self._cells[(kind, key)] = cell
-        cell.figures.resident.inc()
+        cell.kind_metrics.resident.inc()
         self._nursery.start_soon(cell.run)
         return cell
 
@@ -468,7 +468,7 @@ class ActorSystem:
             del self._idle[(cell.kind.name, cell.key)]
         if self._cells.get((cell.kind.name, cell.key)) is cell:
             del self._cells[(cell.kind.name, cell.key)]
-            cell.figures.resident.dec()
+            cell.kind_metrics.resident.dec()
             if self._closing:
                 self._slot_freed.unpark_all()
             else:

@@ -79,6 +79,9 @@ class RecordCodec(Generic[T]):
 
     def encode(self, obj: T) -> bytes:
         fields: dict[str, Any] = dict(getattr(obj, EXTRA_FIELD))
+        # Write side: kept unknown fields never hold the version (``decode`` checks the
+        # read side), so the version written is always this codec's.
+        assert VERSION_FIELD not in fields, (self.kind, fields[VERSION_FIELD])
         for name in self._names:
             fields[name] = getattr(obj, name)
         fields[VERSION_FIELD] = self.version
@@ -92,6 +95,8 @@ class RecordCodec(Generic[T]):
                 raise RecordDecodeError(f"{self.kind} record version {found} has no upgrade")
             fields = upgrade(fields)
             found += 1
+        assert found == self.version, (self.kind, found, self.version)
+        assert VERSION_FIELD not in fields, self.kind
         known = {k: v for k, v in fields.items() if k in self._known}
         extra = {k: v for k, v in fields.items() if k not in self._known}
         try:

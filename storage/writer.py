@@ -92,6 +92,10 @@ class Writer:
             self._queue.append(batch)
         batch.requests.append(request)
         self._queued_requests += 1
+        # Write side of the batch and queue bounds; ``run`` checks the read side. No await
+        # since the wait above, so the bound it waited for still holds.
+        assert len(batch.requests) <= self._limits.batch_writes_max, len(batch.requests)
+        assert self._queued_requests <= self._limits.writer_queue_requests_max
         if self._work:
             self._work.unpark_all()
         await batch.done.wait()
@@ -113,6 +117,11 @@ class Writer:
                     await trio.sleep(self._limits.batch_linger_seconds_max)
                 batch = self._queue.popleft()
                 self._queued_requests -= len(batch.requests)
+                # Read side of ``submit``'s bounds: a queued batch is never empty nor
+                # over its size, and the count of queued requests matches the queue.
+                assert 0 < len(batch.requests) <= self._limits.batch_writes_max, len(batch.requests)
+                assert self._queued_requests >= 0, self._queued_requests
+                assert not batch.done.is_set()
                 self._space.unpark_all()
                 if self._grow_map_early is not None and self._grow_map_early():
                     self._metrics.writer_map_growths.labels("early").inc()
@@ -159,6 +168,9 @@ class Writer:
                     request.error = error
                 break
         failed = sum(1 for r in batch.requests if r.error is not None)
+        assert 0 <= failed <= len(batch.requests)
+        # A batch is acknowledged once: its waiters are woken by this commit only.
+        assert not batch.done.is_set()
         self._metrics.writer_commit_duration.observe(time.perf_counter() - started)
         self._metrics.writer_batch_size.observe(len(batch.requests))
         self._metrics.writer_requests.labels("ok").inc(len(batch.requests) - failed)
