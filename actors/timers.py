@@ -209,10 +209,7 @@ class TimerService:
         counts: dict[str, int] = {}
         with self.store.read() as txn:
             for value in txn.cursor(db=self.store.db("timers")).iternext(keys=False):
-                try:
-                    kind = unpackb(value).get("kind")
-                except (RecordDecodeError, AttributeError):
-                    kind = None
+                kind = _kind_of(value)
                 label = kind if kind in self._handlers else "unknown"
                 counts[label] = counts.get(label, 0) + 1
         return counts
@@ -536,6 +533,26 @@ class TimerService:
                 target=record.target if record is not None else "",
                 error=error,
             )
+
+
+# A timer record without unknown fields is a msgpack map whose first key is "kind" and its
+# value a short string: reading those bytes alone is a third of the cost of decoding the
+# record, which matters to a gauge that reads a million of them.
+_KIND_KEY = b"\xa4kind"
+_FIXSTR, _FIXSTR_LENGTH = 0xA0, 0x1F
+
+
+def _kind_of(value: bytes) -> str | None:
+    """The ``kind`` of an encoded timer record (None if it cannot be read)."""
+    if value[1:6] == _KIND_KEY and len(value) > 6 and value[6] & 0xE0 == _FIXSTR:
+        length = value[6] & _FIXSTR_LENGTH
+        return bytes(value[7 : 7 + length]).decode("utf-8", "replace")
+    try:
+        fields = unpackb(value)
+    except RecordDecodeError:
+        return None
+    kind = fields.get("kind") if isinstance(fields, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def put_timer(txn: Any, store: Store, timer_id: str, record: TimerRecord) -> bytes:

@@ -29,6 +29,7 @@ from actors.timers import (
     TimerRecord,
     TimerRetry,
     TimerService,
+    _kind_of,
     backoff_seconds,
     delete_timer,
     put_timer,
@@ -425,3 +426,16 @@ async def check_plans(tmp: Path, plans: list[TimerPlan]) -> None:
             assert len(seen) == limited + 4
     dues = [plans[i][0] for i in firsts]
     assert dues == sorted(dues), (firsts, plans)
+
+
+@given(
+    st.text(min_size=1, max_size=40),
+    st.dictionaries(st.text(max_size=5), st.integers(-(2**63), 2**63 - 1), max_size=2),
+)
+def test_the_kind_is_read_from_any_record(kind: str, extra: dict[str, int]) -> None:
+    """The gauge's quick read of a record's kind agrees with decoding it, unknown fields
+    and long kinds included."""
+    extra = {k: v for k, v in extra.items() if k not in {"kind", "target", "due", "guild_id", "v"}}
+    encoded = TIMER.encode(TimerRecord(kind, "t", T0, extra=extra, guild_id=G1))
+    assert _kind_of(encoded) == TIMER.decode(encoded).kind == kind
+    assert _kind_of(b"\x93\x01\x02\x03") is None and _kind_of(b"\xc1") is None
