@@ -338,7 +338,7 @@ class TimerService:
         """One waiting timer (the oldest still there) per backed-off guild whose wait is
         over, to probe it."""
         db = self.store.db("timers")
-        for backoff in self._guilds.values():
+        for guild, backoff in list(self._guilds.items()):
             if free <= 0:
                 break
             if backoff.probing is not None or backoff.until > now:
@@ -352,6 +352,12 @@ class TimerService:
                     self._take(key, bytes(raw), due, unreadable)
                     free -= 1
                     break
+            if backoff.probing is None and not backoff.waiting:
+                # Every timer that waited was removed by its owner (the bans were lifted
+                # by hand, say): nothing is left to probe with, so the guild is forgotten,
+                # and its next timer finds out afresh.
+                del self._guilds[guild]
+                self.metrics.timers_guilds_backed_off.set(len(self._guilds))
 
     def _next_probe(self) -> float | None:
         times = [b.until for b in self._guilds.values() if b.probing is None and b.waiting]

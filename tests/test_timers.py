@@ -439,3 +439,20 @@ def test_the_kind_is_read_from_any_record(kind: str, extra: dict[str, int]) -> N
     encoded = TIMER.encode(TimerRecord(kind, "t", T0, extra=extra, guild_id=G1))
     assert _kind_of(encoded) == TIMER.decode(encoded).kind == kind
     assert _kind_of(b"\x93\x01\x02\x03") is None and _kind_of(b"\xc1") is None
+
+
+async def test_a_backed_off_guild_whose_timers_all_went_is_forgotten(
+    store: Store, metrics: Metrics, autojump_clock: trio.testing.MockClock
+) -> None:
+    """When every timer waiting for a forbidden guild is removed by its owner, the guild
+    stops counting as backed off once its wait is over."""
+    service, unbans = service_and_unbans(store)
+    unbans.port.forbid(G1)
+    await add(store, "1", T0)
+    async with running(service):
+        await until(lambda: service.guilds_backed_off() != {})
+        assert sample(metrics, "croupier_timers_guilds_backed_off") == 1
+        await store.write(lambda txn: delete_timer(txn, store, "1", T0))
+        await until(lambda: service.guilds_backed_off() == {}, seconds=120)
+    assert sample(metrics, "croupier_timers_guilds_backed_off") == 0
+    assert len(unbans.port.calls_of("unban")) == 1
