@@ -16,7 +16,7 @@ from actors.discord_port import DiscordPort
 from actors.scheduler import Scheduler
 from actors.timers import TimerService
 from bot.commands.scheduler import scheduler_commands
-from bot.console_human import parse_options
+from bot.console_human import help_text, parse_options
 from bot.dispatch import CommandSet, RateLimit
 from bot.http import payload
 from bot.model import ButtonPress, Invocation, OptionKind, Reply, UserRef
@@ -237,3 +237,29 @@ async def test_discord_payloads_carry_channels_roles_and_ban_members(
         "hour": 7,
     }
     assert {o.kind for o in config.options} >= {OptionKind.ROLE, OptionKind.CHANNEL}
+
+
+async def test_help_lists_the_scheduler_commands_with_their_permissions(
+    store: Store, metrics: Metrics, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The console's /help names every scheduler command and the permission it needs."""
+    async with commands_over(store, metrics, None) as commands:
+        text = help_text(commands)
+    for name in (
+        "tempban",
+        "unban",
+        "tempbans",
+        "modlog",
+        "birthday-set",
+        "birthday-remove",
+        "birthday-list",
+        "birthday-config",
+        "remind",
+        "reminders",
+        "reminders-cancel",
+    ):
+        assert f"  /{name}" in text, name
+    tempban_line = next(line for line in text.splitlines() if line.startswith("  /tempban "))
+    assert tempban_line.endswith("(needs Ban Members)")
+    modlog_line = next(line for line in text.splitlines() if line.startswith("  /modlog "))
+    assert modlog_line.endswith("(needs Manage Server)")

@@ -557,3 +557,55 @@ async def test_the_integrity_check_accepts_every_scheduler_timer_and_flags_a_str
         report = check_store(store)
         assert not report.ok
         assert report.counts["timer_has_live_owner"] == 1
+
+
+async def test_a_rate_limited_unban_is_sent_again_after_retry_after(
+    store: Store, autojump_clock: trio.testing.MockClock, metrics: Metrics
+) -> None:
+    """A 429 on the unban is tried again once Discord's retry_after is over, without
+    counting as a failure; the second answer lifts the ban and ends the timer."""
+    port = FakeDiscordPort()
+    async with server(store, at("2027-01-15T08:00:00+00:00"), port) as s:
+        await tempban(s.scheduler, HOUR)
+        port.script("unban", Retry("HTTP 429", retry_after_seconds=30.0))
+        await trio.sleep(HOUR + 5)
+        assert len(port.calls_of("unban")) == 1
+        assert (GUILD, MEMBER) in port.bans
+        await trio.sleep(40)
+        assert len(port.calls_of("unban")) == 2
+        assert (GUILD, MEMBER) not in port.bans
+        await trio.sleep(HOUR)
+        assert len(port.calls_of("unban")) == 2 and s.timers() == 0
+    assert sample(metrics, "croupier_timers_failures_total", kind="unban") == 0
+
+
+async def test_a_lost_permission_holds_the_guilds_birthday_roles_until_it_is_back(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    """While the bot lacks Manage Roles the grant is not repeated every minute; once the
+    permission is back the waiting grant goes through, still on the birthday."""
+    port = FakeDiscordPort()
+    port.forbid(GUILD)
+    async with server(store, at("2027-06-05T01:00:00+00:00"), port) as s:
+        await configure(s.scheduler)
+        await s.scheduler.set_birthday(GUILD, MEMBER, Birthday(6, 5), None)
+        await trio.sleep(HOUR)
+        attempts = len(port.calls_of("add_role"))
+        assert 1 <= attempts <= 8
+        port.allow(GUILD)
+        await s.until(at("2027-06-05T20:00:00+00:00"))
+        assert holds_role(s)
+
+
+async def test_a_dm_refused_with_a_403_falls_back_without_backing_off_the_guild(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A DM refused as forbidden is the member's setting, not a guild permission: the
+    reminder goes to the channel at once and the guild's other timers are not held."""
+    port = FakeDiscordPort()
+    port.script("send_dm", Forbidden(50001, "Missing Access"))
+    async with server(store, at("2027-01-15T08:00:00+00:00"), port) as s:
+        await remind(s.scheduler, HOUR, where=WHERE_DM)
+        await trio.sleep(HOUR + 5)
+        assert [m.channel_id for m in port.messages] == [CHANNEL]
+        assert s.scheduler.timers.guilds_backed_off() == {}

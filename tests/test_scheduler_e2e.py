@@ -89,8 +89,9 @@ async def scheduler_on_discord(
 async def test_every_scheduler_request_reaches_discord_exactly_once(
     fake: FakeDiscord, tmp_path: Path
 ) -> None:
-    """Ban, unban, role add and removal, the announcement, the reminder and the modlog
-    posts each reach the fake's REST routes once; a ban lifted by hand cancels its unban."""
+    """Ban, unban, role add and removal, the announcement, the reminders (in the channel
+    and by DM) and the modlog posts each reach the fake's REST routes once; a ban lifted
+    by hand cancels its unban."""
     clock = WallClock(T0)
     async with scheduler_on_discord(fake, tmp_path / "data", clock) as (casino, _):
         await slash(fake, "modlog", {"channel": MODLOG}, permissions=MANAGE_GUILD)
@@ -115,6 +116,7 @@ async def test_every_scheduler_request_reaches_discord_exactly_once(
         )
         await slash(fake, "birthday-set", {"date": "01-15", "timezone": "UTC"}, user_id=45)
         await slash(fake, "remind", {"in": "30m", "text": "stand up"}, user_id=46)
+        await slash(fake, "remind", {"in": "30m", "text": "drink", "where": "dm"}, user_id=47)
         await until(lambda: (GUILD_ID, 45, ROLE) in fake.role_grants, "the birthday role")
         fake.lift_ban(GUILD_ID, 44)
         await until(lambda: casino.scheduler.tempban_of(GUILD_ID, 44) is None, "the cancel")
@@ -122,7 +124,7 @@ async def test_every_scheduler_request_reaches_discord_exactly_once(
         clock.advance(2 * 3_600)
         casino.timers.kick()
         await until(lambda: (GUILD_ID, 43) not in fake.bans, "the unban")
-        await until(lambda: len(fake.posted_messages) >= 6, "the posts")
+        await until(lambda: len(fake.posted_messages) >= 7, "the posts")
         clock.now = datetime.fromisoformat("2027-01-16T00:00:01+00:00").timestamp()
         casino.timers.kick()
         await until(lambda: fake.role_removals, "the role's removal")
@@ -147,6 +149,9 @@ async def test_every_scheduler_request_reaches_discord_exactly_once(
     assert "spam" in ban.headers.get("X-Audit-Log-Reason", "")
     reminder = next(m for m in fake.posted_messages if m.channel_id == CHANNEL_ID)
     assert "stand up" in reminder.content and reminder.mention_user_ids == (46,)
+    dm_channel = fake.dm_channel_of(47)
+    assert dm_channel is not None
+    assert requests[("POST", f"/channels/{dm_channel}/messages")] == 1
     assert all(m.nonce for m in fake.posted_messages)
 
 

@@ -788,9 +788,13 @@ class Scheduler:
         nonce = message_nonce(timer.kind, timer.target, timer.due)
         port = self._port()
         if record.where == WHERE_DM:
-            sent = settled(await port.send_dm(record.user, text, nonce=nonce))
+            sent = await port.send_dm(record.user, text, nonce=nonce)
+            if isinstance(sent, Retry):
+                settled(sent)
             if isinstance(sent, Done):
                 return True
+            # Any refusal of a DM (closed DMs, or a 403 opening the DM channel) is about
+            # the member, not a guild permission: the channel with a mention is the way.
         mention = f"<@{record.user}> {text}"
         result = await port.send_message(
             record.channel, mention, nonce=nonce, mention_user_ids=(record.user,)
