@@ -283,3 +283,92 @@ action_connections_max = 20
 action_timeout_seconds = 10.0
 action_retry_after_seconds_default = 1.0
 dm_channels_cached_max = 10_000
+
+
+# --- the server ----------------------------------------------------------------------
+
+# Operational thresholds of the integrity run, beside the money checks: free disk below
+# this, a map fuller than this, the newest verified backup older than this, a timer
+# overdue past this grace are each reported.
+disk_free_bytes_min = 256 * 1024 * 1024
+map_used_ratio_max = 0.9
+backup_age_seconds_max = 26 * 3600
+timer_overdue_grace_seconds = 300.0
+# Periodic work: the outbox sweep's and the gauges' intervals.
+outbox_sweep_seconds = 60.0
+gauges_refresh_seconds = 5.0
+# Connecting to Discord is retried with a doubling wait between these.
+discord_connect_retry_seconds_min = 1.0
+discord_connect_retry_seconds_max = 60.0
+# The collector runs a young collection after this many allocations (CPython's default
+# is 700); see actors.casino.tune_gc.
+gc_young_collection_objects = 100_000
+# How many refunds of old games boot recovery runs at once.
+recovery_refunds_concurrent_max = 64
+# Backups: the schedule sleeps in steps no longer than this and looks at the wall clock
+# after each, because trio's clock is monotonic: it does not follow a wall clock that is
+# set forward, nor (on Linux) the time a machine spends suspended. Files are read and
+# hashed this much at a time.
+backup_clock_recheck_seconds = 300.0
+backup_read_chunk_bytes = 1 << 20
+
+
+# --- the Discord gateway client ------------------------------------------------------
+
+# Discord's figure: an interaction must be acknowledged within 3 s of its creation.
+interaction_deadline_seconds_default = 3.0
+# Discord's figure: an interaction's token allows follow-ups and edits for 15 minutes.
+interaction_token_seconds = 15 * 60.0
+# Discord lets one shard of each max_concurrency bucket identify every 5 s.
+identify_interval_seconds_default = 5.0
+# How long a shutdown waits for interactions already being handled before cancelling them.
+drain_seconds_default = 10.0
+# How old an interaction may get while its command runs before it is acknowledged
+# ("thinking..."): the answer still needs a round trip within the 3 s.
+defer_after_seconds_default = 1.5
+# Interactions handled at once; past it an interaction is answered "busy" at once.
+interactions_in_flight_max_default = 5000
+gateway_latency_poll_seconds = 1.0
+# How long a stopping client may take to close its gateway connections before it is
+# cancelled.
+gateway_close_seconds_max = 2.0
+# Lines logged per second about interactions that were not run.
+not_run_lines_per_second_max = 10
+
+
+# --- HTTP API ------------------------------------------------------------------------
+
+# "api:" + a guild id of up to 20 digits + ":" leaves this much of the economy's key.
+api_idempotency_key_chars_max = 100
+
+
+# --- configuration -------------------------------------------------------------------
+
+# The bounds of every numeric key. A minute-scale mistake (seconds typed as
+# milliseconds, a pasted snowflake) must be refused, not run with for weeks.
+backup_keep_days_max = 3_650
+integrity_interval_seconds_max = 7 * 86_400
+game_idle_seconds_max = 86_400
+game_recovery_seconds_max = 30 * 86_400
+# The most a timer's attempts may be configured to (Limits.timer_attempts_max): a timer
+# that fails that many attempts in a row is parked (see actors/timers.py).
+timer_attempts_setting_max = 100
+ratelimit_commands_per_minute_max = 1_000_000
+ratelimit_burst_commands_max = 100_000
+api_ratelimit_requests_per_minute_max = 6_000_000
+api_ratelimit_burst_requests_max = 100_000
+port_number_max = 65_535
+# Discord's largest bots run thousands of shards; five digits leave room to spare.
+discord_shards_max = 99_999
+discord_shard_ids_chars_max = 4_096
+# Text keys are bounded too, so one pasted file cannot become a setting.
+discord_token_chars_max = 256
+url_chars_max = 2_048
+path_chars_max = 4_096
+# The dashboard signs its cookies with this secret; a short one can be guessed.
+session_secret_chars_min = 32
+# How much of a refused value the error line repeats.
+shown_value_chars_max = 60
+# An environment value longer than this many characters is not a number we accept, so it
+# is never handed to int() (whose cost grows with the length of the text).
+env_number_chars_max = 24

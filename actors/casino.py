@@ -24,13 +24,9 @@ from actors.games import Games, RecoveryReport
 from actors.runtime import ActorSystem
 from actors.scheduler import Scheduler
 from actors.timers import TimerService
-from limits import Limits
+from limits import Limits, gc_young_collection_objects
 from metrics import Metrics, new_metrics
 from storage import Store, open_store
-
-# The collector runs a young collection after this many allocations (CPython's default is
-# 700); see tune_gc.
-GC_GEN0_OBJECTS = 100_000
 
 
 @dataclass(frozen=True)
@@ -114,7 +110,7 @@ def tune_gc() -> None:
     alive after boot are frozen out of collections, and collections run less often.
     """
     gc.freeze()
-    gc.set_threshold(GC_GEN0_OBJECTS, 50, 100)
+    gc.set_threshold(gc_young_collection_objects, 50, 100)
 
 
 @asynccontextmanager

@@ -53,7 +53,25 @@ from bot.config_sources import (
     current_inputs,
     reading,
 )
-from limits import snowflake_id_max
+from limits import (
+    api_ratelimit_burst_requests_max,
+    api_ratelimit_requests_per_minute_max,
+    backup_keep_days_max,
+    discord_shard_ids_chars_max,
+    discord_shards_max,
+    discord_token_chars_max,
+    game_idle_seconds_max,
+    game_recovery_seconds_max,
+    integrity_interval_seconds_max,
+    path_chars_max,
+    port_number_max,
+    ratelimit_burst_commands_max,
+    ratelimit_commands_per_minute_max,
+    session_secret_chars_min,
+    snowflake_id_max,
+    timer_attempts_setting_max,
+    url_chars_max,
+)
 
 __all__ = [
     "SECRET_KEYS",
@@ -66,29 +84,6 @@ __all__ = [
 
 DISCORD_API_URL_DEFAULT = "https://discord.com/api/v10"
 DISCORD_OAUTH_URL_DEFAULT = "https://discord.com/oauth2/authorize"
-
-# The bounds of every numeric key. A minute-scale mistake (seconds typed as
-# milliseconds, a pasted snowflake) must be refused, not run with for weeks.
-backup_keep_days_max = 3_650
-integrity_interval_seconds_max = 7 * 86_400
-game_idle_seconds_max = 86_400
-game_recovery_seconds_max = 30 * 86_400
-# A timer that fails this many attempts in a row is parked (see actors/timers.py).
-timer_attempts_max = 100
-ratelimit_commands_per_minute_max = 1_000_000
-ratelimit_burst_commands_max = 100_000
-api_ratelimit_requests_per_minute_max = 6_000_000
-api_ratelimit_burst_requests_max = 100_000
-port_number_max = 65_535
-# Discord's largest bots run thousands of shards; five digits leave room to spare.
-discord_shards_max = 99_999
-discord_shard_ids_chars_max = 4_096
-# Text keys are bounded too, so one pasted file cannot become a setting.
-discord_token_chars_max = 256
-url_chars_max = 2_048
-path_chars_max = 4_096
-# The dashboard signs its cookies with this secret; a short one can be guessed.
-session_secret_chars_min = 32
 
 
 def _whole(default: int, low: int, high: int, unit: str = "") -> Any:
@@ -185,7 +180,7 @@ class Config(BaseSettings):
     integrity_interval_seconds: int = _whole(3_600, 1, integrity_interval_seconds_max, "seconds")
     game_idle_seconds: int = _whole(300, 1, game_idle_seconds_max, "seconds")
     game_recovery_seconds: int = _whole(7_200, 1, game_recovery_seconds_max, "seconds")
-    timer_attempts: int = _whole(5, 1, timer_attempts_max, "attempts")
+    timer_attempts: int = _whole(5, 1, timer_attempts_setting_max, "attempts")
     ratelimit_commands_per_minute: int = _whole(30, 1, ratelimit_commands_per_minute_max)
     ratelimit_burst: int = _whole(10, 1, ratelimit_burst_commands_max, "commands")
     console_user: int = _whole(1, 1, snowflake_id_max, "(a Discord user id)")

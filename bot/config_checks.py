@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from bot.config_sources import ConfigError, label
+from limits import shown_value_chars_max
 
 if TYPE_CHECKING:
     from bot.config import Config
 
-# How much of a refused value the error line repeats.
-shown_value_chars_max = 60
 # Keys whose refused values an error line must not repeat.
 SECRET_KEYS = frozenset({"discord_token", "discord_client_secret", "session_secret"})
 

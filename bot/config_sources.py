@@ -25,11 +25,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from limits import env_number_chars_max
+
 ENV_PREFIX = "CROUPIER_"
 
-# An environment value longer than this many characters is not a number we accept, so it
-# is never handed to int() (whose cost grows with the length of the text).
-env_number_chars_max = 24
 
 _ENV_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
 _ENV_TRUE = frozenset({"true", "yes", "on", "1"})

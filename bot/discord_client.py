@@ -61,27 +61,20 @@ from bot.discord_handling import InteractionHandling, Policy
 from bot.discord_sharding import ConnectionListeners, ShardedClient, ShardPlan, shard_up
 from bot.dispatch import CommandSet
 from bot.http import payload
+from limits import (
+    defer_after_seconds_default,
+    drain_seconds_default,
+    gateway_close_seconds_max,
+    gateway_latency_poll_seconds,
+    identify_interval_seconds_default,
+    interaction_deadline_seconds_default,
+    interactions_in_flight_max_default,
+)
 from metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 DISCORD_API_URL = "https://discord.com/api/v10"
-
-# Discord's figure: an interaction must be acknowledged within 3 s of its creation.
-interaction_deadline_seconds_default = 3.0
-# Discord lets one shard of each max_concurrency bucket identify every 5 s.
-identify_interval_seconds_default = 5.0
-# How long a shutdown waits for interactions already being handled before cancelling them.
-drain_seconds_default = 10.0
-# How old an interaction may get while its command runs before it is acknowledged
-# ("thinking..."): the answer still needs a round trip within the 3 s.
-defer_after_seconds_default = 1.5
-# Interactions handled at once; past it an interaction is answered "busy" at once.
-in_flight_max_default = 5000
-_latency_poll_seconds = 1.0
-# How long a stopping client may take to close its gateway connections before it is
-# cancelled.
-_gateway_close_seconds = 2.0
 
 
 class GatewayClosed(RuntimeError):
@@ -106,7 +99,7 @@ async def run_discord(
     drain_seconds: float = drain_seconds_default,
     defer_after_seconds: float = defer_after_seconds_default,
     deadline_seconds: float = interaction_deadline_seconds_default,
-    in_flight_max: int = in_flight_max_default,
+    in_flight_max: int = interactions_in_flight_max_default,
     identify_interval_seconds: float = identify_interval_seconds_default,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -292,12 +285,12 @@ class Transport(InteractionHandling):
                     gateway.close()
 
         await trio_asyncio.aio_as_trio(close, loop=self.loop)()
-        with trio.move_on_after(_gateway_close_seconds):
+        with trio.move_on_after(gateway_close_seconds_max):
             await finished.wait()
 
     async def _poll_latency(self) -> None:
         while True:
-            await trio.sleep(_latency_poll_seconds)
+            await trio.sleep(gateway_latency_poll_seconds)
             if self.connected:
                 # The gateway object goes away while the client disconnects.
                 with contextlib.suppress(AttributeError):

@@ -33,14 +33,12 @@ from bot.http.payload import (
 )
 from bot.inputs import snowflake
 from bot.model import Reply
+from limits import interaction_token_seconds, not_run_lines_per_second_max
 from metrics import Metrics
 
 # The transport's log, whichever of its modules writes the line.
 logger = logging.getLogger("bot.discord_client")
 
-# Discord's figure: an interaction's token allows follow-ups and edits for 15 minutes.
-interaction_token_seconds = 15 * 60.0
-_not_run_lines_per_second = 10
 
 _DISCORD_EPOCH_MS = 1_420_070_400_000
 _MESSAGE_COMPONENT = 3
@@ -108,7 +106,7 @@ class InteractionHandling:
         self.in_flight = 0
         # Interactions that ran nothing are logged a few a second (they are all counted):
         # under overload, a line for each would cost the CPU the others need.
-        self._not_run = _ThrottledLog(logger, _not_run_lines_per_second)
+        self._not_run = _ThrottledLog(logger, not_run_lines_per_second_max)
         # Where commands run, in trio; set while serving.
         self._nursery: trio.Nursery | None = None
         self._idle = trio.Event()

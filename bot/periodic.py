@@ -19,6 +19,14 @@ from actors.answers import KeyedAnswers
 from actors.economy import Economy
 from actors.integrity import IntegrityReport, check_store
 from bot.dispatch import CommandSet
+from limits import (
+    backup_age_seconds_max,
+    disk_free_bytes_min,
+    gauges_refresh_seconds,
+    map_used_ratio_max,
+    outbox_sweep_seconds,
+    timer_overdue_grace_seconds,
+)
 from metrics import Metrics, health, log_event
 from storage.backup import newest_verified, run_backup_schedule
 
@@ -27,14 +35,6 @@ if TYPE_CHECKING:
     from bot.server import Services
 
 log = logging.getLogger("croupier.server")
-
-# Operational thresholds of the integrity run, beside the money checks.
-DISK_FREE_BYTES_MIN = 256 * 1024 * 1024
-MAP_USED_RATIO_MAX = 0.9
-BACKUP_AGE_SECONDS_MAX = 26 * 3600
-TIMER_OVERDUE_GRACE_SECONDS = 300.0
-OUTBOX_SWEEP_SECONDS = 60.0
-GAUGES_SECONDS = 5.0
 
 
 def start_periodic_work(
@@ -48,7 +48,7 @@ def start_periodic_work(
     services.readiness.pending(health.INTEGRITY, "the first full scan is running")
     nursery.start_soon(run_integrity_checks, services, wall_clock)
     nursery.start_soon(
-        every, OUTBOX_SWEEP_SECONDS, partial(sweep_outbox_once, economy), "outbox sweep failed"
+        every, outbox_sweep_seconds, partial(sweep_outbox_once, economy), "outbox sweep failed"
     )
     nursery.start_soon(
         every,
@@ -58,7 +58,7 @@ def start_periodic_work(
     )
     nursery.start_soon(_update_gauges, services)
     nursery.start_soon(
-        partial(services.timers.run_gauges, overdue_grace_seconds=TIMER_OVERDUE_GRACE_SECONDS)
+        partial(services.timers.run_gauges, overdue_grace_seconds=timer_overdue_grace_seconds)
     )
     config = services.config
     nursery.start_soon(
@@ -136,21 +136,21 @@ def _operational_checks(
         report.passed(name)
     used, size = store.map_usage()
     report.figures["map_used_bytes"] = used
-    if used / size > MAP_USED_RATIO_MAX:
+    if used / size > map_used_ratio_max:
         report.add("ops_map_usage", f"LMDB map {used / size:.0%} used of {size} bytes")
     free = shutil.disk_usage(store.path).free
     report.figures["disk_free_bytes"] = free
-    if free < DISK_FREE_BYTES_MIN:
+    if free < disk_free_bytes_min:
         report.add("ops_disk_space", f"only {free} bytes free under {store.path}")
     newest = newest_verified(config.backups_path)
     if newest is not None:
         age = wall_clock() - newest.created_at
         report.figures["backup_age_seconds"] = int(age)
-        if age > BACKUP_AGE_SECONDS_MAX:
+        if age > backup_age_seconds_max:
             report.add("ops_backup_fresh", f"newest verified backup is {age / 3600:.1f} h old")
     elif not startup:
         report.add("ops_backup_fresh", "no verified backup yet")
-    overdue = services.timers.overdue(TIMER_OVERDUE_GRACE_SECONDS)
+    overdue = services.timers.overdue(timer_overdue_grace_seconds)
     report.figures["timers_overdue"] = overdue
     if overdue and not startup:
         report.add("ops_timers_on_time", f"{overdue} timers overdue by over 5 minutes")
@@ -214,4 +214,4 @@ async def _update_gauges(services: Services) -> None:
     while True:
         services.store.update_map_metrics()
         publish_money_supply(services.economy, services.metrics)
-        await trio.sleep(GAUGES_SECONDS)
+        await trio.sleep(gauges_refresh_seconds)

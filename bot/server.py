@@ -40,8 +40,13 @@ from bot.config import Config
 from bot.discord_actions import DiscordActions
 from bot.dispatch import CommandSet, RateLimit
 from bot.http.ops import serve_ops
-from bot.periodic import TIMER_OVERDUE_GRACE_SECONDS, start_periodic_work
-from limits import Limits
+from bot.periodic import start_periodic_work
+from limits import (
+    Limits,
+    discord_connect_retry_seconds_max,
+    discord_connect_retry_seconds_min,
+    timer_overdue_grace_seconds,
+)
 from metrics import (
     Metrics,
     Readiness,
@@ -55,9 +60,6 @@ from storage import InstanceLock, Store
 log = logging.getLogger("croupier.server")
 
 Transport = Literal["auto", "console", "discord", "none"]
-
-DISCORD_RETRY_SECONDS_MIN = 1.0
-DISCORD_RETRY_SECONDS_MAX = 60.0
 
 
 class StartupError(Exception):
@@ -404,7 +406,7 @@ async def _serve_public_app(
                     games=services.games,
                     timers=services.timers,
                     readiness=services.readiness,
-                    timers_overdue_grace_seconds=TIMER_OVERDUE_GRACE_SECONDS,
+                    timers_overdue_grace_seconds=timer_overdue_grace_seconds,
                 )
             )
             routes.append(dashboard.mount())
@@ -436,7 +438,7 @@ async def run_discord_until(
 
     from bot.discord_client import GatewayClosed, run_discord
 
-    backoff = DISCORD_RETRY_SECONDS_MIN
+    backoff = discord_connect_retry_seconds_min
     while not stop.is_set():
         try:
             await run_discord(
@@ -466,7 +468,7 @@ async def run_discord_until(
             )
         with trio.move_on_after(backoff):
             await stop.wait()
-        backoff = min(backoff * 2, DISCORD_RETRY_SECONDS_MAX)
+        backoff = min(backoff * 2, discord_connect_retry_seconds_max)
 
 
 async def _watch_signals(

@@ -21,13 +21,11 @@ from actors.games.actor import GAME_ACTOR, Refund
 from actors.games.parking import park_game
 from actors.parked import error_text
 from actors.runtime import ActorSystem
+from limits import recovery_refunds_concurrent_max
 from metrics import Metrics, log_event
 from storage import RecordDecodeError, unpackb
 
 log = logging.getLogger("croupier.games")
-
-# How many refunds of old games recovery runs at once.
-_recovery_refunds_max = 64
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ class Recovery:
         cannot be handled (an unreadable index entry or record, a refund that raises) is
         parked instead, so no game stops boot."""
         old, unreadable, resumed = self._live_index()
-        limiter = trio.CapacityLimiter(_recovery_refunds_max)
+        limiter = trio.CapacityLimiter(recovery_refunds_concurrent_max)
         refunded = 0
 
         async def refund(live_key: bytes, game_id: str) -> None:

@@ -49,14 +49,12 @@ from bot.inputs import (
     snowflake,
     whole_number,
 )
-from limits import integer_option_max
+from limits import api_idempotency_key_chars_max, integer_option_max
 from metrics import log_event
 
 log = logging.getLogger("croupier.http.api")
 
-# "api:" + a guild id of up to 20 digits + ":" leaves this much of the economy's key.
-idempotency_key_chars_max = 100
-_IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,100}")
+_IDEMPOTENCY_KEY = re.compile(rf"[!-~]{{1,{api_idempotency_key_chars_max}}}")
 _BEARER = re.compile(r"Bearer ([!-~]{1,200})")
 
 
@@ -305,7 +303,7 @@ class ApiBase:
         if key is None or not _IDEMPOTENCY_KEY.fullmatch(key):
             raise InvalidInput(
                 "Idempotency-Key",
-                f"a header of 1 to {idempotency_key_chars_max} printable ASCII characters "
+                f"a header of 1 to {api_idempotency_key_chars_max} printable ASCII characters "
                 "is required on every change",
             )
         raw = await _read_body(request, self.limits.body_bytes_max)

@@ -12,9 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from limits import backup_read_chunk_bytes
 from storage.backup.model import Progress
-
-_CHUNK_BYTES = 1 << 20
 
 
 def stream_hashed(
@@ -28,7 +27,7 @@ def stream_hashed(
     """
     digest = hashlib.sha256()
     done = 0
-    while chunk := read(_CHUNK_BYTES):
+    while chunk := read(backup_read_chunk_bytes):
         if out is not None:
             out.write(chunk)
         digest.update(chunk)

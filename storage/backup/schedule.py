@@ -19,6 +19,7 @@ from typing import NoReturn, TypeVar
 
 import trio
 
+from limits import backup_clock_recheck_seconds
 from metrics import Metrics, log_event
 from storage.backup.create import create_backup
 from storage.backup.manifest import newest_verified, record_verification
@@ -28,11 +29,6 @@ from storage.backup.verify import verify_backup
 from storage.store import Store
 
 T = TypeVar("T")
-
-# The schedule sleeps in steps no longer than this and looks at the wall clock after
-# each, because trio's clock is monotonic: it does not follow a wall clock that is set
-# forward, nor (on Linux) the time a machine spends suspended.
-_WALL_CLOCK_RECHECK_SECONDS = 300.0
 
 
 def local_utc_offset_seconds(when: float) -> float:
@@ -102,7 +98,7 @@ async def run_backup_schedule(
     while True:
         slot = next_backup_time(wall_clock(), at, local_offset_seconds)
         while (remaining := slot - wall_clock()) > 0:
-            await trio.sleep(min(remaining, _WALL_CLOCK_RECHECK_SECONDS))
+            await trio.sleep(min(remaining, backup_clock_recheck_seconds))
         await _scheduled_backup(
             store, directory, keep_days, metrics, integrity, wall_clock, in_thread
         )
