@@ -7,6 +7,9 @@ Two kinds of figure live here:
 - ``Limits``: the bounds the runtime is built with, one frozen record passed down from
   the server to the actor system, the writer and the domain. Tests build a smaller one
   instead of patching module constants.
+- The transports' records (``RateLimit``, ``HttpLimits``, ``ApiLimits``,
+  ``DashboardLimits``, ``EndpointLimits``), at the end: built by the server from the
+  configuration, and by tests smaller.
 - Module constants below it: bounds no deployment tunes (what a record format or a
   protocol allows, the sizes of internal batches), read where they apply.
 
@@ -17,7 +20,7 @@ is a setting (an interval, a batch size) rather than a bound.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # A balance is stored as a signed 64-bit figure in places (leaderboard keys), so every
 # per-scope ceiling must stay below this.
@@ -372,3 +375,114 @@ shown_value_chars_max = 60
 # An environment value longer than this many characters is not a number we accept, so it
 # is never handed to int() (whose cost grows with the length of the text).
 env_number_chars_max = 24
+
+
+# --- the transports' records of bounds ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket per user: ``burst_commands`` at once, refilled at
+    ``refill_per_second``. At most ``tracked_users_max`` buckets are kept; past that the
+    least recently active user's bucket is dropped, which only forgets a user who has been
+    quiet longer than every tracked one."""
+
+    refill_per_second: float = 1.0
+    burst_commands: int = 5
+    tracked_users_max: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.refill_per_second <= 0:
+            raise ValueError("refill_per_second must be above 0")
+        if self.burst_commands < 1:
+            raise ValueError("burst_commands must be at least 1")
+        if self.tracked_users_max < 1:
+            raise ValueError("tracked_users_max must be at least 1")
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """What one HTTP listener accepts: connections, header bytes and idle times."""
+
+    connections_max: int = 1_000
+    # Connections the kernel may queue while ``connections_max`` are open.
+    backlog_connections: int = 4_096
+    # Request line plus headers; hypercorn answers 400 past it.
+    header_bytes_max: int = 16 * 1024
+    # A connection that sends nothing for this long is closed (slow clients).
+    read_idle_seconds: int = 30
+    # An idle keep-alive connection is closed after this long.
+    keep_alive_seconds: float = 75.0
+    keep_alive_requests_max: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("connections_max", "backlog_connections", "header_bytes_max"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+
+@dataclass(frozen=True)
+class DashboardLimits:
+    """The dashboard's bounds and lifetimes."""
+
+    session_seconds: int = 12 * 3600
+    sessions_max: int = 10_000
+    # How long a login may take between leaving for Discord and coming back.
+    login_seconds: int = 600
+    # How long a page may trust the guild lists it fetched; writes always fetch again.
+    guilds_cache_seconds: float = 30.0
+    # The guild picker asks whether the bot is in each guild the member manages, for
+    # this many guilds at most; and that many answers are remembered.
+    picker_guilds_max: int = 100
+    bot_presence_kept_max: int = 10_000
+    discord_timeout_seconds: float = 10.0
+    form_bytes_max: int = 16 * 1024
+    form_fields_max: int = 64
+    # Discord lists at most 200 guilds per page of /users/@me/guilds.
+    guilds_listed_max: int = 200
+    roles_listed_max: int = 250
+
+
+@dataclass(frozen=True)
+class EndpointLimits:
+    """The endpoint's bounds; the defaults suit Discord's own deliveries."""
+
+    # Discord's largest deliveries carry a message (a button's) and resolved users.
+    body_bytes_max: int = 128 * 1024
+    # Interactions accepted at once (running or waiting to run); past it "busy".
+    in_flight_max: int = 2_000
+    # Discord needs the answer within 3 s of sending it. The clock here starts when the
+    # request reaches the endpoint's code, after hypercorn has read and parsed it, which
+    # under load is itself a queue; the rest leaves room for that, the response's own
+    # queue and the network.
+    defer_after_seconds: float = 1.5
+    # How long a deferred command may take before its follow-up is abandoned: Discord's
+    # interaction tokens last 15 minutes.
+    follow_up_seconds_max: float = 14 * 60.0
+    answers_kept_max: int = 10_000
+    # Commands running at once; the rest wait their turn in arrival order.
+    running_max: int = 64
+
+    def __post_init__(self) -> None:
+        if self.body_bytes_max < 1024:
+            raise ValueError("body_bytes_max must be at least 1024")
+        if min(self.in_flight_max, self.answers_kept_max, self.running_max) < 1:
+            raise ValueError("in_flight_max, answers_kept_max and running_max must be >= 1")
+        if not 0 < self.defer_after_seconds < 3:
+            raise ValueError("defer_after_seconds must be between 0 and 3")
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """What one request may send, and each token's rate."""
+
+    body_bytes_max: int = 16 * 1024
+    json_depth_max: int = 4
+    page_entries_max: int = 100
+    # Requests being answered under an idempotency key at once, across all guilds.
+    in_flight_keys_max: int = 10_000
+    rate: RateLimit = field(
+        default_factory=lambda: RateLimit(
+            refill_per_second=20.0, burst_commands=100, tracked_users_max=10_000
+        )
+    )

@@ -57,6 +57,7 @@ from bot.model import (
     UserRef,
 )
 from limits import (
+    RateLimit,
     command_description_chars_max,
     command_name_chars_max,
     command_options_max,
@@ -86,26 +87,6 @@ TRANSIENT_ERROR_CODES = frozenset({Busy.code, RateLimited.code, "internal"})
 # which a user is told as "busy" (see ``user_error``).
 Refusal = CroupierError | RuntimeFailure
 REFUSALS = (CroupierError, RuntimeFailure)
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """A token bucket per user: ``burst_commands`` at once, refilled at
-    ``refill_per_second``. At most ``tracked_users_max`` buckets are kept; past that the
-    least recently active user's bucket is dropped, which only forgets a user who has been
-    quiet longer than every tracked one."""
-
-    refill_per_second: float = 1.0
-    burst_commands: int = 5
-    tracked_users_max: int = 100_000
-
-    def __post_init__(self) -> None:
-        if self.refill_per_second <= 0:
-            raise ValueError("refill_per_second must be above 0")
-        if self.burst_commands < 1:
-            raise ValueError("burst_commands must be at least 1")
-        if self.tracked_users_max < 1:
-            raise ValueError("tracked_users_max must be at least 1")
 
 
 class TokenBuckets:

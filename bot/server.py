@@ -38,11 +38,12 @@ from bot.commands.games import games_commands
 from bot.commands.scheduler import scheduler_commands
 from bot.config import Config
 from bot.discord_actions import DiscordActions
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import CommandSet
 from bot.http.ops import serve_ops
 from bot.periodic import start_periodic_work
 from limits import (
     Limits,
+    RateLimit,
     discord_connect_retry_seconds_max,
     discord_connect_retry_seconds_min,
     timer_overdue_grace_seconds,
@@ -387,8 +388,9 @@ async def _serve_public_app(
     from starlette.routing import BaseRoute
 
     from bot.http import serve_http
-    from bot.http.api import ApiLimits, HttpApi, json_error_handlers
+    from bot.http.api import HttpApi, json_error_handlers
     from bot.http.dashboard import open_dashboard
+    from limits import ApiLimits
 
     config = services.config
     rate = RateLimit(

@@ -13,8 +13,9 @@ import trio
 from actors.answers import AnswerLog
 from bot.commands import build_command_set
 from bot.commands.games import games_commands
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import CommandSet
 from bot.model import ButtonPress, Invocation, Reply, UserRef
+from limits import RateLimit
 from tests.conftest import sample
 from tests.economy_fixtures import T0, RunningGames, running_games
 from tests.support.invoke import ok, refused

@@ -11,7 +11,8 @@ import pytest
 from actors.api_tokens import ApiTokens, token_hash
 from actors.audit import AuditLog
 from bot.commands import build_command_set
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import CommandSet
+from limits import RateLimit
 from tests.economy_fixtures import Running, running_economy
 from tests.support.invoke import refused, run
 

@@ -12,9 +12,9 @@ import trio
 from actors.audit import AuditLog
 from actors.errors import InvalidInput
 from bot.commands import build_command_set
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import CommandSet
 from bot.model import UserRef
-from limits import audit_page_entries_max
+from limits import RateLimit, audit_page_entries_max
 from tests.economy_fixtures import T0, Running, running_economy
 from tests.support.invoke import ok, run
 

@@ -10,8 +10,9 @@ import pytest
 
 from actors.records import ScopeSettings
 from bot.commands import build_command_set
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import CommandSet
 from bot.model import ButtonPress, ButtonRoute, Command, Invocation, Reply, UserRef
+from limits import RateLimit
 from tests.economy_fixtures import T0, Running, running_economy
 from tests.support.invoke import ok, press, refused, run
 

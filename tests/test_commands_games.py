@@ -15,8 +15,9 @@ from actors.games.rules import slots
 from actors.records import ScopeSettings
 from bot.commands.games import games_commands
 from bot.console_human import help_text
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import CommandSet
 from bot.model import Button, Reply
+from limits import RateLimit
 from metrics import new_metrics
 from tests.economy_fixtures import RunningGames, running_games
 from tests.support.invoke import ok, press, refused, run

@@ -17,9 +17,10 @@ from actors.scheduler import Scheduler
 from actors.timers import TimerService
 from bot.commands.scheduler import scheduler_commands
 from bot.console_human import help_text, parse_options
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import CommandSet
 from bot.http import payload
 from bot.model import ButtonPress, Invocation, OptionKind, Reply, UserRef
+from limits import RateLimit
 from metrics import Metrics
 from storage import Store
 from tests.support.discord_port import FakeDiscordPort

@@ -10,7 +10,8 @@ import pytest
 
 from actors.records import ScopeSettings
 from bot.commands import build_command_set
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import CommandSet
+from limits import RateLimit
 from tests.economy_fixtures import T0, Running, running_economy
 from tests.support.console_json import ask_json
 

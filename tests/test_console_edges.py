@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from actors import errors
 from bot.commands import build_command_set
 from bot.commands.games import games_commands
-from bot.dispatch import CommandSet, RateLimit
-from limits import json_depth_max
+from bot.dispatch import CommandSet
+from limits import RateLimit, json_depth_max
 from metrics import Metrics
 from tests.conftest import sample
 from tests.economy_fixtures import RunningGames, running_games

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 from actors.errors import InvalidInput
 from actors.records import ScopeSettings, ShopItem
-from bot.http.dashboard_auth import DashboardLimits, DiscordUser, SessionStore
+from bot.http.dashboard_auth import DiscordUser, SessionStore
 from bot.http.dashboard_base import CONTENT_SECURITY_POLICY
 from bot.http.dashboard_forms import parse_settings_form, parse_whole
 from bot.model import UserRef
-from limits import integer_option_max
+from limits import DashboardLimits, integer_option_max
 from metrics.health import INTEGRITY
 from tests.economy_fixtures import WallClock
 from tests.fake_discord import FakeDiscord

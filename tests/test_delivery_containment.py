@@ -24,8 +24,7 @@ from actors.parked import PARKED, ParkedRecord, parked_key
 from actors.records import OUTBOX, ScopeSettings
 from actors.wallet import Pay
 from bot.commands import build_command_set
-from bot.dispatch import RateLimit
-from limits import Limits
+from limits import Limits, RateLimit
 from storage import env_path, open_store, open_store_readonly
 from tests.conftest import sample
 from tests.economy_fixtures import RunningGames, running_economy, running_games

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import CommandSet
+from limits import RateLimit
 from metrics import Metrics
 from tests.conftest import sample
 from tests.fake_discord import FakeDiscord

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from bot.commands import build_command_set
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import CommandSet
+from limits import RateLimit
 from metrics import Metrics
 from tests.economy_fixtures import Running, running_economy
 from tests.fake_discord import BOT_ROLE_POSITION, GUILD_ID, FakeDiscord

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from actors.errors import Busy
 from actors.failures import ActorCrashed, ActorStopped, AskTimeout, RuntimeFailure
-from bot.dispatch import TRANSIENT_ERROR_CODES, CommandSet, RateLimit, TokenBuckets
+from bot.dispatch import TRANSIENT_ERROR_CODES, CommandSet, TokenBuckets
 from bot.model import ButtonPress, Command, Invocation, Option, OptionKind, Reply, UserRef
+from limits import RateLimit
 from metrics import Metrics
 from tests.conftest import sample
 from tests.toy_commands import ToyBank

@@ -13,7 +13,7 @@ from actors.accounts import member_of
 from actors.errors import InvalidInput
 from actors.records import ScopeSettings
 from bot.commands import build_command_set
-from bot.dispatch import RateLimit
+from limits import RateLimit
 from tests.economy_fixtures import Running, running_economy, running_games
 from tests.support.console_json import ask_json
 

@@ -14,8 +14,7 @@ import trio
 
 from actors.api_tokens import token_hash
 from actors.audit import AuditLog
-from bot.dispatch import RateLimit
-from bot.http.api import ApiLimits
+from limits import ApiLimits, RateLimit
 from tests.economy_fixtures import T0
 from tests.support.api_server import ADMIN, GUILD, ApiServer, api_server
 

@@ -19,11 +19,8 @@ from nacl.signing import SigningKey
 from bot.config import ConfigError, load_config
 from bot.dispatch import CommandSet
 from bot.http import bound_port, open_http_listeners
-from bot.http.interactions import (
-    EndpointLimits,
-    InteractionsEndpoint,
-    run_endpoint,
-)
+from bot.http.interactions import InteractionsEndpoint, run_endpoint
+from limits import EndpointLimits
 from metrics import Metrics, Readiness
 from tests.conftest import sample
 from tests.fake_discord import GUILD_ID, FakeDiscord
@@ -461,7 +458,7 @@ async def test_a_role_above_the_bot_is_not_used_up_through_the_endpoint(
     """Through the HTTP endpoint too, /use of an item whose role Discord refuses (403)
     keeps the item and says why; an item whose role is granted is used."""
     from bot.commands import build_command_set
-    from bot.dispatch import RateLimit
+    from limits import RateLimit
     from tests.economy_fixtures import running_economy
     from tests.fake_discord import BOT_ROLE_POSITION
 

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from bot.http.ops import OPS_LIMITS, serve_ops
-from bot.http.server import HttpLimits
+from limits import HttpLimits
 from metrics import Metrics, new_metrics
 from metrics.health import INTEGRITY, Readiness, server_conditions
 

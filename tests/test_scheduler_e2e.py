@@ -18,7 +18,8 @@ from actors.casino import run_casino
 from bot.commands import build_command_set
 from bot.commands.scheduler import scheduler_commands
 from bot.discord_actions import DiscordActions
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import CommandSet
+from limits import RateLimit
 from metrics import new_metrics
 from tests.economy_fixtures import WallClock
 from tests.fake_discord import CHANNEL_ID, GUILD_ID, FakeDiscord

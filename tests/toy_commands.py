@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import trio
 
 from actors.errors import BotRecipient, InsufficientFunds, SelfTransfer
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import CommandSet
 from bot.model import (
     Button,
     ButtonPress,
@@ -28,6 +28,7 @@ from bot.model import (
     Reply,
     UserRef,
 )
+from limits import RateLimit
 from metrics import Metrics
 
 START_BALANCE = 100

@@ -16,8 +16,9 @@ from bot.commands.api_tokens import ApiTokenCommands
 from bot.commands.common import NotYourButton
 from bot.commands.economy import EconomyCommands
 from bot.commands.wallet import RewardCooldown
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import CommandSet
 from bot.model import ButtonRoute, Command
+from limits import RateLimit
 from metrics import Metrics
 
 __all__ = ["EconomyCommands", "NotYourButton", "RewardCooldown", "build_command_set"]

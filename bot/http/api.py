@@ -36,12 +36,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from bot.http.api_base import ApiLimits, Handler, Operation, json_error_handlers
+from bot.http.api_base import Handler, Operation, json_error_handlers
 from bot.http.api_members import MemberRoutes
 from bot.http.api_shop import ShopRoutes
 from bot.http.openapi import openapi_document
 
-__all__ = ["API_PREFIX", "ApiLimits", "HttpApi", "json_error_handlers"]
+__all__ = ["API_PREFIX", "HttpApi", "json_error_handlers"]
 
 API_PREFIX = "/api/v1"
 

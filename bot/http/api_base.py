@@ -41,7 +41,7 @@ from actors.errors import (
     NotPermitted,
     RateLimited,
 )
-from bot.dispatch import REFUSALS, RateLimit, TokenBuckets, user_error
+from bot.dispatch import REFUSALS, TokenBuckets, user_error
 from bot.inputs import (
     clean_text,
     json_object,
@@ -49,29 +49,13 @@ from bot.inputs import (
     snowflake,
     whole_number,
 )
-from limits import api_idempotency_key_chars_max, integer_option_max
+from limits import ApiLimits, api_idempotency_key_chars_max, integer_option_max
 from metrics import log_event
 
 log = logging.getLogger("croupier.http.api")
 
 _IDEMPOTENCY_KEY = re.compile(rf"[!-~]{{1,{api_idempotency_key_chars_max}}}")
 _BEARER = re.compile(r"Bearer ([!-~]{1,200})")
-
-
-@dataclass(frozen=True)
-class ApiLimits:
-    """What one request may send, and each token's rate."""
-
-    body_bytes_max: int = 16 * 1024
-    json_depth_max: int = 4
-    page_entries_max: int = 100
-    # Requests being answered under an idempotency key at once, across all guilds.
-    in_flight_keys_max: int = 10_000
-    rate: RateLimit = field(
-        default_factory=lambda: RateLimit(
-            refill_per_second=20.0, burst_commands=100, tracked_users_max=10_000
-        )
-    )
 
 
 class Unauthorized(CroupierError):

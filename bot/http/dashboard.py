@@ -54,7 +54,6 @@ from bot.config import Config
 from bot.http.dashboard_auth import (
     SESSION_COOKIE,
     STATE_COOKIE,
-    DashboardLimits,
     DiscordOAuth,
     DiscordUnavailable,
     LoginRefused,
@@ -63,6 +62,7 @@ from bot.http.dashboard_auth import (
 from bot.http.dashboard_base import DASHBOARD_PATH, HERE, NeedLogin, Refused, SecurityHeaders, log
 from bot.http.dashboard_forms import FormPages
 from bot.http.dashboard_views import ViewPages
+from limits import DashboardLimits
 from metrics import Readiness
 
 

@@ -32,34 +32,13 @@ from itsdangerous import BadSignature, TimestampSigner
 from actors.errors import InvalidInput
 from bot.config import Config, check_dashboard
 from bot.inputs import snowflake
+from limits import DashboardLimits
 
 ADMINISTRATOR = 1 << 3
 MANAGE_GUILD = 1 << 5
 OAUTH_SCOPES = "identify guilds"
 SESSION_COOKIE = "croupier_session"
 STATE_COOKIE = "croupier_oauth_state"
-
-
-@dataclass(frozen=True)
-class DashboardLimits:
-    """The dashboard's bounds and lifetimes."""
-
-    session_seconds: int = 12 * 3600
-    sessions_max: int = 10_000
-    # How long a login may take between leaving for Discord and coming back.
-    login_seconds: int = 600
-    # How long a page may trust the guild lists it fetched; writes always fetch again.
-    guilds_cache_seconds: float = 30.0
-    # The guild picker asks whether the bot is in each guild the member manages, for
-    # this many guilds at most; and that many answers are remembered.
-    picker_guilds_max: int = 100
-    bot_presence_kept_max: int = 10_000
-    discord_timeout_seconds: float = 10.0
-    form_bytes_max: int = 16 * 1024
-    form_fields_max: int = 64
-    # Discord lists at most 200 guilds per page of /users/@me/guilds.
-    guilds_listed_max: int = 200
-    roles_listed_max: int = 250
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ from actors.timers import TimerService
 from bot.http.dashboard_auth import (
     SESSION_COOKIE,
     CookieSigner,
-    DashboardLimits,
     DiscordOAuth,
     GuildAccess,
     LoginRefused,
@@ -43,6 +42,7 @@ from bot.http.dashboard_auth import (
 from bot.inputs import (
     snowflake,
 )
+from limits import DashboardLimits
 from metrics import Readiness
 
 log = logging.getLogger("croupier.dashboard")

@@ -44,6 +44,7 @@ from bot.http.server import bound_port, serve_http
 from bot.inputs import snowflake
 from bot.model import Reply
 from limits import (
+    EndpointLimits,
     interaction_timestamp_chars_max,
     register_retry_seconds_max,
     register_retry_seconds_min,
@@ -56,35 +57,6 @@ INTERACTIONS_PATH = "/interactions"
 _AUTOCOMPLETE = 4
 _AUTOCOMPLETE_RESULT = 8
 _signature_bytes = 64
-
-
-@dataclass(frozen=True)
-class EndpointLimits:
-    """The endpoint's bounds; the defaults suit Discord's own deliveries."""
-
-    # Discord's largest deliveries carry a message (a button's) and resolved users.
-    body_bytes_max: int = 128 * 1024
-    # Interactions accepted at once (running or waiting to run); past it "busy".
-    in_flight_max: int = 2_000
-    # Discord needs the answer within 3 s of sending it. The clock here starts when the
-    # request reaches the endpoint's code, after hypercorn has read and parsed it, which
-    # under load is itself a queue; the rest leaves room for that, the response's own
-    # queue and the network.
-    defer_after_seconds: float = 1.5
-    # How long a deferred command may take before its follow-up is abandoned: Discord's
-    # interaction tokens last 15 minutes.
-    follow_up_seconds_max: float = 14 * 60.0
-    answers_kept_max: int = 10_000
-    # Commands running at once; the rest wait their turn in arrival order.
-    running_max: int = 64
-
-    def __post_init__(self) -> None:
-        if self.body_bytes_max < 1024:
-            raise ValueError("body_bytes_max must be at least 1024")
-        if min(self.in_flight_max, self.answers_kept_max, self.running_max) < 1:
-            raise ValueError("in_flight_max, answers_kept_max and running_max must be >= 1")
-        if not 0 < self.defer_after_seconds < 3:
-            raise ValueError("defer_after_seconds must be between 0 and 3")
 
 
 def verify_key(public_key_hex: str) -> VerifyKey:

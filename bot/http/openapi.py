@@ -14,7 +14,7 @@ from bot.inputs import refused_in_text
 from limits import Limits, integer_option_max, integer_option_min, snowflake_id_max
 
 if TYPE_CHECKING:
-    from bot.http.api import ApiLimits
+    from limits import ApiLimits
 
 _KEY_PATTERN = "^[!-~]{1,100}$"
 

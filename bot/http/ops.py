@@ -24,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.http.server import HttpLimits, bound_port, open_http_listeners, serve_http
+from bot.http.server import bound_port, open_http_listeners, serve_http
+from limits import HttpLimits
 from metrics import (
     SCRAPE_CONTENT_TYPE,
     Metrics,

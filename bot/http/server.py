@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -27,30 +26,9 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ASGIFramework, ConnectionState
 from hypercorn.utils import wrap_app
 
-from limits import http_accepts_per_wakeup_max
+from limits import HttpLimits, http_accepts_per_wakeup_max
 
 log = logging.getLogger("croupier.http")
-
-
-@dataclass(frozen=True)
-class HttpLimits:
-    """What one HTTP listener accepts: connections, header bytes and idle times."""
-
-    connections_max: int = 1_000
-    # Connections the kernel may queue while ``connections_max`` are open.
-    backlog_connections: int = 4_096
-    # Request line plus headers; hypercorn answers 400 past it.
-    header_bytes_max: int = 16 * 1024
-    # A connection that sends nothing for this long is closed (slow clients).
-    read_idle_seconds: int = 30
-    # An idle keep-alive connection is closed after this long.
-    keep_alive_seconds: float = 75.0
-    keep_alive_requests_max: int = 10_000
-
-    def __post_init__(self) -> None:
-        for name in ("connections_max", "backlog_connections", "header_bytes_max"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
 
 
 class _TCPServer(TCPServer):

@@ -16,7 +16,8 @@ from starlette.applications import Starlette
 
 from actors.api_tokens import ApiTokens
 from bot.http import bound_port, open_http_listeners, serve_http
-from bot.http.api import API_PREFIX, ApiLimits, HttpApi, json_error_handlers
+from bot.http.api import API_PREFIX, HttpApi, json_error_handlers
+from limits import ApiLimits
 from tests.economy_fixtures import Running, running_economy
 
 GUILD, OTHER_GUILD = 1, 2

@@ -19,13 +19,8 @@ from bot.commands.games import games_commands
 from bot.dispatch import CommandSet
 from bot.http import bound_port, open_http_listeners, serve_http
 from bot.http.dashboard import Dashboard
-from bot.http.dashboard_auth import (
-    ADMINISTRATOR,
-    MANAGE_GUILD,
-    DashboardLimits,
-    DiscordOAuth,
-    OAuthSettings,
-)
+from bot.http.dashboard_auth import ADMINISTRATOR, MANAGE_GUILD, DiscordOAuth, OAuthSettings
+from limits import DashboardLimits
 from metrics import Readiness, health
 from tests.economy_fixtures import RunningGames, WallClock, running_games
 from tests.fake_discord import GUILD_ID, FakeDiscord

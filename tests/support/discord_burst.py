@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import trio
 
 from bot.discord_client import run_discord
-from bot.dispatch import RateLimit
+from limits import RateLimit
 from metrics import new_metrics
 from tests.fake_discord.process import FakeDiscordProcess
 from tests.toy_commands import ToyBank
