@@ -154,6 +154,11 @@ parked_error_chars_max = 500
 answers_pruned_per_commit_max = 2_000
 audit_page_entries_max = 100
 audit_request_bytes_max = 256
+# Games: the largest payout of any game is below 1000 times the total stake (the slots
+# top prize and a doubled split blackjack are far below it), so with this bound every
+# payout stays below 2**63: it fits a msgpack signed integer and the balance ceiling.
+stake_coins_max = 10**15
+payout_multiple_max = 1_000
 # API tokens.
 api_tokens_per_guild_max = 25
 api_token_name_chars_max = 32

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from actors.errors import InvalidAmount, InvalidInput
 from actors.games import rules
 from actors.games.rules import Settlement, coinflip, dice, roulette, slots
-from actors.games.rules.settlement import payout_multiple_max, stake_coins_max
+from limits import payout_multiple_max, stake_coins_max
 
 SERVER_SEED = "5a" * 32
 

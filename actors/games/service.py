@@ -154,7 +154,7 @@ class Games:
     def _check_stake(self, scope: int, stake: object) -> int:
         """The domain's one check of a stake: the scope's bet limits, which only the domain
         knows. The boundary has parsed it as a whole number already; the rules check their
-        own bound (``rules.stake_coins_max``) where they resolve the game, before any
+        own bound (``limits.stake_coins_max``) where they resolve the game, before any
         money moves."""
         assert isinstance(stake, int) and not isinstance(stake, bool), stake
         settings = self.context.settings(scope)

@@ -38,7 +38,7 @@ from bot.model import (
     OptionKind,
     Reply,
 )
-from limits import game_actions_chars_max, game_id_chars_max
+from limits import game_actions_chars_max, game_id_chars_max, stake_coins_max
 
 _CUSTOM_ID = re.compile(r"bj:([0-9a-f]{1,64}):([0-9]{1,9}):([a-z]{1,16})")
 _NONCE = re.compile(r"[0-9]{1,19}")
@@ -55,7 +55,7 @@ def games_commands(
 
 def _stake_option() -> Option:
     return Option(
-        "stake", OptionKind.INTEGER, "Coins to bet", min_value=1, max_value=rules.stake_coins_max
+        "stake", OptionKind.INTEGER, "Coins to bet", min_value=1, max_value=stake_coins_max
     )
 
 

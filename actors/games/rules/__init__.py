@@ -24,7 +24,7 @@ from actors.errors import InvalidInput
 
 from . import blackjack, coinflip, dice, roulette, slots
 from .fair import FairStream, check_seeds, new_server_seed, seed_hash
-from .settlement import Record, Settlement, check_stake, stake_coins_max
+from .settlement import Record, Settlement, check_stake
 
 __all__ = [
     "BET_KINDS",
@@ -44,7 +44,6 @@ __all__ = [
     "roulette",
     "seed_hash",
     "slots",
-    "stake_coins_max",
     "theoretical_rtp",
     "verify",
 ]

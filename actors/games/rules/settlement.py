@@ -12,18 +12,13 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from actors.errors import InvalidAmount
+from limits import payout_multiple_max, stake_coins_max
 
 # A record is the msgpack-friendly form of a rules object: only int, str, bool, None,
 # lists and dicts with str keys inside.
 Record = dict[str, Any]
 
 Result = Literal["win", "loss", "push"]
-
-# The largest payout of any game is below 1000 times the total stake (the slots top prize
-# and a doubled split blackjack are far below it), so with this bound every payout stays
-# below 2**63: it fits a msgpack signed integer and the balance ceiling.
-stake_coins_max = 10**15
-payout_multiple_max = 1_000
 
 
 def check_stake(stake: object) -> int:
