@@ -197,11 +197,11 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command in ("run", "console"):
         import trio
 
-        from bot.server import Transport, serve
+        from bot.server import TransportChoice, serve
 
         ensure_paths(config)
         check_dashboard(config)
-        transport: Transport = "auto" if args.command == "run" else "console"
+        transport: TransportChoice = "auto" if args.command == "run" else "console"
         # The server receives SIGINT and SIGTERM from before boot until its store is
         # closed. Outside that (its first milliseconds, the shutdown of its HTTP
         # listeners, the release of the lock, the interpreter's exit) one would raise

@@ -38,12 +38,12 @@ def check_together(config: Config) -> None:
         raise ConfigError(
             f"{label('discord_shard_ids')}: expected empty unless "
             f"{label('discord_shards')} is a number (every process must agree on the "
-            f"total), got {shown(config.discord_shard_ids)}"
+            f"total), got {shown_setting(config.discord_shard_ids)}"
         )
     if ids is not None and count is not None and (max(ids) >= count or len(set(ids)) < len(ids)):
         raise ConfigError(
             f"{label('discord_shard_ids')}: expected distinct shard ids below "
-            f"{label('discord_shards')} = {count}, got {shown(config.discord_shard_ids)}"
+            f"{label('discord_shards')} = {count}, got {shown_setting(config.discord_shard_ids)}"
         )
     if config.interactions_addr and not config.discord_public_key:
         raise ConfigError(
@@ -73,7 +73,7 @@ def one_line(error: ValidationError, model: type[Config]) -> str:
     keys = sorted({str(d["loc"][0]) for d in details}, key=lambda k: order.index(k))
     key = keys[0]
     first = next(d for d in details if d["loc"][0] == key)
-    got = _hidden(first["input"]) if key in SECRET_KEYS else shown(first["input"])
+    got = _hidden(first["input"]) if key in SECRET_KEYS else shown_setting(first["input"])
     line = f"{label(key)}: expected {_expected(model, key)}, got {got}"
     if len(keys) > 1:
         line += f" (also invalid: {', '.join(keys[1:])})"
@@ -93,7 +93,7 @@ def _hidden(value: object) -> str:
     return f"a TOML {type(value).__name__} (not shown)"
 
 
-def shown(value: object) -> str:
+def shown_setting(value: object) -> str:
     """The refused value, named by its TOML type where its text would not help."""
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -22,7 +22,7 @@ import trio
 
 from bot.console_human import prompt, serve_human
 from bot.console_json import dump_json, serve_json
-from bot.console_session import BadRequest, InteractionIds, Session
+from bot.console_session import BadRequest, ConsoleSession, InteractionIds
 from bot.dispatch import CommandSet
 from limits import (
     console_line_bytes_max,
@@ -46,7 +46,7 @@ async def run_console(
     ``stop`` (a signal) ends the session between lines: the line being served finishes
     and its reply is written, and no further line is read.
     """
-    session = Session(commands, writer, user_id, guild_id, admin, InteractionIds())
+    session = ConsoleSession(commands, writer, user_id, guild_id, admin, InteractionIds())
     if not json_mode:
         await session.write("Croupier console. Type /help for the commands, /quit to leave.\n")
         await session.write(prompt(session))

@@ -12,7 +12,7 @@ import shlex
 from typing import Any
 
 from actors.errors import InvalidInput
-from bot.console_session import BadRequest, Session, option_kind
+from bot.console_session import BadRequest, ConsoleSession, option_kind
 from bot.dispatch import CommandSet, error_reply
 from bot.inputs import number_from_text, snowflake
 from bot.model import ButtonPress, Command, Invocation, Option, OptionKind, Reply, UserRef
@@ -25,7 +25,7 @@ _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 _FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 
-async def serve_human(session: Session, line: str | BadRequest) -> bool:
+async def serve_human(session: ConsoleSession, line: str | BadRequest) -> bool:
     """Handle one typed line; return False when the user asked to leave."""
     try:
         if isinstance(line, BadRequest):
@@ -63,7 +63,7 @@ async def serve_human(session: Session, line: str | BadRequest) -> bool:
     return True
 
 
-async def _press_numbered(session: Session, number: int) -> None:
+async def _press_numbered(session: ConsoleSession, number: int) -> None:
     buttons = session.last_reply.buttons if session.last_reply else ()
     if not 1 <= number <= len(buttons):
         raise BadRequest(f"there is no button {number} on the last reply")
@@ -80,7 +80,7 @@ async def _press_numbered(session: Session, number: int) -> None:
     await _show(session, await session.commands.press(press))
 
 
-async def _show(session: Session, reply: Reply) -> None:
+async def _show(session: ConsoleSession, reply: Reply) -> None:
     # As on Discord, an ephemeral reply is a separate message: the buttons of the message
     # before it stay pressable.
     if not reply.ephemeral:
@@ -149,7 +149,7 @@ def format_reply(reply: Reply) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prompt(session: Session) -> str:
+def prompt(session: ConsoleSession) -> str:
     admin = " admin" if session.admin else ""
     return f"[user {session.user_id} guild {session.guild_id}{admin}]> "
 
@@ -157,7 +157,7 @@ def prompt(session: Session) -> str:
 _CONSOLE_COMMANDS = frozenset({"help", "as", "guild", "admin"})
 
 
-def _console_command(session: Session, name: str, argument: str) -> str:
+def _console_command(session: ConsoleSession, name: str, argument: str) -> str:
     if name == "help":
         return help_text(session.commands)
     if name == "admin":

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from actors.errors import InvalidInput
-from bot.console_session import BadRequest, Session, option_kind
+from bot.console_session import BadRequest, ConsoleSession, option_kind
 from bot.dispatch import plain_values
 from bot.inputs import json_deeper_than, json_integer, snowflake
 from bot.model import ButtonPress, Command, Invocation, OptionKind, Reply, UserRef
@@ -27,7 +27,7 @@ _JSON_REQUEST_KEYS = frozenset({"user", "guild", "channel", "admin", "id", "comm
 _JSON_BUTTON_KEYS = frozenset({"user", "guild", "channel", "admin", "id", "button"})
 
 
-async def serve_json(session: Session, line: str | BadRequest) -> dict[str, Any]:
+async def serve_json(session: ConsoleSession, line: str | BadRequest) -> dict[str, Any]:
     """Exactly one reply for one line, whatever the line holds."""
     try:
         if isinstance(line, BadRequest):
@@ -75,7 +75,7 @@ def _json_id(request: Mapping[str, Any], key: str, default: int) -> int:
     return snowflake(request[key], key) if key in request else default
 
 
-def _json_common(session: Session, request: Mapping[str, Any]) -> dict[str, Any]:
+def _json_common(session: ConsoleSession, request: Mapping[str, Any]) -> dict[str, Any]:
     admin = request.get("admin", session.admin)
     if not isinstance(admin, bool):
         raise BadRequest('"admin" must be true or false')
@@ -90,14 +90,14 @@ def _json_common(session: Session, request: Mapping[str, Any]) -> dict[str, Any]
     }
 
 
-def _json_button(session: Session, request: Mapping[str, Any]) -> ButtonPress:
+def _json_button(session: ConsoleSession, request: Mapping[str, Any]) -> ButtonPress:
     custom_id = request["button"]
     if not isinstance(custom_id, str) or not 0 < len(custom_id) <= custom_id_chars_max:
         raise BadRequest(f'"button" must be a custom id of 1 to {custom_id_chars_max} characters')
     return ButtonPress(custom_id=custom_id, **_json_common(session, request))
 
 
-def _json_invocation(session: Session, request: Mapping[str, Any]) -> Invocation:
+def _json_invocation(session: ConsoleSession, request: Mapping[str, Any]) -> Invocation:
     name = request["command"]
     if not isinstance(name, str) or not 0 < len(name) <= command_name_chars_max + 1:
         raise BadRequest('"command" must be a command name')

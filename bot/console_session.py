@@ -1,7 +1,7 @@
 """A console session: its commands, its output, who it acts as, and its interaction ids.
 
 Both console modes (``console_human``, ``console_json``) serve lines over one
-``Session``; a line that cannot be understood is a ``BadRequest``, answered by either
+``ConsoleSession``; a line that cannot be understood is a ``BadRequest``, answered by either
 mode in its own shape. Both read an option's kind from the command the same way.
 """
 
@@ -43,7 +43,7 @@ class InteractionIds:
 
 
 @dataclass
-class Session:
+class ConsoleSession:
     commands: CommandSet
     writer: trio.abc.SendStream
     user_id: int

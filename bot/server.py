@@ -60,7 +60,7 @@ from storage import InstanceLock, Store
 
 log = logging.getLogger("croupier.server")
 
-Transport = Literal["auto", "console", "discord", "none"]
+TransportChoice = Literal["auto", "console", "discord", "none"]
 
 
 class StartupError(Exception):
@@ -94,7 +94,7 @@ def limits_for(config: Config) -> Limits:
 async def serve(
     config: Config,
     *,
-    transport: Transport = "auto",
+    transport: TransportChoice = "auto",
     console_json: bool = False,
     exit_on_eof: bool = False,
     metrics_endpoint: bool = True,
@@ -183,7 +183,9 @@ def _store_opened(readiness: Readiness, store: Store) -> None:
 
 
 @asynccontextmanager
-async def _discord_port(config: Config, transport: Transport) -> AsyncIterator[DiscordPort | None]:
+async def _discord_port(
+    config: Config, transport: TransportChoice
+) -> AsyncIterator[DiscordPort | None]:
     """The REST port the scheduler acts through, on the Discord transports; None on the
     console, whose scheduler commands answer ``discord_required``."""
     if transport != "discord" or not config.discord_token:
@@ -198,7 +200,7 @@ async def _run(
     readiness: Readiness,
     running: RunningCasino,
     *,
-    transport: Transport,
+    transport: TransportChoice,
     console_json: bool,
     exit_on_eof: bool,
     stop: trio.Event,
@@ -266,7 +268,7 @@ def _commands(config: Config, casino: Casino, metrics: Metrics) -> CommandSet:
 
 async def _serve_transport(
     services: Services,
-    transport: Transport,
+    transport: TransportChoice,
     console_json: bool,
     exit_on_eof: bool,
     stop: trio.Event,

@@ -34,7 +34,7 @@ class _Request(Generic[T]):
         self.error: BaseException | None = None
 
 
-class _Batch:
+class _CommitBatch:
     __slots__ = ("done", "requests")
 
     def __init__(self) -> None:
@@ -65,7 +65,7 @@ class Writer:
         self._metrics = metrics
         self._grow_map = grow_map
         self._grow_map_early = grow_map_early
-        self._queue: deque[_Batch] = deque()
+        self._queue: deque[_CommitBatch] = deque()
         self._queued_requests = 0
         self._work = trio.lowlevel.ParkingLot()
         self._space = trio.lowlevel.ParkingLot()
@@ -88,7 +88,7 @@ class Writer:
         request: _Request[T] = _Request(fn)
         batch = self._queue[-1] if self._queue else None
         if batch is None or len(batch.requests) >= self._limits.batch_writes_max:
-            batch = _Batch()
+            batch = _CommitBatch()
             self._queue.append(batch)
         batch.requests.append(request)
         self._queued_requests += 1
@@ -139,7 +139,7 @@ class Writer:
         self._space.unpark_all()
         await self._stopped.wait()
 
-    async def _commit(self, batch: _Batch) -> None:
+    async def _commit(self, batch: _CommitBatch) -> None:
         started = time.perf_counter()
         while True:
             try:
@@ -178,7 +178,7 @@ class Writer:
             self._metrics.writer_requests.labels("failed").inc(failed)
         batch.done.set()
 
-    def _apply(self, batch: _Batch) -> None:
+    def _apply(self, batch: _CommitBatch) -> None:
         """Runs in a worker thread: apply every request, commit once (with fsync).
 
         The batch is first applied flat, in one transaction, which is the common case and
@@ -192,7 +192,7 @@ class Writer:
         except lmdb.MapFullError as exc:
             raise _MapFull from exc
 
-    def _apply_flat(self, batch: _Batch) -> bool:
+    def _apply_flat(self, batch: _CommitBatch) -> bool:
         txn = self._env.begin(write=True)
         try:
             for request in batch.requests:
@@ -211,7 +211,7 @@ class Writer:
         txn.commit()
         return True
 
-    def _apply_isolated(self, batch: _Batch) -> None:
+    def _apply_isolated(self, batch: _CommitBatch) -> None:
         env = self._env
         with env.begin(write=True) as txn:
             for request in batch.requests:

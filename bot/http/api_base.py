@@ -67,7 +67,7 @@ class Unauthorized(CroupierError):
         )
 
 
-class Forbidden(NotPermitted):
+class TokenForbidden(NotPermitted):
     """A valid token used where it does not reach (another guild, or a write with a read
     token)."""
 
@@ -207,9 +207,11 @@ class ApiBase:
                 headers = self._throttle(token)
                 guild = path_id(request.path_params["guild"], "guild")
                 if token.guild != guild:
-                    raise Forbidden("this token belongs to another server")
+                    raise TokenForbidden("this token belongs to another server")
                 if write and not token.can_write:
-                    raise Forbidden("this token is read-only; create a write token for changes")
+                    raise TokenForbidden(
+                        "this token is read-only; create a write token for changes"
+                    )
                 for name in request.query_params:
                     if name not in operation.query:
                         known = ", ".join(operation.query) or "none"
