@@ -95,11 +95,6 @@ def member_key(guild: int, user: int) -> bytes:
     return _U64.pack(guild) + _U64.pack(user)
 
 
-def split_member_key(key: bytes) -> tuple[int, int]:
-    assert len(key) == 16, key
-    return read_u64(key, 0), read_u64(key, 8)
-
-
 def reminder_key(guild: int, user: int, number: int) -> bytes:
     return member_key(guild, user) + _U64.pack(number)
 

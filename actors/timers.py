@@ -165,7 +165,6 @@ class TimerService:
         self._rng = rng or random.Random()
         # Failed attempts in a row, per timer key; cleared when a firing succeeds.
         self._failures: dict[bytes, int] = {}
-        self.fired = 0
         self.parked = 0
         self.retried = 0
 
@@ -404,7 +403,6 @@ class TimerService:
             self._wake.set()
 
     def _succeeded(self, key: bytes, record: TimerRecord) -> None:
-        self.fired += 1
         self.metrics.timers_fired.labels(record.kind).inc()
         self._failures.pop(key, None)
         self._guild_restored(key, record)

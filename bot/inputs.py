@@ -22,12 +22,13 @@ from actors.errors import InvalidInput
 from limits import (
     number_digits_max,
     shown_input_chars_max,
+    snowflake_digits_max,
     snowflake_id_max,
     snowflake_id_min,
     text_chars_max_default,
 )
 
-_ASCII_DIGITS = re.compile(r"[0-9]{1,20}")
+_ASCII_DIGITS = re.compile(rf"[0-9]{{1,{snowflake_digits_max}}}")
 # Zero-width and invisible characters that are not format characters (category Cf,
 # refused as a whole): the Hangul fillers and the braille blank render as nothing too.
 _INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800")
