@@ -376,7 +376,6 @@ class TimerService:
             await handler(record)
             self._succeeded(key, record)
         except TimerRetry as retry:
-            self._release_probe(key, record)
             if retry.after_seconds is not None:
                 self._retry_later(key, record, retry.after_seconds * self._rng.uniform(1, 1.1))
             else:
@@ -387,18 +386,16 @@ class TimerService:
             # A crash is a failure (``ActorCrashed`` is a ``RuntimeFailure``, so it is
             # caught first).
             log.exception("timer %r (%s %s) failed", key, record.kind, record.target)
-            self._release_probe(key, record)
             await self._failed(key, record, error_text(exc))
         except RuntimeFailure:
             # A busy owner is no fault of the timer: try again later, counting nothing.
             log.warning("timer %r (%s %s) deferred: busy", key, record.kind, record.target)
-            self._release_probe(key, record)
             self._defer(key, self._retry_seconds)
         except Exception as exc:
             log.exception("timer %r (%s %s) failed", key, record.kind, record.target)
-            self._release_probe(key, record)
             await self._failed(key, record, error_text(exc))
         finally:
+            self._release_probe(key, record)
             self._in_flight.discard(key)
             self._wake.set()
 
@@ -470,11 +467,14 @@ class TimerService:
         self._wait_for_guild(backoff, key)
 
     def _release_probe(self, key: bytes, record: TimerRecord) -> None:
-        """A probe that failed for another reason leaves the guild backed off as it was,
-        so another timer probes it at the next turn."""
+        """A probe that ended neither in success nor in a missing permission (a 429, a
+        failure, a busy owner) leaves the guild backed off, and the next probe waits at
+        least as long as this timer's own retry: otherwise, under a rate limit, every
+        waiting timer would be tried in turn at once."""
         backoff = self._guilds.get(record.guild_id)
         if backoff is not None and backoff.probing == key:
             backoff.probing = None
+            backoff.until = max(backoff.until, self._deferred.get(key, self.wall_clock()))
 
     def _guild_restored(self, key: bytes, record: TimerRecord) -> None:
         backoff = self._guilds.get(record.guild_id)

@@ -456,3 +456,25 @@ async def test_a_backed_off_guild_whose_timers_all_went_is_forgotten(
         await until(lambda: service.guilds_backed_off() == {}, seconds=120)
     assert sample(metrics, "croupier_timers_guilds_backed_off") == 0
     assert len(unbans.port.calls_of("unban")) == 1
+
+
+async def test_a_rate_limited_probe_does_not_try_every_waiting_timer(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    """While a forbidden guild's probe is rate limited, the other waiting timers are not
+    each tried at once: the next probe waits for the probe's retry_after."""
+    service, unbans = service_and_unbans(store)
+    port = unbans.port
+    port.forbid(G1)
+    for user in range(20):
+        port.bans[(G1, user)] = "spam"
+        await add(store, str(user), T0 + 100)
+    async with running(service):
+        await until(lambda: service.guilds_backed_off() != {})
+        burst = len(port.calls_of("unban"))
+        port.allow(G1)
+        port.script("unban", Retry("HTTP 429", 300.0))
+        await trio.sleep(200)
+        assert len(port.calls_of("unban")) == burst + 1
+        await until(lambda: not pending(store), seconds=3_600)
+    assert port.bans == {} and service.parked == 0
