@@ -5,7 +5,9 @@ for (users + system accounts + game escrow + transfers in flight sum to zero), t
 balance is negative, that every transfer in flight points at a real debit, that the
 leaderboard index matches the balances exactly, and that shop and inventory records agree.
 that game escrow is held exactly by live games, and that every live game has its deadline
-timer and every timer a live owner. It is synchronous and meant to run in a worker thread.
+timer and every timer a live owner, and that every provably fair seed pair hashes to its
+commitment with its bets on nonces 0, 1, 2, ... It is synchronous and meant to run in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import trio
 
 from actors import keys
 from actors.accounts import SYSTEM_ACCOUNTS, Account
-from actors.games import GAME, GAME_TIMER_KIND, LIVE, GameRecord
+from actors.games import GAME, GAME_TIMER_KIND, LIVE, GameRecord, fairness, rules
 from actors.games.rules import blackjack as bj
 from actors.parked import check_parked, parked_db, parked_key
 from actors.records import APPLIED_BOUNCED, HISTORY, OUTBOX, SHOP_ITEM, WALLET
@@ -95,6 +97,8 @@ CHECKS = (
     "live_game_has_timer",
     "timer_has_live_owner",
     "parked_records_sound",
+    "seed_pairs_committed",
+    "seed_nonces_contiguous",
     "records_readable",
 )
 
@@ -119,6 +123,7 @@ def check_store(store: Store, *, now: float | None = None) -> IntegrityReport:
         _check_shop(txn, store, report)
         _check_games(txn, store, report, sums)
         _check_timers(txn, store, report)
+        _check_seed_pairs(txn, store, report)
         check_parked(txn, store, report, sums)
     for scope, total in sorted(sums.items()):
         if total != 0:
@@ -296,8 +301,10 @@ def _check_games(txn: Any, store: Store, report: IntegrityReport, sums: dict[int
     live = 0
     escrow = 0
     db_live, db_timers, db_parked = store.db("live_games"), store.db("timers"), parked_db(store)
+    db_bets = store.db(fairness.BETS_DB)
     for _, record in _records(txn, store, report, "games", GAME.decode):
         sums[record.scope] += record.escrow
+        _check_game_nonce(txn, record, report, db_bets)
         escrow += record.escrow
         if record.phase == LIVE:
             live += 1
@@ -376,3 +383,70 @@ def _check_timers(txn: Any, store: Store, report: IntegrityReport) -> None:
                 f"timer for game {timer.target} due {timer.due}, game due {owner.deadline}",
             )
     report.figures["timers"] = count
+
+
+def _check_game_nonce(txn: Any, record: GameRecord, report: IntegrityReport, db_bets: Any) -> None:
+    """A game dealt from a seed pair holds the bet entry of its nonce (a game dealt before
+    seed pairs existed has none)."""
+    seq = record.extra.get("pair")
+    if seq is None:
+        return
+    entry = fairness.bet_key(record.scope, record.user, int(seq), record.nonce)
+    if txn.get(entry, db=db_bets) != record.game_id.encode():
+        report.add(
+            "seed_nonces_contiguous",
+            f"game {record.game_id} has no bet entry for nonce {record.nonce} of its seed pair",
+        )
+
+
+def _check_seed_pairs(txn: Any, store: Store, report: IntegrityReport) -> None:
+    """Every seed pair hashes to its commitment, a player's pairs are numbered 0, 1, 2, ...,
+    and the bets of each pair are exactly its nonces 0 to ``nonce - 1``, each naming a game
+    dealt from that pair's seeds with that nonce. One pass over the pairs, with a range
+    read of each pair's bets, so nothing grows with the history but the count."""
+    db_bets, db_games = store.db(fairness.BETS_DB), store.db("games")
+    previous: tuple[int, int, int, str] | None = None
+    pairs = bets = 0
+    for key, pair in _records(txn, store, report, fairness.PAIRS_DB, fairness.PAIR.decode):
+        pairs += 1
+        name = f"seed pair {pair.scope}/{pair.user}/{pair.seq}"
+        if key != fairness.pair_key(pair.scope, pair.user, pair.seq):
+            report.add("seed_pairs_committed", f"{name} is stored under {key.hex()}")
+        if rules.seed_hash(pair.server_seed) != pair.seed_hash:
+            report.add("seed_pairs_committed", f"{name}: its server seed misses its commitment")
+        same_player = previous is not None and previous[:2] == (pair.scope, pair.user)
+        if pair.seq != (previous[2] + 1 if previous is not None and same_player else 0):
+            report.add("seed_pairs_committed", f"{name} does not follow pair {previous}")
+        elif same_player and previous is not None and pair.seed_hash != previous[3]:
+            report.add("seed_pairs_committed", f"{name}: not the seed its previous pair committed")
+        if rules.seed_hash(pair.next_server_seed) != pair.next_seed_hash:
+            report.add("seed_pairs_committed", f"{name}: its next seed misses its commitment")
+        previous = (pair.scope, pair.user, pair.seq, pair.next_seed_hash)
+        prefix = fairness.pair_key(pair.scope, pair.user, pair.seq)
+        expected = 0
+        cursor = txn.cursor(db=db_bets)
+        found = cursor.set_range(prefix)
+        while found and bytes(cursor.key()).startswith(prefix):
+            nonce = fairness.split_bet_key(bytes(cursor.key()))[3]
+            game_id = bytes(cursor.value()).decode()
+            bets += 1
+            if nonce != expected:
+                report.add(
+                    "seed_nonces_contiguous", f"{name}: nonce {nonce} follows {expected - 1}"
+                )
+            expected = nonce + 1
+            game = _game_or_none(txn.get(keys.game_key(game_id), db=db_games))
+            if game is not None and (
+                (game.server_seed, game.client_seed, game.nonce, game.extra.get("pair"))
+                != (pair.server_seed, pair.client_seed, nonce, pair.seq)
+            ):
+                report.add(
+                    "seed_pairs_committed",
+                    f"{name}: game {game_id} was not dealt from its nonce {nonce}",
+                )
+            found = cursor.next()
+        if expected != pair.nonce:
+            report.add("seed_nonces_contiguous", f"{name} counts {pair.nonce} bets, has {expected}")
+    if bets != txn.stat(db_bets)["entries"]:
+        report.add("seed_nonces_contiguous", "some seed bets name no seed pair")
+    report.figures["seed_pairs"] = pairs

@@ -68,9 +68,20 @@ SUBDATABASES_V5 = (
     "reminder_numbers",  # (guild, user) -> the member's last reminder number
     "scheduler_config",  # guild -> birthday role, channel, hour and zone; modlog channel
 )
+# Added by 0006: the provably fair seed pairs and the nonces their bets used (see
+# actors/games/fairness.py).
+SUBDATABASES_V6 = (
+    "seed_pairs",  # (scope, user, seq) -> seed pair: write-once but for its nonce
+    "seed_bets",  # (scope, user, seq, nonce) -> id of the game dealt with that nonce
+)
 # Every sub-database the current schema has, in the order migrations create them.
 SUBDATABASES = (
-    SUBDATABASES_V1 + SUBDATABASES_V2 + SUBDATABASES_V3 + SUBDATABASES_V4 + SUBDATABASES_V5
+    SUBDATABASES_V1
+    + SUBDATABASES_V2
+    + SUBDATABASES_V3
+    + SUBDATABASES_V4
+    + SUBDATABASES_V5
+    + SUBDATABASES_V6
 )
 
 
@@ -94,6 +105,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0003_parked_subdatabase", _create_subdatabases(SUBDATABASES_V3)),
     Migration("0004_audit_and_api", _create_subdatabases(SUBDATABASES_V4)),
     Migration("0005_scheduler", _create_subdatabases(SUBDATABASES_V5)),
+    Migration("0006_seed_pairs", _create_subdatabases(SUBDATABASES_V6)),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

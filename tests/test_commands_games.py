@@ -29,8 +29,8 @@ START = ScopeSettings().starting_balance
 # Every test here runs more commands than a person could; the limit has its own tests.
 UNTHROTTLED = RateLimit(burst_commands=100_000)
 
-# Interaction ids of forced deals are their nonces and stay below this; every other
-# interaction takes the next id above it, so no two interactions share a key.
+# A forced deal's rotation takes its interaction id plus this, below the generated ids.
+ROTATION_IDS = 300_000
 
 Deal = Callable[[bj.BlackjackState], bool]
 
@@ -54,7 +54,7 @@ def commands(casino: RunningGames) -> CommandSet:
 
 @pytest.fixture
 def force_seed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
-    """Make the next games use a chosen server seed (found with ``seed_where``)."""
+    """Make the next seed pairs use a chosen server seed (found with ``seed_where``)."""
     chosen: list[str] = []
     original = rules.new_server_seed
     monkeypatch.setattr(rules, "new_server_seed", lambda: chosen[-1] if chosen else original())
@@ -68,9 +68,19 @@ async def deal(
     interaction: int,
     stake: int = 10,
 ) -> Reply:
-    """Start a blackjack game whose deal satisfies ``wanted``."""
-    force_seed(seed_where(wanted, interaction))
-    return await run(commands, "blackjack", interaction=interaction, stake=stake, seed=CLIENT_SEED)
+    """Start a blackjack game whose deal satisfies ``wanted``: the player first rotates to
+    a seed pair with the forced server seed and ``CLIENT_SEED``, so the deal is its nonce 0."""
+    force_seed(seed_where(wanted, 0))
+    # A pair commits the next pair's seed: the first rotation commits the forced seed as
+    # the next, the second deals from it.
+    await rotate(commands, interaction + ROTATION_IDS)
+    await rotate(commands, interaction + 2 * ROTATION_IDS)
+    return await run(commands, "blackjack", interaction=interaction, stake=stake)
+
+
+async def rotate(commands: CommandSet, interaction: int | None = None, by: int = ALICE) -> Reply:
+    """``/fairness client_seed:CLIENT_SEED``: reveals the player's pair, opens the next."""
+    return await run(commands, "fairness", interaction=interaction, by=by, client_seed=CLIENT_SEED)
 
 
 def button(reply: Reply, label: str) -> Button:
@@ -131,13 +141,18 @@ async def test_instant_game_commands_settle_and_verify(
     assert result["kind"] == command and result["phase"] == "settled"
     assert result["balance"] == START - 10 + result["payout"] == await balance(casino)
     assert result["net"] == result["payout"] - 10 and not reply.buttons
-    assert hashlib.sha256(result["server_seed"].encode()).hexdigest() == result["seed_hash"]
-    assert result["nonce"] == 5000
-    assert "🪙 10 coins" in text(reply) and result["server_seed"] in text(reply)
+    assert result["server_seed"] == "" and result["nonce"] == 0
+    for shown in (result["seed_hash"], result["client_seed"]):
+        assert shown in text(reply)
+    assert "🪙 10 coins" in text(reply) and "Nonce: 0" in text(reply)
     assert f"/verify game:{result['game_id']}" in reply.footer
     again = ok(await run(commands, command, interaction=5000, stake=10, **options))
     assert again["game_id"] == result["game_id"], "a redelivered interaction plays once"
     assert await balance(casino) == result["balance"]
+    assert refused(await run(commands, "verify", game=result["game_id"])) == "seed_not_revealed"
+    revealed = ok(await rotate(commands))["revealed"]
+    assert revealed["seed_hash"] == result["seed_hash"] and revealed["next_nonce"] == 1
+    assert hashlib.sha256(revealed["server_seed"].encode()).hexdigest() == result["seed_hash"]
     verified = ok(await run(commands, "verify", game=result["game_id"]))
     assert verified["matches"] and verified["stored"]["payout"] == result["payout"]
     assert casino.check().ok
@@ -152,17 +167,20 @@ async def test_replies_speak_the_scopes_currency(
     assert "♣ 7 chips" in text(reply) and "coins" not in text(reply)
 
 
-async def test_the_client_seed_option_is_used(commands: CommandSet) -> None:
-    """A player's own client seed goes into the draw and the reply."""
-    result = ok(await run(commands, "coinflip", stake=1, choice="heads", seed="my lucky seed"))
+async def test_the_client_seed_the_player_sets_is_used(commands: CommandSet) -> None:
+    """A client seed set with /fairness goes into the next draw and the reply."""
+    await run(commands, "fairness", client_seed="my lucky seed")
+    result = ok(await run(commands, "coinflip", stake=1, choice="heads"))
+    assert result["client_seed"] == "my lucky seed" and result["nonce"] == 0
+    revealed = ok(await run(commands, "fairness", client_seed="another"))["revealed"]
     recomputed = rules.verify(
         "coinflip",
-        result["server_seed"],
+        revealed["server_seed"],
         "my lucky seed",
         result["nonce"],
         {"stake": 1, "choice": "heads"},
     )
-    assert result["client_seed"] == "my lucky seed" and recomputed["detail"] == result["detail"]
+    assert recomputed["detail"] == result["detail"]
 
 
 async def test_rules_and_pay_table(commands: CommandSet) -> None:
@@ -200,10 +218,12 @@ async def test_blackjack_hit_then_stand_by_buttons(
     stand = await press(commands, button(hit, "Stand").custom_id)
     done = ok(stand)
     assert done["phase"] == "settled" and not stand.buttons and len(done["dealer"]) >= 2
-    assert hashlib.sha256(done["server_seed"].encode()).hexdigest() == live["seed_hash"]
+    assert done["server_seed"] == "" and done["seed_hash"] == live["seed_hash"]
     assert done["balance"] == START - 20 + done["payout"] == await balance(casino)
-    assert done["server_seed"] in text(stand) and f"/verify game:{game_id}" in stand.footer
+    assert live["seed_hash"] in text(stand) and f"/verify game:{game_id}" in stand.footer
     assert " ".join(done["dealer"]) in stand.description
+    revealed = ok(await rotate(commands))["revealed"]
+    assert hashlib.sha256(revealed["server_seed"].encode()).hexdigest() == live["seed_hash"]
     assert ok(await run(commands, "verify", game=game_id))["matches"]
 
     assert refused(await press(commands, button(hit, "Hit").custom_id)) == "game_over"
@@ -247,7 +267,8 @@ async def test_a_natural_settles_at_the_deal(
     """A deal with a natural comes back settled, with no buttons and the seed revealed."""
     reply = await deal(commands, force_seed, bj.is_settled, 4501)
     result = ok(reply)
-    assert result["phase"] == "settled" and not reply.buttons and result["server_seed"]
+    assert result["phase"] == "settled" and not reply.buttons and result["server_seed"] == ""
+    assert result["nonce"] == 0 and result["client_seed"] == CLIENT_SEED
 
 
 async def test_another_players_press_is_refused(
@@ -325,6 +346,7 @@ async def test_buttons_survive_a_restart(tmp_path: Path, force_seed: Callable[[s
         done = ok(await press(commands, button(after_hit, "Stand").custom_id))
         assert done["phase"] == "settled"
         assert done["balance"] == START - 10 + done["payout"] == await balance(casino)
+        await rotate(commands)
         assert ok(await run(commands, "verify", game=done["game_id"]))["matches"]
         assert casino.check().ok
 
@@ -384,8 +406,9 @@ async def test_verify_seeds_recomputes_games_from_given_values(
 ) -> None:
     """A player's own seeds and choices recompute the outcome the game settled with."""
     flip = ok(await run(commands, "roulette", stake=4, bet="dozen", number=1))
+    revealed = ok(await rotate(commands))["revealed"]
     seeds = {
-        "server_seed": flip["server_seed"],
+        "server_seed": revealed["server_seed"],
         "client_seed": flip["client_seed"],
         "nonce": str(flip["nonce"]),
     }
@@ -410,9 +433,9 @@ async def test_verify_seeds_recomputes_games_from_given_values(
         kind="blackjack",
         stake=10,
         actions="hit, stand",
-        server_seed=done["server_seed"],
+        server_seed=ok(await rotate(commands))["revealed"]["server_seed"],
         client_seed=CLIENT_SEED,
-        nonce="9101",
+        nonce=str(done["nonce"]),
     )
     assert ok(replayed)["detail"] == done["detail"]
 

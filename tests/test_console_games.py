@@ -51,14 +51,21 @@ async def test_every_casino_command_answers_in_json(commands: CommandSet) -> Non
     )
     for reply in replies[:4]:
         assert reply["ok"] and reply["result"]["phase"] == "settled"
-        assert reply["result"]["server_seed"] and reply["result"]["seed_hash"]
+        assert reply["result"]["server_seed"] == "" and reply["result"]["seed_hash"]
+    assert [reply["result"]["nonce"] for reply in replies[:4]] == [0, 1, 2, 3]
     assert replies[4]["ok"] and replies[5]["ok"]
     assert replies[6]["error"]["code"] == "invalid_input"
     assert replies[7]["error"]["code"] in ("invalid_input", "insufficient_funds")
     game_id = replies[0]["result"]["game_id"]
-    [verified] = await ask_json(commands, {"command": "verify", "options": {"game": game_id}})
+    [secret, rotated, verified] = await ask_json(
+        commands,
+        {"command": "verify", "options": {"game": game_id}},
+        {"command": "fairness", "options": {"client_seed": "mine"}},
+        {"command": "verify", "options": {"game": game_id}},
+    )
+    assert secret["error"]["code"] == "seed_not_revealed"
     assert verified["ok"] and verified["result"]["matches"] is True
-    first = replies[0]["result"]
+    first = {**replies[0]["result"], "server_seed": rotated["result"]["revealed"]["server_seed"]}
     [again] = await ask_json(
         commands,
         {

@@ -24,7 +24,7 @@ from actors.errors import (
     OnCooldown,
 )
 from actors.failures import RuntimeFailure
-from actors.games import GAME_ACTOR, rules
+from actors.games import GAME_ACTOR, fairness, rules
 from actors.games.rules import blackjack as bj
 from actors.records import ScopeSettings
 from limits import Limits
@@ -48,7 +48,8 @@ def seed_where(predicate: Callable[[bj.BlackjackState], bool], nonce: int) -> st
 
 @pytest.fixture
 def fixed_seed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
-    """Make the next games use a chosen server seed (found with ``seed_where``)."""
+    """Make a player's first seed pair use a chosen server seed (found with ``seed_where``
+    for nonce 0) and the client seed ``CLIENT_SEED``, so their first bet deals from it."""
     chosen: list[str] = []
 
     def use(seed: str) -> None:
@@ -56,7 +57,13 @@ def fixed_seed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None
 
     original = rules.new_server_seed
     monkeypatch.setattr(rules, "new_server_seed", lambda: chosen[-1] if chosen else original())
+    monkeypatch.setattr(fairness, "default_client_seed", lambda: CLIENT_SEED)
     yield use
+
+
+async def reveal(casino: RunningGames, user: int = 42) -> None:
+    """Rotate the player's seed pair, which reveals the server seed of their games so far."""
+    await casino.games.rotate_seeds(G, user, "next pair", f"reveal-{user}")
 
 
 @pytest.fixture
@@ -90,10 +97,15 @@ async def test_instant_games_settle_in_one_commit(
     view = result.view
     assert view.phase == "settled" and view.outcome is not None
     assert result.balance == START - 10 + view.outcome["payout"]
-    assert view.server_seed and rules.seed_hash(view.server_seed) == view.seed_hash
+    assert view.server_seed == "" and view.nonce == 0, "the active pair's seed stays secret"
     report = casino.check()
     assert report.ok, report.text()
     assert report.figures["house_coins"] == 10 - view.outcome["payout"]
+    with pytest.raises(fairness.SeedNotRevealed):
+        casino.games.verify(view.game_id)
+    await reveal(casino)
+    shown = await casino.games.show(view.game_id)
+    assert rules.seed_hash(shown.server_seed) == view.seed_hash
     assert casino.games.verify(view.game_id).matches
     again = await casino.games.play(G, 42, kind, {**params, "stake": 10}, "1001")
     assert again.view.game_id == view.game_id, "a repeated interaction plays no second game"
@@ -141,20 +153,21 @@ async def test_blackjack_hit_stand_settles_and_pays_once(
     casino: RunningGames, fixed_seed: Callable[[str], None]
 ) -> None:
     """A played-out round moves escrow to the house and the payout to the player once."""
-    fixed_seed(seed_where(plain, 2001))
-    view = await casino.games.start_blackjack(G, 42, 20, "2001", client_seed=CLIENT_SEED)
+    fixed_seed(seed_where(plain, 0))
+    view = await casino.games.start_blackjack(G, 42, 20, "2001")
     assert view.phase == "live" and len(view.dealer) == 1 and view.server_seed == ""
     assert "hit" in view.legal and "stand" in view.legal
     live = casino.check()
     assert live.ok and live.figures["escrow_coins"] == 20, live.text()
     assert (await casino.economy.balance(G, 42)).balance == START - 20
     done = await casino.games.move(view.game_id, 42, "stand", view.step, "2002")
-    assert done.phase == "settled" and done.server_seed and done.outcome is not None
+    assert done.phase == "settled" and done.server_seed == "" and done.outcome is not None
     payout = done.outcome["payout"]
     assert (await casino.economy.balance(G, 42)).balance == START - 20 + payout
     report = casino.check()
     assert report.ok and report.figures["escrow_coins"] == 0, report.text()
     assert report.figures["house_coins"] == 20 - payout
+    await reveal(casino)
     assert casino.games.verify(view.game_id).matches
     with pytest.raises(GameOver):
         await casino.games.move(view.game_id, 42, "hit", done.step, "2003")
@@ -164,8 +177,8 @@ async def test_double_raises_the_stake_through_the_wallet(
     casino: RunningGames, fixed_seed: Callable[[str], None]
 ) -> None:
     """Doubling escrows the extra stake in the same commit as the move."""
-    fixed_seed(seed_where(plain, 3001))
-    view = await casino.games.start_blackjack(G, 42, 30, "3001", client_seed=CLIENT_SEED)
+    fixed_seed(seed_where(plain, 0))
+    view = await casino.games.start_blackjack(G, 42, 30, "3001")
     done = await casino.games.move(view.game_id, 42, "double", view.step, "3002")
     assert done.phase == "settled" and done.staked == 60
     assert done.outcome is not None
@@ -177,8 +190,8 @@ async def test_double_without_money_changes_nothing(
     casino: RunningGames, fixed_seed: Callable[[str], None]
 ) -> None:
     """A raise the player cannot afford is refused and the game stays as it was."""
-    fixed_seed(seed_where(plain, 3101))
-    view = await casino.games.start_blackjack(G, 42, 60, "3101", client_seed=CLIENT_SEED)
+    fixed_seed(seed_where(plain, 0))
+    view = await casino.games.start_blackjack(G, 42, 60, "3101")
     with pytest.raises(InsufficientFunds):
         await casino.games.move(view.game_id, 42, "double", view.step, "3102")
     again = await casino.games.show(view.game_id, 42)
@@ -194,8 +207,8 @@ async def test_split_plays_two_hands(
     def pair(state: bj.BlackjackState) -> bool:
         return not bj.is_settled(state) and bj.Action.SPLIT in bj.legal_actions(state)
 
-    fixed_seed(seed_where(pair, 4001))
-    view = await casino.games.start_blackjack(G, 42, 10, "4001", client_seed=CLIENT_SEED)
+    fixed_seed(seed_where(pair, 0))
+    view = await casino.games.start_blackjack(G, 42, 10, "4001")
     split = await casino.games.move(view.game_id, 42, "split", view.step, "4002")
     assert len(split.hands) == 2 and split.staked == 20
     current, key = split, 4003
@@ -211,8 +224,8 @@ async def test_one_live_game_per_player_and_kind(
     casino: RunningGames, fixed_seed: Callable[[str], None]
 ) -> None:
     """A second blackjack game is refused naming the running one; others cannot play it."""
-    fixed_seed(seed_where(plain, 5001))
-    view = await casino.games.start_blackjack(G, 42, 10, "5001", client_seed=CLIENT_SEED)
+    fixed_seed(seed_where(plain, 0))
+    view = await casino.games.start_blackjack(G, 42, 10, "5001")
     with pytest.raises(GameInProgress) as caught:
         await casino.games.start_blackjack(G, 42, 10, "5002")
     assert caught.value.game_id == view.game_id
@@ -227,8 +240,8 @@ async def test_concurrent_double_clicks_apply_once(
     casino: RunningGames, fixed_seed: Callable[[str], None]
 ) -> None:
     """Two presses of the same button (same step, different interactions) hit once."""
-    fixed_seed(seed_where(lambda s: plain(s) and bj.hand_value(s.hands[0].cards)[0] <= 11, 6001))
-    view = await casino.games.start_blackjack(G, 42, 10, "6001", client_seed=CLIENT_SEED)
+    fixed_seed(seed_where(lambda s: plain(s) and bj.hand_value(s.hands[0].cards)[0] <= 11, 0))
+    view = await casino.games.start_blackjack(G, 42, 10, "6001")
     views = []
 
     async def press(key: str) -> None:
@@ -247,13 +260,13 @@ async def test_idle_game_stands_for_the_player_at_its_deadline(
     tmp_path: Path, autojump_clock: trio.testing.MockClock, fixed_seed: Callable[[str], None]
 ) -> None:
     """After the idle deadline the game stands for the player and settles by itself."""
-    fixed_seed(seed_where(plain, 7001))
+    fixed_seed(seed_where(plain, 0))
 
     def wall() -> float:
         return T0 + trio.current_time()
 
     async with running_games(tmp_path, clock=wall, commit_in_thread=False) as casino:
-        view = await casino.games.start_blackjack(G, 42, 10, "7001", client_seed=CLIENT_SEED)
+        view = await casino.games.start_blackjack(G, 42, 10, "7001")
         await trio.sleep(299)
         assert (await casino.games.show(view.game_id, 42)).phase == "live"
         await trio.sleep(2)
@@ -279,10 +292,10 @@ async def test_young_games_resume_and_old_ones_are_refunded_once(
     tmp_path: Path, fixed_seed: Callable[[str], None]
 ) -> None:
     """After a restart a young game resumes identically; past the window it is refunded."""
-    fixed_seed(seed_where(plain, 8001))
+    fixed_seed(seed_where(plain, 0))
     async with running_games(tmp_path) as casino:
         clock = casino.clock
-        view = await casino.games.start_blackjack(G, 42, 25, "8001", client_seed=CLIENT_SEED)
+        view = await casino.games.start_blackjack(G, 42, 25, "8001")
         before = casino.games.load(view.game_id)
     async with running_games(tmp_path, clock=clock) as casino:
         assert casino.games.load(view.game_id) == before
@@ -304,10 +317,10 @@ async def test_a_crash_looping_game_is_refunded(
     tmp_path: Path, fixed_seed: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past its restart intensity a game's actor is stopped and its stake refunded."""
-    fixed_seed(seed_where(plain, 9001))
+    fixed_seed(seed_where(plain, 0))
     limits = Limits(restarts_max=2, restart_window_seconds=3600)
     async with running_games(tmp_path, limits=limits) as casino:
-        view = await casino.games.start_blackjack(G, 42, 15, "9001", client_seed=CLIENT_SEED)
+        view = await casino.games.start_blackjack(G, 42, 15, "9001")
 
         def broken(state: Any, action: Any) -> Any:
             raise RuntimeError("a bug in the rules")
@@ -350,6 +363,7 @@ async def test_verify_replays_games_from_revealed_seeds(casino: RunningGames) ->
             casino.games.verify(view.game_id)
         view = await casino.games.move(view.game_id, 42, "stand", view.step, "201")
     ids.append(view.game_id)
+    await reveal(casino)
     for game_id in ids:
         report = casino.games.verify(game_id)
         assert report.matches and report.recomputed == report.stored
@@ -388,9 +402,9 @@ async def test_a_payout_lands_even_at_the_maximum_balance(
     def stand_wins(state: bj.BlackjackState) -> bool:
         return plain(state) and bj.settle(bj.apply(state, bj.Action.STAND)).payout > 0
 
-    fixed_seed(seed_where(stand_wins, 9501))
+    fixed_seed(seed_where(stand_wins, 0))
     await casino.economy.update_settings(G, {"max_balance": 500, "bet_max": 500})
-    view = await casino.games.start_blackjack(G, 42, 20, "9501", client_seed=CLIENT_SEED)
+    view = await casino.games.start_blackjack(G, 42, 20, "9501")
     await casino.economy.adjust(G, 7, 42, "set", 500, "9502", reason="at the top")
     done = await casino.games.move(view.game_id, 42, "stand", view.step, "9503")
     assert done.outcome is not None and done.outcome["payout"] > 0

@@ -102,6 +102,7 @@ async def stand_until_settled(casino: RunningGames, record: GameRecord) -> None:
     while view.phase == LIVE:
         key = f"restored-{view.step}"
         view = await casino.games.move(view.game_id, record.user, "stand", view.step, key)
+    await casino.games.rotate_seeds(G, record.user, "after the restart", f"reveal-{view.game_id}")
     assert casino.games.verify(record.game_id).matches
 
 

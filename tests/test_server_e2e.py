@@ -173,6 +173,8 @@ async def test_every_command_through_discord(fake: FakeDiscord, tmp_path: Path) 
         assert (GUILD_ID, PLAYER, 777) in fake.role_grants
         spun = await command(fake, "coinflip", {"stake": 5, "choice": "tails"})
         game_id = json.dumps(spun).split("/verify game:")[1].split("`")[0].split('"')[0].strip()
+        # The game's seed is revealed once its seed pair is rotated.
+        await command(fake, "fairness", {"client_seed": "from discord"})
         verified = embed(await command(fake, "verify", {"game": game_id}))
         assert "match" in json.dumps(verified).lower()
         await command(fake, "shop-retire", {"item": "VIP"}, **admin)

@@ -2,16 +2,18 @@
 
 How a bet flows. A command calls ``Games.play`` (an instant game) or
 ``Games.start_blackjack``. The service checks the stake against the scope's bet limits
-(the one check only the domain can make: the limits are per-scope settings), chooses the
-game's seeds in ``_seeds``, lets the pure rules resolve (or deal) the game, and builds the
-game's record. ``stake`` is the one stake commit: a ``Wager`` on the player's wallet,
-which in ONE transaction debits the stake into the game's escrow and runs the game's own
-write (its record, and for blackjack its live-index entry and deadline timer; for an
-instant game, settled before the commit, the house's side), so a game record exists if
-and only if its stake moved. An instant game pays the player in that same commit. A
-blackjack game lives on as a ``BlackjackGame`` actor (``actors/games/actor.py``): its
-moves, the raises of double and split (through ``stake`` again), and its settlement
-commit, after which the payout transfer is delivered from the outbox to the wallet.
+(the one check only the domain can make: the limits are per-scope settings), takes the
+player's active seed pair (``actors/games/fairness.py``; its server seed was committed
+before the bet), lets the pure rules resolve (or deal) the game with the pair's next
+nonce, and builds the game's record. ``stake`` is the one stake commit: a ``Wager`` on the
+player's wallet, which in ONE transaction debits the stake into the game's escrow and runs
+the game's own write (the nonce consumed, its record, and for blackjack its live-index
+entry and deadline timer; for an instant game, settled before the commit, the house's
+side), so a game record exists, and its nonce is used, if and only if its stake moved. An
+instant game pays the player in that same commit. A blackjack game lives on as a
+``BlackjackGame`` actor (``actors/games/actor.py``): its moves, the raises of double and
+split (through ``stake`` again), and its settlement commit, after which the payout
+transfer is delivered from the outbox to the wallet.
 
 Where each commit is written. The game's writes inside a stake commit are the one place
 code of this package runs in another module's transaction: the wallet's ``Wager`` takes
@@ -28,11 +30,15 @@ intensity; a game that cannot even be refunded is parked (``actors/games/recover
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
+
+import trio
 
 from actors import keys
 from actors.accounts import HOUSE, TransferId, system_add
@@ -40,8 +46,9 @@ from actors.context import EconomyContext
 from actors.economy import Economy, check_user_id
 from actors.errors import GameInProgress, InvalidInput, NotFound
 from actors.failures import RuntimeFailure
-from actors.games import rules
+from actors.games import fairness, rules
 from actors.games.actor import GAME_ACTOR, BlackjackGame, Expire, Move, Show
+from actors.games.fairness import SeedNotRevealed, SeedPair, SeedPairChanged
 from actors.games.records import (
     GAME,
     GAME_TIMER_KIND,
@@ -66,6 +73,29 @@ from storage import RecordDecodeError, Store, packb, unpackb
 log = logging.getLogger("croupier.games")
 
 INSTANT_KINDS = ("coinflip", "dice", "slots", "roulette")
+# How many times a bet is dealt again when the player's seed pair moved on before its
+# commit. A player's bets take turns (``Games._betting``), so only a rotation can get in
+# between, and a handful of retries is far beyond what happens.
+seed_pair_attempts_max = 8
+
+
+@dataclass
+class _BetLock:
+    lock: trio.Lock = field(default_factory=trio.Lock)
+    users: int = 0
+
+
+@dataclass(frozen=True)
+class _Dealt:
+    """A game dealt from a seed pair, ready for its stake commit: the record, the coins
+    staked and paid back in that commit, the game's own writes for a record, and the
+    kind's cooldown."""
+
+    record: GameRecord
+    amount: int
+    payout: int
+    write: Callable[[GameRecord], Callable[[Any], None]]
+    cooldown_seconds: float
 
 
 class Games:
@@ -90,6 +120,7 @@ class Games:
         self.metrics = metrics
         self.idle_seconds = idle_seconds
         self.recovery_seconds = recovery_seconds
+        self._bet_locks: dict[tuple[int, int], _BetLock] = {}
         self.recovery = Recovery(context, actors, metrics, recovery_seconds)
         actors.register(
             ActorKind(GAME_ACTOR, lambda game_id: BlackjackGame(self, game_id), self._escalated)
@@ -138,7 +169,16 @@ class Games:
         if record.phase == LIVE and record.kind == "blackjack":
             view: GameView = await self.actors.ask(GAME_ACTOR, game_id, Show(user))
             return view
-        return view_of(record)
+        return view_of(record, revealed=self.revealed(record))
+
+    def revealed(self, record: GameRecord) -> bool:
+        """Whether ``record``'s server seed may be shown: its seed pair has been rotated
+        (a game dealt before seed pairs existed shows its seed once it is over)."""
+        seq = record.extra.get("pair")
+        if seq is None:
+            return record.phase != LIVE
+        with self.store.read() as txn:
+            return fairness.is_revealed(txn, self.store, record.scope, record.user, int(seq))
 
     def verify(self, game_id: str) -> VerifyReport:
         """Recompute a finished game from its revealed seeds and compare."""
@@ -147,7 +187,33 @@ class Games:
             raise NotFound("game", game_id)
         if record.phase != SETTLED:
             raise InvalidInput("game", "only a settled game can be verified; finish it first")
+        if not self.revealed(record):
+            raise SeedNotRevealed(game_id)
         return verify_report(record)
+
+    # --- seed pairs --------------------------------------------------------------------
+
+    async def seed_pair(self, guild_id: int, user: int) -> SeedPair:
+        """The player's active seed pair, opened now if they have none yet."""
+        scope = self.economy.scope(guild_id)
+        check_user_id(user, "user")
+        pair: SeedPair = await self.store.write(
+            fairness.look_write(self.store, scope, user, self.context.now())
+        )
+        return pair
+
+    async def rotate_seeds(
+        self, guild_id: int, user: int, client_seed: str, key: str
+    ) -> tuple[SeedPair, SeedPair]:
+        """Set the player's client seed: reveal the active pair and open a new one with a
+        fresh committed server seed; returns (revealed, new). Refused with
+        ``GameInProgress`` while a blackjack round dealt from the active pair is live."""
+        scope = self.economy.scope(guild_id)
+        self.economy.check_key(key)
+        check_user_id(user, "user")
+        write = fairness.rotate_write(self.store, scope, user, client_seed, key, self.context.now())
+        revealed, opened = await self.store.write(write)
+        return revealed, opened
 
     # --- starting games: seeds, then the stake commit ----------------------------------
 
@@ -164,16 +230,69 @@ class Games:
             )
         return stake
 
-    def _seeds(self, key: str, client_seed: str | None) -> tuple[str, str, int]:
-        """The one place a bet's seeds are chosen: a fresh server seed, the player's client
-        seed (or a random one), and a nonce."""
-        server_seed = rules.new_server_seed()
-        client_seed = client_seed if client_seed else secrets.token_hex(8)
-        # The interaction id is unique per game, which is all a nonce must be here.
-        nonce = int(key) % 2**63 if key.isdigit() else secrets.randbelow(2**63)
-        # A client seed the player gave is checked by the rules' random stream, which
-        # refuses a malformed one before the stake commit.
-        return server_seed, client_seed, nonce
+    def _pair_for_bet(self, scope: int, user: int) -> tuple[SeedPair, bool]:
+        """The seed pair the next bet of ``user`` is dealt with: the active pair, or a
+        first pair (True) that the bet's own commit opens."""
+        with self.store.read() as txn:
+            pair = fairness.active_pair(txn, self.store, scope, user)
+        if pair is not None:
+            return pair, False
+        return fairness.new_pair(scope, user, 0, self.context.now()), True
+
+    async def _bet(
+        self, scope: int, user: int, key: str, deal: Callable[[SeedPair], _Dealt]
+    ) -> tuple[GameRecord, WagerResult]:
+        """Deal a game with the player's seed pair and commit its stake, consuming the
+        pair's nonce in that same commit. If the pair moved on between the read and the
+        commit (a concurrent bet, a rotation), nothing committed and the game is dealt
+        again with the pair as it now is. A redelivered bet never deals: the wallet
+        answers its key with the stored result first."""
+        async with self._betting(scope, user):
+            return await self._bet_once_placed(scope, user, key, deal)
+
+    @contextlib.asynccontextmanager
+    async def _betting(self, scope: int, user: int) -> AsyncIterator[None]:
+        """Hold the player's bet lock: their bets read the seed pair and commit one at a
+        time, so concurrent bets do not all deal from the same nonce and retry. The lock
+        lives only while someone holds or waits for it, so memory tracks active bettors."""
+        held = self._bet_locks.setdefault((scope, user), _BetLock())
+        held.users += 1
+        try:
+            async with held.lock:
+                yield
+        finally:
+            held.users -= 1
+            if held.users == 0:
+                del self._bet_locks[scope, user]
+
+    async def _bet_once_placed(
+        self, scope: int, user: int, key: str, deal: Callable[[SeedPair], _Dealt]
+    ) -> tuple[GameRecord, WagerResult]:
+        store = self.store
+        for _ in range(seed_pair_attempts_max):
+            pair, created = self._pair_for_bet(scope, user)
+            dealt = deal(pair)
+            record = dataclasses.replace(
+                dealt.record,
+                server_seed=pair.server_seed,
+                client_seed=pair.client_seed,
+                nonce=pair.nonce,
+                extra={**dealt.record.extra, "pair": pair.seq},
+            )
+            own_write = dealt.write(record)
+
+            def game_write(txn: Any) -> None:
+                fairness.bet_write(txn, store, pair, created, record.game_id)  # noqa: B023
+                own_write(txn)  # noqa: B023
+
+            try:
+                result = await self.stake(
+                    record, key, dealt.amount, dealt.payout, game_write, dealt.cooldown_seconds
+                )
+            except SeedPairChanged:
+                continue
+            return record, result
+        raise SeedPairChanged()
 
     async def stake(
         self,
@@ -200,73 +319,79 @@ class Games:
         kind: str,
         params: dict[str, Any],
         key: str,
-        *,
-        client_seed: str | None = None,
     ) -> InstantResult:
         """Play an instant game: stake, outcome, payout and house side in one commit.
 
-        The rules check ``params`` (and the client seed) while they resolve the game, so a
-        bad bet is refused before any money moves."""
+        The rules check ``params`` while they resolve the game, so a bad bet is refused
+        before any money moves."""
         # Callers name the kind in code (a command per game), never from user input.
         assert kind in INSTANT_KINDS, kind
         scope = self.economy.scope(guild_id)
         self.economy.check_key(key)
         check_user_id(user, "user")
         stake = self._check_stake(scope, params.get("stake"))
-        server_seed, client_seed, nonce = self._seeds(key, client_seed)
-        settlement = rules.play(kind, server_seed, client_seed, nonce, params)
-        now = self.context.now()
-        seeds = (server_seed, client_seed, nonce)
-        record = settled_instant(
-            secrets.token_hex(6), kind, scope, user, seeds, params, settlement.to_record(), now
-        )
-        value, store = GAME.encode(record), self.store
-        house_delta = stake - settlement.payout
-
-        def game_write(txn: Any) -> None:
-            txn.put(keys.game_key(record.game_id), value, db=store.db("games"))
-            system_add(txn, store.db("system"), scope, HOUSE, house_delta)
-
         cooldown = self.context.settings(scope).cooldown_seconds(kind)
-        result = await self.stake(record, key, stake, settlement.payout, game_write, cooldown)
+        store, now = self.store, self.context.now()
+
+        def deal(pair: SeedPair) -> _Dealt:
+            settlement = rules.play(kind, pair.server_seed, pair.client_seed, pair.nonce, params)
+            seeds = (pair.server_seed, pair.client_seed, pair.nonce)
+            record = settled_instant(
+                secrets.token_hex(6), kind, scope, user, seeds, params, settlement.to_record(), now
+            )
+            house_delta = stake - settlement.payout
+
+            def write(record: GameRecord) -> Callable[[Any], None]:
+                value = GAME.encode(record)
+
+                def game_write(txn: Any) -> None:
+                    txn.put(keys.game_key(record.game_id), value, db=store.db("games"))
+                    system_add(txn, store.db("system"), scope, HOUSE, house_delta)
+
+                return game_write
+
+            return _Dealt(record, stake, settlement.payout, write, cooldown)
+
+        record, result = await self._bet(scope, user, key, deal)
         if result.game_id == record.game_id:
-            self.count_settled(record, settlement.result, settlement.payout)
+            assert record.outcome is not None
+            self.count_settled(record, record.outcome["outcome"], result.payout)
             return InstantResult(view_of(record), result.balance)
         # A repeated key: the wallet answered with the game this key played before.
         stored = self.load(result.game_id)
         assert stored is not None, result
         return InstantResult(view_of(stored), result.balance)
 
-    async def start_blackjack(
-        self, guild_id: int, user: int, stake: int, key: str, *, client_seed: str | None = None
-    ) -> GameView:
+    async def start_blackjack(self, guild_id: int, user: int, stake: int, key: str) -> GameView:
         """Deal a blackjack game: its stake, record, live index and deadline timer in one
-        commit; its moves then go to its actor."""
+        commit; its moves then go to its actor. The whole shoe comes from one nonce."""
         scope = self.economy.scope(guild_id)
         self.economy.check_key(key)
         check_user_id(user, "user")
         stake = self._check_stake(scope, stake)
-        server_seed, client_seed, nonce = self._seeds(key, client_seed)
-        state = bj.deal(server_seed, client_seed, nonce, stake)
-        now = self.context.now()
-        record = GameRecord(
-            game_id=secrets.token_hex(6),
-            kind="blackjack",
-            scope=scope,
-            user=user,
-            escrow=stake,
-            phase=LIVE,
-            created_at=now,
-            deadline=now + self.idle_seconds,
-            server_seed=server_seed,
-            client_seed=client_seed,
-            nonce=nonce,
-            state=state.to_record(),
-            staked=stake,
-        )
-        game_write = self._opening_write(record)
         cooldown = self.context.settings(scope).cooldown_seconds("blackjack")
-        result = await self.stake(record, key, stake, 0, game_write, cooldown)
+        now = self.context.now()
+
+        def deal(pair: SeedPair) -> _Dealt:
+            state = bj.deal(pair.server_seed, pair.client_seed, pair.nonce, stake)
+            record = GameRecord(
+                game_id=secrets.token_hex(6),
+                kind="blackjack",
+                scope=scope,
+                user=user,
+                escrow=stake,
+                phase=LIVE,
+                created_at=now,
+                deadline=now + self.idle_seconds,
+                server_seed=pair.server_seed,
+                client_seed=pair.client_seed,
+                nonce=pair.nonce,
+                state=state.to_record(),
+                staked=stake,
+            )
+            return _Dealt(record, stake, 0, self._opening_write, cooldown)
+
+        record, result = await self._bet(scope, user, key, deal)
         if result.game_id == record.game_id:
             self.metrics.games_started.labels("blackjack").inc()
             self.timers.kick()

@@ -1,7 +1,8 @@
 """What callers see of a game: its view, an instant game's result, a verification report.
 
 These are frozen snapshots built from a ``GameRecord`` by pure functions; nothing here
-reads or writes the store. The server seed stays out of a view until the game is over.
+reads or writes the store. The server seed stays out of a view until its seed pair is
+revealed (see ``actors/games/fairness.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from actors.games.rules import blackjack as bj
 
 @dataclass(frozen=True)
 class GameView:
-    """What a player may see of a game. The server seed is empty until it is over.
+    """What a player may see of a game. The server seed is empty until its seed pair is
+    revealed; ``seed_hash``, ``client_seed`` and ``nonce`` are always shown.
 
     ``outcome`` is the stored outcome record of a settled game (the rules' settlement in
     its ``to_record()`` form), None while it is live or once it is refunded.
@@ -65,10 +67,12 @@ class VerifyReport:
     stored: dict[str, Any] | None
 
 
-def view_of(record: GameRecord, note: str = "") -> GameView:
-    """The player's view of ``record``: the dealer's hole card and the server seed stay
-    hidden while the game is live."""
+def view_of(record: GameRecord, note: str = "", *, revealed: bool = False) -> GameView:
+    """The player's view of ``record``: the dealer's hole card stays hidden while the game
+    is live, and the server seed until its seed pair is ``revealed`` (a game dealt before
+    seed pairs existed shows its seed once it is over)."""
     over = record.phase != LIVE
+    shown = over and (revealed or "pair" not in record.extra)
     if record.kind == "blackjack":
         state = bj.BlackjackState.from_record(record.state)
         hands = tuple((hand.cards, hand.bet) for hand in state.hands)
@@ -90,7 +94,7 @@ def view_of(record: GameRecord, note: str = "") -> GameView:
         legal=legal,
         outcome=record.outcome,
         seed_hash=rules.seed_hash(record.server_seed),
-        server_seed=record.server_seed if over else "",
+        server_seed=record.server_seed if shown else "",
         client_seed=record.client_seed,
         nonce=record.nonce,
         deadline=record.deadline,

@@ -205,7 +205,8 @@ def finished_reply(
 
 
 def _fairness_fields(view: GameView) -> tuple[Field, ...]:
-    """The seed commitment, and once the game is over the revealed server seed."""
+    """The seed commitment, client seed and nonce, and the server seed once its pair is
+    revealed (the player rotated to a new pair)."""
     fields = [Field("Seed hash", f"`{view.seed_hash}`", inline=False)]
     if view.server_seed:
         fields.append(Field("Server seed", f"`{view.server_seed}`", inline=False))

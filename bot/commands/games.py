@@ -21,6 +21,7 @@ from actors.games import Games, GameView, InstantResult, rules
 from actors.games.rules import blackjack as bj
 from actors.games.rules import coinflip, dice, roulette, slots
 from actors.games.rules.fair import client_seed_chars_max, server_seed_chars
+from bot.commands.fairness import fairness_commands
 from bot.commands.game_replies import (
     BLACKJACK_PREFIX,
     blackjack_reply,
@@ -50,22 +51,13 @@ def games_commands(
 ) -> tuple[tuple[Command, ...], tuple[ButtonRoute, ...]]:
     """The casino's commands and its one button route, for ``build_command_set``."""
     handlers = _GameCommands(games, economy)
-    return handlers.commands(), (ButtonRoute(BLACKJACK_PREFIX, handlers.press_blackjack),)
+    commands = (*handlers.commands(), *fairness_commands(games, economy))
+    return commands, (ButtonRoute(BLACKJACK_PREFIX, handlers.press_blackjack),)
 
 
 def _stake_option() -> Option:
     return Option(
         "stake", OptionKind.INTEGER, "Coins to bet", min_value=1, max_value=stake_coins_max
-    )
-
-
-def _seed_option() -> Option:
-    return Option(
-        "seed",
-        OptionKind.STRING,
-        "Your client seed for the fair draw (default: a random one the server picks and shows)",
-        required=False,
-        max_length=client_seed_chars_max,
     )
 
 
@@ -81,16 +73,15 @@ class _GameCommands:
         return (*self._play_commands(), *self._info_commands())
 
     def _play_commands(self) -> tuple[Command, ...]:
-        stake, seed = _stake_option(), _seed_option()
+        stake = _stake_option()
         return (
-            Command("blackjack", "Play a hand of blackjack", (stake, seed), self._blackjack),
+            Command("blackjack", "Play a hand of blackjack", (stake,), self._blackjack),
             Command(
                 "coinflip",
                 "Call heads or tails; a right call pays 1:1",
                 (
                     stake,
                     Option("choice", OptionKind.STRING, "Your call", choices=coinflip.SIDES),
-                    seed,
                 ),
                 self._coinflip,
             ),
@@ -109,11 +100,10 @@ class _GameCommands:
                         min_value=1,
                         max_value=dice.FACES,
                     ),
-                    seed,
                 ),
                 self._dice,
             ),
-            Command("slots", "Spin the slot machine", (stake, seed), self._slots),
+            Command("slots", "Spin the slot machine", (stake,), self._slots),
             Command(
                 "roulette",
                 "Bet on one spin of a European roulette wheel",
@@ -133,7 +123,6 @@ class _GameCommands:
                         min_value=0,
                         max_value=roulette.POCKETS - 1,
                     ),
-                    seed,
                 ),
                 self._roulette,
             ),
@@ -175,7 +164,6 @@ class _GameCommands:
                 inv.user_id,
                 inv.options["stake"],
                 str(inv.interaction_id),
-                client_seed=inv.options.get("seed"),
             )
         except GameInProgress as running:
             # The message of the running game may be lost in the channel; showing it again
@@ -232,7 +220,6 @@ class _GameCommands:
             kind,
             {**params, "stake": inv.options["stake"]},
             str(inv.interaction_id),
-            client_seed=inv.options.get("seed"),
         )
         view = played.view
         assert view.outcome is not None, view

@@ -68,7 +68,8 @@ def user_of(player: int) -> int:
 def server_seed_for(player: int, category: str) -> str:
     """The first deterministic seed whose deal lets ``category``'s actions reach its phase."""
     actions, phase = CATEGORIES[category]
-    nonce = player + 1
+    # Each blackjack game is the first bet of a fresh seed pair (see ``play``).
+    nonce = 0
     for attempt in range(100_000):
         seed = hashlib.sha256(f"{player}-{attempt}".encode()).hexdigest()
         state = bj.deal(seed, CLIENT_SEED, nonce, STAKE)
@@ -102,8 +103,12 @@ async def play(casino: RunningGames, player: int, batch: str) -> None:
     category = category_of(player)
     actions, phase = CATEGORIES[category]
     SERVER_SEED.set(server_seed_for(player, category))
+    # A pair commits its successor's seed: the first rotation commits the chosen seed as
+    # the next one, the second opens the pair that deals from it.
+    await casino.games.rotate_seeds(G, user, CLIENT_SEED, f"rotate-{player}")
+    await casino.games.rotate_seeds(G, user, CLIENT_SEED, f"rotate-again-{player}")
     key = str(player + 1)
-    view = await casino.games.start_blackjack(G, user, STAKE, key, client_seed=CLIENT_SEED)
+    view = await casino.games.start_blackjack(G, user, STAKE, key)
     acknowledge(casino, view.game_id, batch, category)
     for number, action in enumerate(actions):
         key = f"{player + 1}-{number}"
