@@ -199,7 +199,11 @@ def finished_reply(
             *_fairness_fields(view),
         ),
         color=color,
-        footer=f"Game {view.game_id} · check it with /verify game:{view.game_id}",
+        footer=(
+            f"Game {view.game_id} · "
+            + ("" if view.server_seed else "once /fairness client_seed:... reveals its seed, ")
+            + f"check it with /verify game:{view.game_id}"
+        ),
         result=result,
     )
 

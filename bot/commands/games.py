@@ -267,7 +267,7 @@ def _verify_seeds_options() -> tuple[Option, ...]:
         Option(
             "server_seed",
             OptionKind.STRING,
-            "The server seed revealed when the game ended",
+            "The server seed /fairness revealed when you set a new client seed",
             max_length=server_seed_chars,
         ),
         Option(
