@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from actors import keys
-from actors.scheduler.records import BIRTHDAY, REMINDER, TEMPBAN
-from actors.scheduler.service import (
+from actors.scheduler.base import (
     BIRTHDAY_DUE_FIELD,
     MODLOG,
     REMINDER_KIND,
     UNBAN,
 )
+from actors.scheduler.records import BIRTHDAY, REMINDER, TEMPBAN
 from actors.timers import TimerRecord
 from storage import RecordDecodeError, Store
 
