@@ -65,6 +65,8 @@ ACTIONS = (
     "settings.update",
     "token.create",
     "token.revoke",
+    "modlog.set",
+    "birthdays.configure",
 )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import trio
 import trio.testing
 
+from actors.audit import AuditLog
 from actors.discord_port import DiscordPort
 from actors.scheduler import Scheduler
 from actors.timers import TimerService
@@ -264,3 +265,23 @@ async def test_help_lists_the_scheduler_commands_with_their_permissions(
     assert tempban_line.endswith("(needs Ban Members)")
     modlog_line = next(line for line in text.splitlines() if line.startswith("  /modlog "))
     assert modlog_line.endswith("(needs Manage Server)")
+
+
+async def test_configuration_commands_are_kept_in_the_audit_log(
+    store: Store, metrics: Metrics, autojump_clock: trio.testing.MockClock
+) -> None:
+    """/modlog and /birthday-config each record who changed what, before and after."""
+    async with commands_over(store, metrics, FakeDiscordPort()) as commands:
+        done(await run(commands, "modlog", by=MOD, manage=True, channel=5))
+        done(await run(commands, "birthday-config", by=MOD, manage=True, role=8, channel=9))
+    entries = AuditLog(store, lambda: T0).page(GUILD).entries
+    by_action = {entry.action: entry for entry in entries}
+    assert by_action["modlog.set"].before == {"modlog_channel": 0}
+    assert by_action["modlog.set"].after == {"modlog_channel": 5}
+    assert by_action["birthdays.configure"].after == {
+        "role": 8,
+        "channel": 9,
+        "hour": 9,
+        "timezone": "UTC",
+    }
+    assert {entry.actor for entry in entries} == {f"user:{MOD}"}

@@ -10,14 +10,15 @@ cancelling a reminder only touch the store, so they work everywhere.
 
 from __future__ import annotations
 
+from actors.audit import AuditLog
 from actors.errors import DiscordRequired, GuildOnly, InvalidInput, NotFound, format_span
 from actors.scheduler import (
     Scheduler,
     parse_birthday,
     parse_duration,
 )
-from actors.scheduler.records import WHERE_DM, WHERE_HERE, ReminderRecord
-from bot.commands.common import NotYourButton
+from actors.scheduler.records import WHERE_DM, WHERE_HERE, ReminderRecord, SchedulerConfig
+from bot.commands.common import NotYourButton, audit_command
 from bot.commands.render import clip, mention, role_mention, timestamp
 from bot.model import (
     Button,
@@ -42,7 +43,7 @@ def scheduler_commands(
     scheduler: Scheduler,
 ) -> tuple[tuple[Command, ...], tuple[ButtonRoute, ...]]:
     """The scheduler's commands and its button route, for ``build_command_set``."""
-    handlers = _SchedulerCommands(scheduler)
+    handlers = _SchedulerCommands(scheduler, AuditLog(scheduler.store, scheduler.now))
     return handlers.commands(), (ButtonRoute(REMINDER_CANCEL_PREFIX, handlers.press_cancel),)
 
 
@@ -63,8 +64,11 @@ def _guild(inv: Invocation | ButtonPress) -> int:
 
 
 class _SchedulerCommands:
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, audit: AuditLog) -> None:
         self.scheduler = scheduler
+        # The configuration commands are admin changes, kept in the audit log as the
+        # economy's are; bans keep their reasons in Discord's own audit log.
+        self.audit = audit
         self.limits = scheduler.limits
 
     def _needs_discord(self, inv: Invocation) -> None:
@@ -280,7 +284,17 @@ class _SchedulerCommands:
 
     async def _modlog(self, inv: Invocation) -> Reply:
         channel: int = inv.options["channel"]
-        await self.scheduler.set_modlog(_guild(inv), channel)
+        guild = _guild(inv)
+        before = self.scheduler.config(guild).modlog_channel
+        await self.scheduler.set_modlog(guild, channel)
+        await audit_command(
+            self.audit,
+            inv,
+            "modlog.set",
+            "scheduler",
+            {"modlog_channel": before},
+            {"modlog_channel": channel},
+        )
         return Reply(
             title="Modlog set",
             description=f"Bans, unbans and tempban expiries are posted to <#{channel}>.",
@@ -344,13 +358,17 @@ class _SchedulerCommands:
     async def _birthday_config(self, inv: Invocation) -> Reply:
         role: int = inv.options["role"]
         channel: int = inv.options["channel"]
+        guild = _guild(inv)
+        before = _birthday_settings(self.scheduler.config(guild))
         config = await self.scheduler.configure_birthdays(
-            _guild(inv),
+            guild,
             role=role,
             channel=channel,
             hour=inv.options.get("hour"),
             timezone=inv.options.get("timezone"),
         )
+        after = _birthday_settings(config)
+        await audit_command(self.audit, inv, "birthdays.configure", "scheduler", before, after)
         return Reply(
             title="Birthdays configured",
             description=(
@@ -445,6 +463,15 @@ class _SchedulerCommands:
             ephemeral=True,
             result=_reminder_result(record),
         )
+
+
+def _birthday_settings(config: SchedulerConfig) -> dict[str, object]:
+    return {
+        "role": config.birthday_role,
+        "channel": config.birthday_channel,
+        "hour": config.birthday_hour,
+        "timezone": config.timezone,
+    }
 
 
 def _reminder_line(record: ReminderRecord) -> str:
