@@ -91,7 +91,7 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 async def _make_token(data: Path) -> str:
-    from actors.api_tokens import ApiTokens
+    from actors import ApiTokens
     from storage import open_store
 
     async with open_store(data) as store:

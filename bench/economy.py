@@ -23,10 +23,8 @@ from typing import Any
 
 import trio
 
-from actors.economy import Economy
-from actors.failures import RuntimeFailure
-from actors.integrity import check_store
-from actors.records import OUTBOX, ScopeSettings, WalletRecord
+from actors import Economy, RuntimeFailure, ScopeSettings, check_store
+from actors.records import OUTBOX, WalletRecord
 from actors.wallet import Credit, Pay
 from actors.wallet_plans import WalletId, apply_plans, plan_credit, plan_pay
 from bench.load import GUILD, LOAD_TIME, booted, load_wallets

@@ -51,11 +51,9 @@ from typing import Any
 
 import trio
 
-from actors import keys
+from actors import Casino, check_store, keys
 from actors.accounts import HOUSE, TREASURY, system_add
-from actors.casino import Casino
 from actors.games import GAME, GameRecord, rules, settled_instant
-from actors.integrity import check_store
 from bench.load import LOAD_BATCH_ROWS, LOAD_TIME, booted, load_wallets
 from bench.measure import free_port, progress
 from storage import Store, open_store

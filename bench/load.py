@@ -9,10 +9,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from actors import keys
+from actors import HistoryEntry, RunningCasino, keys, run_casino, tune_gc
 from actors.accounts import TREASURY, system_add
-from actors.casino import RunningCasino, run_casino, tune_gc
-from actors.records import HISTORY, WALLET, HistoryEntry, WalletRecord
+from actors.records import HISTORY, WALLET, WalletRecord
 from storage import Store
 
 GUILD = 1

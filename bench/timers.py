@@ -32,7 +32,8 @@ from typing import Any
 
 import trio
 
-from actors.timers import TIMER, TimerRecord, TimerService, delete_timer, put_timer
+from actors import TimerRecord, TimerService
+from actors.timers import TIMER, delete_timer, put_timer
 from bench.load import LOAD_BATCH_ROWS
 from bench.measure import progress
 from metrics import new_metrics

@@ -7,7 +7,7 @@ import json
 
 import trio
 
-from actors.integrity import IntegrityReport, check_store
+from actors import IntegrityReport, check_store
 from bot.config import Config
 from storage import StorageError, env_path, open_store, open_store_readonly
 

@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 from typing import TextIO
 
-from actors.integrity import check_store
+from actors import check_store
 from bot.config import Config
 from metrics.logs import StructuredFormatter
 from storage import env_path, open_store_readonly

@@ -26,7 +26,8 @@ from typing import Any
 
 import trio
 
-from actors.answers import AnswerLog, fingerprint_bytes
+from actors import AnswerLog, RuntimeFailure
+from actors.answers import fingerprint_bytes
 from actors.errors import (
     Busy,
     CroupierError,
@@ -36,7 +37,6 @@ from actors.errors import (
     NotPermitted,
     RateLimited,
 )
-from actors.failures import RuntimeFailure
 from bot.inputs import (
     clean_text,
     is_snowflake,

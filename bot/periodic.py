@@ -15,9 +15,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from actors.answers import KeyedAnswers
-from actors.economy import Economy
-from actors.integrity import IntegrityReport, check_store
+from actors import Economy, IntegrityReport, KeyedAnswers, check_store
 from bot.dispatch import CommandSet
 from limits import (
     backup_age_seconds_max,

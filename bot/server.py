@@ -26,13 +26,18 @@ from typing import Literal
 
 import trio
 
-from actors.casino import Casino, RunningCasino, run_casino, tune_gc
-from actors.discord_port import DiscordPort
-from actors.economy import Economy
+from actors import (
+    ActorSystem,
+    Casino,
+    DiscordPort,
+    Economy,
+    RunningCasino,
+    TimerService,
+    run_casino,
+    tune_gc,
+)
 from actors.games import Games
-from actors.runtime import ActorSystem
 from actors.scheduler import Scheduler
-from actors.timers import TimerService
 from bot.commands import build_command_set
 from bot.commands.games import games_commands
 from bot.commands.scheduler import scheduler_commands

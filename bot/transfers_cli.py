@@ -20,9 +20,8 @@ from typing import Any
 
 import trio
 
-from actors.casino import run_casino
+from actors import PARKED_KINDS, ParkedRecord, list_parked, run_casino
 from actors.errors import CroupierError
-from actors.parked import PARKED_KINDS, ParkedRecord, list_parked
 from actors.wallet import ParkedRefundResult
 from bot.config import Config
 from bot.dispatch import REFUSALS, user_error

@@ -7,12 +7,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from actors.casino import run_casino
-from actors.economy import Economy
+from actors import ActorSystem, Economy, IntegrityReport, TimerService, check_store, run_casino
 from actors.games import Games, RecoveryReport
-from actors.integrity import IntegrityReport, check_store
-from actors.runtime import ActorSystem
-from actors.timers import TimerService
 from limits import Limits
 from metrics import Metrics
 from storage import Store

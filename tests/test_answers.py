@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors.answers import AnswerLog
+from actors import AnswerLog
+from bot import ButtonPress, CommandSet, Invocation, Reply, UserRef
 from bot.commands import build_command_set
 from bot.commands.games import games_commands
-from bot.dispatch import CommandSet
-from bot.model import ButtonPress, Invocation, Reply, UserRef
 from limits import RateLimit
 from tests.conftest import sample
 from tests.economy_fixtures import T0, RunningGames, running_games

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from actors.api_tokens import ApiTokens, token_hash
-from actors.audit import AuditLog
+from actors import ApiTokens, AuditLog
+from actors.api_tokens import token_hash
+from bot import CommandSet
 from bot.commands import build_command_set
-from bot.dispatch import CommandSet
 from limits import RateLimit
 from tests.economy_fixtures import Running, running_economy
 from tests.support.invoke import refused, run

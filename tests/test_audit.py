@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 import trio
 
-from actors.audit import AuditLog
+from actors import AuditLog
 from actors.errors import InvalidInput
+from bot import CommandSet, UserRef
 from bot.commands import build_command_set
-from bot.dispatch import CommandSet
-from bot.model import UserRef
 from limits import RateLimit, audit_page_entries_max
 from tests.economy_fixtures import T0, Running, running_economy
 from tests.support.invoke import ok, run

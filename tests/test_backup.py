@@ -23,7 +23,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors.integrity import check_store
+from actors import check_store
 from metrics import Metrics
 from storage import (
     Migration,

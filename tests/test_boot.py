@@ -14,8 +14,8 @@ from typing import Any
 
 import lmdb
 
-from actors import keys
-from actors.records import SHOP_ITEM, ShopItem
+from actors import ShopItem, keys
+from actors.records import SHOP_ITEM
 from bench.games import load_settled_games
 from storage import open_store
 from tests.support.server_process import CROUPIER, fetch_json, free_port

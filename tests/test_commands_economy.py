@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from actors.records import ScopeSettings
+from actors import ScopeSettings
+from bot import ButtonPress, ButtonRoute, Command, CommandSet, Invocation, Reply, UserRef
 from bot.commands import build_command_set
-from bot.dispatch import CommandSet
-from bot.model import ButtonPress, ButtonRoute, Command, Invocation, Reply, UserRef
 from limits import RateLimit
 from tests.economy_fixtures import T0, Running, running_economy
 from tests.support.invoke import ok, press, refused, run

@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 
+from actors import ScopeSettings
 from actors.games import rules
 from actors.games.rules import blackjack as bj
 from actors.games.rules import slots
-from actors.records import ScopeSettings
+from bot import Button, CommandSet, Reply
 from bot.commands.games import games_commands
 from bot.console_human import help_text
-from bot.dispatch import CommandSet
-from bot.model import Button, Reply
 from limits import RateLimit
 from metrics import new_metrics
 from tests.economy_fixtures import RunningGames, running_games

@@ -12,15 +12,12 @@ from typing import Any
 import trio
 import trio.testing
 
-from actors.audit import AuditLog
-from actors.discord_port import DiscordPort
+from actors import AuditLog, DiscordPort, TimerService
 from actors.scheduler import Scheduler
-from actors.timers import TimerService
+from bot import ButtonPress, CommandSet, Invocation, OptionKind, Reply, UserRef
 from bot.commands.scheduler import scheduler_commands
 from bot.console_human import help_text, parse_options
-from bot.dispatch import CommandSet
 from bot.http import payload
-from bot.model import ButtonPress, Invocation, OptionKind, Reply, UserRef
 from limits import RateLimit
 from metrics import Metrics
 from storage import Store

@@ -13,8 +13,8 @@ import pytest
 import trio
 import trio.testing
 
+from bot import CommandSet
 from bot.console_session import InteractionIds
-from bot.dispatch import CommandSet
 from limits import console_line_bytes_max
 from metrics import Metrics
 from tests.support import console_json

@@ -8,11 +8,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bot import CommandSet
 from bot.cli import build_parser
 from bot.commands import build_command_set
 from bot.commands.games import games_commands
 from bot.config import Config
-from bot.dispatch import CommandSet
 from limits import RateLimit
 from tests.economy_fixtures import running_games
 from tests.support.console_json import converse

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from actors.records import ScopeSettings
+from actors import ScopeSettings
+from bot import CommandSet
 from bot.commands import build_command_set
-from bot.dispatch import CommandSet
 from limits import RateLimit
 from tests.economy_fixtures import T0, Running, running_economy
 from tests.support.console_json import ask_json

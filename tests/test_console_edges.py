@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors import errors
+from bot import CommandSet
 from bot.commands import build_command_set
 from bot.commands.games import games_commands
-from bot.dispatch import CommandSet
 from limits import RateLimit, json_depth_max
 from metrics import Metrics
 from tests.conftest import sample

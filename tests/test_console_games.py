@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bot import CommandSet
 from bot.commands import build_command_set
 from bot.commands.games import games_commands
-from bot.dispatch import CommandSet
 from limits import RateLimit
 from tests.economy_fixtures import RunningGames, running_games
 from tests.support.console_json import ask_json

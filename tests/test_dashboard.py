@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors import ScopeSettings, ShopItem
 from actors.errors import InvalidInput
-from actors.records import ScopeSettings, ShopItem
+from bot import UserRef
 from bot.http.dashboard_auth import DiscordUser, SessionStore
 from bot.http.dashboard_base import CONTENT_SECURITY_POLICY
 from bot.http.dashboard_forms import parse_settings_form, parse_whole
-from bot.model import UserRef
 from limits import DashboardLimits, integer_option_max
 from metrics.health import INTEGRITY
 from tests.economy_fixtures import WallClock

@@ -17,11 +17,10 @@ import pytest
 import trio
 import trio.testing
 
-from actors import keys
+from actors import ParkedRecord, ScopeSettings, check_store, keys
 from actors.errors import AlreadyRefunded, NotFound, NotRefundable
-from actors.integrity import check_store
-from actors.parked import PARKED, ParkedRecord, parked_key
-from actors.records import OUTBOX, ScopeSettings
+from actors.parked import PARKED, parked_key
+from actors.records import OUTBOX
 from actors.wallet import Pay
 from bot.commands import build_command_set
 from limits import Limits, RateLimit

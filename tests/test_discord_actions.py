@@ -12,6 +12,7 @@ from urllib.parse import unquote
 import pytest
 import trio
 
+from actors import TimerRecord, TimerService
 from actors.discord_port import (
     CANNOT_DM_USER,
     MISSING_PERMISSIONS,
@@ -23,7 +24,7 @@ from actors.discord_port import (
     Gone,
     Retry,
 )
-from actors.timers import TimerRecord, TimerService, delete_timer, put_timer, settled
+from actors.timers import delete_timer, put_timer, settled
 from bot.discord_actions import DiscordActions
 from limits import Limits
 from storage import Store

@@ -14,9 +14,9 @@ import pytest
 import trio
 from interactions.api.http.route import Route
 
+from bot import CommandSet
 from bot.discord_answers import Reason
 from bot.discord_client import run_discord
-from bot.dispatch import CommandSet
 from metrics import Metrics
 from metrics.registry import DISCORD_UNANSWERED_REASONS
 from tests.conftest import sample

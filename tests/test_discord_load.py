@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.dispatch import CommandSet
+from bot import CommandSet
 from limits import RateLimit
 from metrics import Metrics
 from tests.conftest import sample

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from actors import DiscordPort
 from actors.discord_port import (
     CANNOT_DM_USER,
     MISSING_ACCESS,
@@ -11,7 +12,6 @@ from actors.discord_port import (
     UNKNOWN_BAN,
     UNKNOWN_CHANNEL,
     UNKNOWN_MEMBER,
-    DiscordPort,
     Done,
     Forbidden,
     Gone,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from bot import CommandSet
 from bot.commands import build_command_set
-from bot.dispatch import CommandSet
 from limits import RateLimit
 from metrics import Metrics
 from tests.economy_fixtures import Running, running_economy

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bot import CommandSet
 from bot.config import ConfigError, load_config
-from bot.dispatch import CommandSet
 from metrics import Metrics
 from tests.fake_discord import GUILD_ID, FakeDiscord
 from tests.support.discord import embed, serving

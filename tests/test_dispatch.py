@@ -11,10 +11,10 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors import ActorCrashed, ActorStopped, AskTimeout, RuntimeFailure
 from actors.errors import Busy
-from actors.failures import ActorCrashed, ActorStopped, AskTimeout, RuntimeFailure
-from bot.dispatch import TRANSIENT_ERROR_CODES, CommandSet, TokenBuckets
-from bot.model import ButtonPress, Command, Invocation, Option, OptionKind, Reply, UserRef
+from bot import ButtonPress, Command, CommandSet, Invocation, Option, OptionKind, Reply, UserRef
+from bot.dispatch import TRANSIENT_ERROR_CODES, TokenBuckets
 from limits import RateLimit
 from metrics import Metrics
 from tests.conftest import sample

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import trio
 
-from actors import keys
+from actors import ScopeSettings, keys
 from actors.errors import (
     BalanceTooHigh,
     BotRecipient,
@@ -28,7 +28,7 @@ from actors.errors import (
     OutOfStock,
     SelfTransfer,
 )
-from actors.records import IDEMPOTENCY, IdempotencyRecord, ScopeSettings
+from actors.records import IDEMPOTENCY, IdempotencyRecord
 from actors.wallet import Pay
 from bot.periodic import prune_idempotency_once
 from limits import Limits

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import trio
 
-from actors.economy import Economy
+from actors import Economy, ScopeSettings
 from actors.errors import CroupierError, InsufficientFunds
-from actors.records import ScopeSettings
 from actors.wallet import PayResult
 from limits import Limits
 from tests.economy_fixtures import running_economy

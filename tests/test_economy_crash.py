@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors import keys
+from actors import ScopeSettings, keys
 from actors.accounts import user_account
-from actors.records import HISTORY, ScopeSettings
+from actors.records import HISTORY
 from tests.economy_fixtures import running_economy
 from tests.support.economy_load import PAYERS, USERS
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors import ScopeSettings
 from actors.accounts import member_of
 from actors.errors import InvalidInput
-from actors.records import ScopeSettings
 from bot.commands import build_command_set
 from limits import RateLimit
 from tests.economy_fixtures import Running, running_economy, running_games

@@ -30,8 +30,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from actors import keys
-from actors.economy import Economy
+from actors import Economy, IntegrityReport, ScopeSettings, check_store, keys
 from actors.errors import (
     BalanceTooHigh,
     CroupierError,
@@ -41,8 +40,7 @@ from actors.errors import (
     OnCooldown,
     SelfTransfer,
 )
-from actors.integrity import IntegrityReport, check_store
-from actors.records import WALLET, ScopeSettings
+from actors.records import WALLET
 from actors.wallet import AdjustResult, PayResult, ResetResult, RewardResult
 from tests.economy_fixtures import Running, WallClock, running_economy
 

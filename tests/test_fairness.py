@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 import trio
 
+from actors import check_store
 from actors.games import fairness, rules
-from actors.integrity import check_store
+from bot import CommandSet
 from bot.commands.games import games_commands
-from bot.dispatch import CommandSet, RateLimit
+from bot.dispatch import RateLimit
 from metrics import new_metrics
 from tests.economy_fixtures import RunningGames, running_games
 from tests.support.console_json import ask_json

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trio
 
-from bot.dispatch import CommandSet
+from bot import CommandSet
 from metrics import Metrics
 from tests.conftest import sample
 from tests.fake_discord import APP_ID, FakeDiscord

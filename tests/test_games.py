@@ -15,6 +15,7 @@ import trio
 import trio.testing
 
 import actors.games
+from actors import RuntimeFailure, ScopeSettings
 from actors.errors import (
     GameInProgress,
     GameOver,
@@ -23,10 +24,8 @@ from actors.errors import (
     NotYourGame,
     OnCooldown,
 )
-from actors.failures import RuntimeFailure
 from actors.games import GAME_ACTOR, fairness, rules
 from actors.games.rules import blackjack as bj
-from actors.records import ScopeSettings
 from limits import Limits
 from tests.conftest import sample
 from tests.economy_fixtures import T0, RunningGames, running_games

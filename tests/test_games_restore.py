@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import trio
 
+from actors import ScopeSettings
 from actors.games import GAME, LIVE, REFUNDED, GameRecord, view_of
-from actors.records import ScopeSettings
 from tests.conftest import sample
 from tests.economy_fixtures import T0, RunningGames, WallClock, running_games
 from tests.support.games_load import CATEGORIES, IDLE_SECONDS, PLAYERS, G

@@ -12,8 +12,8 @@ import httpx
 import pytest
 import trio
 
+from actors import AuditLog
 from actors.api_tokens import token_hash
-from actors.audit import AuditLog
 from limits import ApiLimits, RateLimit
 from tests.economy_fixtures import T0
 from tests.support.api_server import ADMIN, GUILD, ApiServer, api_server

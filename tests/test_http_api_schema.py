@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from actors.api_tokens import ApiTokens
+from actors import ApiTokens
 from bot.http.openapi import decimal_up_to
 from limits import snowflake_id_max
 from storage import open_store

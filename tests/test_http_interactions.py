@@ -16,8 +16,8 @@ import pytest
 import trio
 from nacl.signing import SigningKey
 
+from bot import CommandSet
 from bot.config import ConfigError, load_config
-from bot.dispatch import CommandSet
 from bot.http import bound_port, open_http_listeners
 from bot.http.interactions import InteractionsEndpoint, run_endpoint
 from limits import EndpointLimits

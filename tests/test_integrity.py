@@ -16,11 +16,10 @@ import pytest
 import trio
 import trio.testing
 
-from actors import keys
+from actors import ShopItem, TimerRecord, check_store, keys
 from actors.games import GAME, GAME_TIMER_KIND, LIVE
-from actors.integrity import check_store
-from actors.records import OUTBOX, SHOP_ITEM, WALLET, OutboxRecord, ShopItem
-from actors.timers import TIMER, TimerRecord
+from actors.records import OUTBOX, SHOP_ITEM, WALLET, OutboxRecord
+from actors.timers import TIMER
 from bench.load import load_wallets
 from bot.cli import main
 from storage import open_store, packb

@@ -11,12 +11,10 @@ import pytest
 import trio
 import trio.testing
 
-from actors import keys
+from actors import AskTimeout, ParkedRecord, TimerRecord, keys, list_parked
 from actors.errors import AlreadyRefunded
-from actors.failures import AskTimeout
 from actors.games import GAME, LIVE
-from actors.parked import ParkedRecord, list_parked
-from actors.timers import TIMER, TimerRecord, put_timer
+from actors.timers import TIMER, put_timer
 from storage import Store, open_store, packb, unpackb
 from tests.conftest import sample
 from tests.economy_fixtures import T0, WallClock, running_games

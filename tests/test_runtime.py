@@ -9,9 +9,8 @@ import pytest
 import trio
 import trio.testing
 
+from actors import Actor, ActorCrashed, ActorKind, ActorStopped, ActorSystem, AskTimeout
 from actors.errors import CroupierError
-from actors.failures import ActorCrashed, ActorStopped, AskTimeout
-from actors.runtime import Actor, ActorKind, ActorSystem
 from limits import Limits
 from metrics import Metrics
 from storage import Store

@@ -12,13 +12,11 @@ import pytest
 import trio
 import trio.testing
 
-from actors import keys
+from actors import TimerService, check_store, keys
 from actors.discord_port import MISSING_PERMISSIONS, UNKNOWN_USER, Forbidden, Gone, Retry
 from actors.errors import BanRefused, NotBanned, NotFound, TooManyReminders
-from actors.integrity import check_store
 from actors.scheduler import Birthday, Scheduler
 from actors.scheduler.records import WHERE_DM, WHERE_HERE
-from actors.timers import TimerService
 from limits import Limits
 from metrics import Metrics
 from storage import Store

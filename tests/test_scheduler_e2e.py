@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import trio
 
-from actors.casino import run_casino
+from actors import run_casino
+from bot import CommandSet
 from bot.commands import build_command_set
 from bot.commands.scheduler import scheduler_commands
 from bot.discord_actions import DiscordActions
-from bot.dispatch import CommandSet
 from limits import RateLimit
 from metrics import new_metrics
 from tests.economy_fixtures import WallClock

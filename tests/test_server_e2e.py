@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 import trio
 
-from actors import keys
-from actors.integrity import check_store
+from actors import check_store, keys
 from actors.records import WALLET
 from storage import InstanceLock, env_path, open_store_readonly
 from tests.fake_discord import GUILD_ID, REFUSED_TOKEN, FakeDiscord

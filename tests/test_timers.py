@@ -21,14 +21,11 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from actors import TimerRecord, TimerService, check_store, list_parked
 from actors.discord_port import MISSING_PERMISSIONS, Done, Forbidden, Retry
-from actors.integrity import check_store
-from actors.parked import list_parked
 from actors.timers import (
     TIMER,
-    TimerRecord,
     TimerRetry,
-    TimerService,
     _kind_of,
     backoff_seconds,
     delete_timer,

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors import ScopeSettings, check_store
 from actors.errors import InsufficientFunds, InvalidAmount
-from actors.integrity import check_store
-from actors.records import OUTBOX, ScopeSettings, WalletRecord
+from actors.records import OUTBOX, WalletRecord
 from actors.wallet import Credit, Pay
 from actors.wallet_plans import (
     Delete,

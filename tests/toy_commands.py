@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 import trio
 
 from actors.errors import BotRecipient, InsufficientFunds, SelfTransfer
-from bot.dispatch import CommandSet
-from bot.model import (
+from bot import (
     Button,
     ButtonPress,
     ButtonRoute,
     ButtonStyle,
     Command,
+    CommandSet,
     Field,
     Invocation,
     Option,

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from actors.answers import AnswerLog
-from actors.api_tokens import ApiTokens
-from actors.audit import AuditLog
-from actors.economy import Economy
+from actors import AnswerLog, ApiTokens, AuditLog, Economy
 from bot.commands.api_tokens import ApiTokenCommands
 from bot.commands.common import NotYourButton
 from bot.commands.economy import EconomyCommands

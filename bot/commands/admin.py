@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from actors import ScopeSettings
 from actors.errors import InvalidInput
-from actors.records import ScopeSettings
 from bot.commands.common import EconomyGroup, key_of, wallet_holder
 from bot.commands.render import mention, money, signed_money
 from bot.model import Command, Field, Invocation, Option, OptionKind, Reply

@@ -9,8 +9,7 @@ audit log.
 
 from __future__ import annotations
 
-from actors.api_tokens import SCOPES, ApiToken, ApiTokens
-from actors.audit import AuditLog
+from actors import SCOPES, ApiToken, ApiTokens, AuditLog
 from actors.errors import GuildOnly
 from bot.commands.common import audit_command
 from bot.commands.render import mention, timestamp

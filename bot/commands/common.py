@@ -13,10 +13,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from actors.audit import AuditLog
-from actors.economy import Economy
+from actors import AuditLog, Economy, ScopeSettings
 from actors.errors import BotRecipient, CroupierError, NotFound
-from actors.records import ScopeSettings
 from bot.commands.render import mention
 from bot.model import ButtonPress, Invocation, Option, OptionKind, UserRef
 

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from actors.audit import AuditLog
-from actors.economy import Economy
+from actors import AuditLog, Economy
 from bot.commands.admin import AdminCommands
 from bot.commands.listings import ListingCommands
 from bot.commands.shop import ShopCommands

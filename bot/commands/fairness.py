@@ -9,7 +9,7 @@ is revealed, so every game dealt with it can be checked (``/verify``, or
 
 from __future__ import annotations
 
-from actors.economy import Economy
+from actors import Economy
 from actors.games import Games
 from actors.games.fairness import SeedPair
 from actors.games.rules.fair import client_seed_chars_max

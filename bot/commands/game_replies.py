@@ -11,9 +11,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from actors import ScopeSettings
 from actors.games import GameView, VerifyReport
 from actors.games.rules import blackjack as bj
-from actors.records import ScopeSettings
 from bot.commands.render import money, signed_money, timestamp
 from bot.model import Button, ButtonStyle, Field, Reply
 

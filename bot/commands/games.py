@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from actors.economy import Economy
+from actors import Economy
 from actors.errors import GameInProgress, InvalidInput, NotFound
 from actors.games import Games, GameView, InstantResult, rules
 from actors.games.rules import blackjack as bj

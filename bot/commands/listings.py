@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.records import HistoryEntry, ScopeSettings
+from actors import HistoryEntry, ScopeSettings
 from bot.commands.common import EconomyGroup, button_numbers, check_owner, page_option
 from bot.commands.render import clip, mention, money, pager, signed_money, timestamp
 from bot.model import ButtonPress, ButtonRoute, Command, Invocation, Reply

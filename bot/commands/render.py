@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from actors.records import ScopeSettings
+from actors import ScopeSettings
 from bot.model import Button
 
 

@@ -10,7 +10,7 @@ cancelling a reminder only touch the store, so they work everywhere.
 
 from __future__ import annotations
 
-from actors.audit import AuditLog
+from actors import AuditLog
 from actors.errors import DiscordRequired, GuildOnly, InvalidInput, NotFound, format_span
 from actors.scheduler import (
     Scheduler,

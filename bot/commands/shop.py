@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from actors.economy import Economy
+from actors import Economy, ScopeSettings, ShopItem
 from actors.errors import CroupierError, RoleNotGrantable
-from actors.records import ScopeSettings, ShopItem
 from actors.wallet import TradeResult, UseResult
 from bot.commands.common import (
     EconomyGroup,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from actors import ShopItem
 from actors.errors import InvalidInput
-from actors.records import ShopItem
 from bot.commands.common import EconomyGroup, item_option, key_of
 from bot.commands.render import role_mention
 from bot.commands.shop import chosen_item, item_result, item_text

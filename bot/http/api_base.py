@@ -25,11 +25,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from actors import keys
-from actors.answers import KeyedAnswers, fingerprint_bytes
-from actors.api_tokens import ApiToken, ApiTokens
-from actors.audit import AuditLog
-from actors.economy import Economy
+from actors import ApiToken, ApiTokens, AuditLog, Economy, KeyedAnswers, keys
+from actors.answers import fingerprint_bytes
 from actors.errors import (
     BalanceTooHigh,
     Busy,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.economy import LeaderboardRow
+from actors import LeaderboardRow
 from actors.errors import (
     InvalidInput,
 )

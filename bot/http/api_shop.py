@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from actors import ShopItem
 from actors.errors import (
     InvalidInput,
     NotFound,
 )
-from actors.records import ShopItem
 from bot.commands.shop import item_result
 from bot.http.api_base import ApiBase, Call, only_fields, path_number
 from bot.inputs import (

@@ -46,10 +46,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from actors.audit import AuditLog
-from actors.economy import Economy
+from actors import AuditLog, Economy, TimerService
 from actors.games import Games
-from actors.timers import TimerService
 from bot.config import Config
 from bot.http.dashboard_auth import (
     SESSION_COOKIE,

@@ -25,11 +25,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from actors.audit import AuditLog
-from actors.economy import Economy
+from actors import AuditLog, Economy, TimerService
 from actors.errors import DuplicateItem, InvalidInput
 from actors.games import Games
-from actors.timers import TimerService
 from bot.http.dashboard_auth import (
     SESSION_COOKIE,
     CookieSigner,

@@ -14,8 +14,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from actors import ScopeSettings, ShopItem
 from actors.errors import CroupierError, InvalidInput, NotFound
-from actors.records import ScopeSettings, ShopItem
 from bot.commands.render import money
 from bot.commands.shop import item_result
 from bot.dispatch import REFUSALS, user_error

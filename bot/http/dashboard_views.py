@@ -8,9 +8,9 @@ import trio
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from actors import list_parked
 from actors.accounts import member_of
 from actors.errors import InvalidInput
-from actors.parked import list_parked
 from bot.commands.render import money, signed_money
 from bot.http.dashboard_base import DashboardBase, Refused, guild_path, page_number
 from bot.inputs import (

@@ -14,7 +14,7 @@ import httpx
 import trio
 from starlette.applications import Starlette
 
-from actors.api_tokens import ApiTokens
+from actors import ApiTokens
 from bot.http import bound_port, open_http_listeners, serve_http
 from bot.http.api import API_PREFIX, HttpApi, json_error_handlers
 from limits import ApiLimits

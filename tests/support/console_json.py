@@ -8,8 +8,8 @@ from typing import Any
 import trio
 import trio.testing
 
+from bot import CommandSet
 from bot.console import run_console
-from bot.dispatch import CommandSet
 
 
 async def converse(

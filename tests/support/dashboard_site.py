@@ -13,10 +13,10 @@ import httpx
 import trio
 from starlette.applications import Starlette
 
-from actors.audit import AuditLog
+from actors import AuditLog
+from bot import CommandSet
 from bot.commands import build_command_set
 from bot.commands.games import games_commands
-from bot.dispatch import CommandSet
 from bot.http import bound_port, open_http_listeners, serve_http
 from bot.http.dashboard import Dashboard
 from bot.http.dashboard_auth import ADMINISTRATOR, MANAGE_GUILD, DiscordOAuth, OAuthSettings

@@ -10,8 +10,8 @@ from typing import Any
 
 import trio
 
+from bot import CommandSet
 from bot.discord_client import run_discord
-from bot.dispatch import CommandSet
 from metrics import Metrics
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.process import FakeDiscordProcess

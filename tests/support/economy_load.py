@@ -15,8 +15,7 @@ import sys
 
 import trio
 
-from actors.casino import run_casino
-from actors.economy import Economy
+from actors import Economy, run_casino
 from actors.errors import InsufficientFunds
 
 G = 1

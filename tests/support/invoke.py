@@ -6,8 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from bot.dispatch import CommandSet
-from bot.model import ButtonPress, Invocation, Reply
+from bot import ButtonPress, CommandSet, Invocation, Reply
 
 # Generated interaction ids start high so they never meet the small ids tests choose.
 _ids = itertools.count(1_000_000)

@@ -17,9 +17,8 @@ from functools import partial
 
 import trio
 
+from bot import ButtonPress, CommandSet, Invocation, Reply, UserRef
 from bot.config import load_config
-from bot.dispatch import CommandSet
-from bot.model import ButtonPress, Invocation, Reply, UserRef
 from bot.server import Services, serve
 
 TICK_SECONDS = 0.05
