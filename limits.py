@@ -159,6 +159,13 @@ audit_request_bytes_max = 256
 # payout stays below 2**63: it fits a msgpack signed integer and the balance ceiling.
 stake_coins_max = 10**15
 payout_multiple_max = 1_000
+# Provably fair draws: a player's client seed, a bet's nonce, and how many times a bet is
+# dealt again when the player's seed pair moved on before its commit (a player's bets take
+# turns, so only a rotation can get in between, and a handful of retries is far beyond
+# what happens).
+client_seed_chars_max = 64
+nonce_max = 2**63 - 1
+seed_pair_attempts_max = 8
 # API tokens.
 api_tokens_per_guild_max = 25
 api_token_name_chars_max = 32

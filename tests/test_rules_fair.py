@@ -17,11 +17,10 @@ from actors.errors import InvalidInput
 from actors.games.rules.fair import (
     FairStream,
     check_seeds,
-    client_seed_chars_max,
     new_server_seed,
-    nonce_max,
     seed_hash,
 )
+from limits import client_seed_chars_max, nonce_max
 
 SERVER_SEED = "0f" * 32
 

@@ -25,7 +25,7 @@ from typing import Any
 from actors import keys
 from actors.errors import CroupierError, GameInProgress, InvalidInput
 from actors.games import rules
-from actors.games.rules.fair import client_seed_chars_max
+from limits import client_seed_chars_max
 from storage import RecordCodec, Store, unpackb
 
 SCHEME = 1

@@ -67,16 +67,13 @@ from actors.records import OUTBOX
 from actors.runtime import ActorKind, ActorSystem
 from actors.timers import TimerRecord, TimerService, delete_timer, put_timer
 from actors.wallet import Wager, WagerResult
+from limits import seed_pair_attempts_max
 from metrics import Metrics, log_event
 from storage import RecordDecodeError, Store, packb, unpackb
 
 log = logging.getLogger("croupier.games")
 
 INSTANT_KINDS = ("coinflip", "dice", "slots", "roulette")
-# How many times a bet is dealt again when the player's seed pair moved on before its
-# commit. A player's bets take turns (``Games._betting``), so only a rotation can get in
-# between, and a handful of retries is far beyond what happens.
-seed_pair_attempts_max = 8
 
 
 @dataclass

@@ -12,8 +12,8 @@ from __future__ import annotations
 from actors import Economy
 from actors.games import Games
 from actors.games.fairness import SeedPair
-from actors.games.rules.fair import client_seed_chars_max
 from bot.model import Command, Field, Invocation, Option, OptionKind, Reply
+from limits import client_seed_chars_max
 
 _PAIR_COLOR = 0x3498DB
 

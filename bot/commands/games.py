@@ -20,7 +20,7 @@ from actors.errors import GameInProgress, InvalidInput, NotFound
 from actors.games import Games, GameView, InstantResult, rules
 from actors.games.rules import blackjack as bj
 from actors.games.rules import coinflip, dice, roulette, slots
-from actors.games.rules.fair import client_seed_chars_max, server_seed_chars
+from actors.games.rules.fair import server_seed_chars
 from bot.commands.fairness import fairness_commands
 from bot.commands.game_replies import (
     BLACKJACK_PREFIX,
@@ -39,7 +39,7 @@ from bot.model import (
     OptionKind,
     Reply,
 )
-from limits import game_actions_chars_max, game_id_chars_max, stake_coins_max
+from limits import client_seed_chars_max, game_actions_chars_max, game_id_chars_max, stake_coins_max
 
 _CUSTOM_ID = re.compile(r"bj:([0-9a-f]{1,64}):([0-9]{1,9}):([a-z]{1,16})")
 _NONCE = re.compile(r"[0-9]{1,19}")

@@ -17,12 +17,11 @@ from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 from actors.errors import InvalidInput
+from limits import client_seed_chars_max, nonce_max
 
 T = TypeVar("T")
 
 server_seed_chars = 64
-client_seed_chars_max = 64
-nonce_max = 2**63 - 1
 
 _chunk_bytes = 4
 _chunk_range = 2**32
