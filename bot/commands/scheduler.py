@@ -76,14 +76,10 @@ class _SchedulerCommands:
             raise DiscordRequired(f"/{inv.command}")
 
     def commands(self) -> tuple[Command, ...]:
+        return self._moderation_commands() + self._birthday_commands() + self._reminder_commands()
+
+    def _moderation_commands(self) -> tuple[Command, ...]:
         user = Option("user", OptionKind.USER, "The member (or a user id, for one not here)")
-        timezone = Option(
-            "timezone",
-            OptionKind.STRING,
-            "An IANA time zone such as Europe/Paris",
-            required=False,
-            max_length=timezone_name_chars_max,
-        )
         return (
             Command(
                 "tempban",
@@ -124,6 +120,17 @@ class _SchedulerCommands:
                 self._modlog,
                 admin_only=True,
             ),
+        )
+
+    def _birthday_commands(self) -> tuple[Command, ...]:
+        timezone = Option(
+            "timezone",
+            OptionKind.STRING,
+            "An IANA time zone such as Europe/Paris",
+            required=False,
+            max_length=timezone_name_chars_max,
+        )
+        return (
             Command(
                 "birthday-set",
                 "Set your birthday (MM-DD) for the birthday role",
@@ -160,6 +167,10 @@ class _SchedulerCommands:
                 self._birthday_config,
                 admin_only=True,
             ),
+        )
+
+    def _reminder_commands(self) -> tuple[Command, ...]:
+        return (
             Command(
                 "remind",
                 "Remind you of something later (90m, 2h, 7d)",
