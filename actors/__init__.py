@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from actors.parked import PARKED_KINDS, ParkedRecord, list_parked
     from actors.records import HistoryEntry, ScopeSettings, ShopItem
     from actors.runtime import Actor, ActorKind, ActorRef, ActorSystem
-    from actors.timers import TimerRecord, TimerService
+    from actors.timer_records import TimerRecord
+    from actors.timers import TimerService
 
 # Where each name of the front door lives; ``__getattr__`` imports it from there.
 _HOMES = {
@@ -73,7 +74,7 @@ _HOMES = {
     "SCOPES": "actors.api_tokens",
     "ScopeSettings": "actors.records",
     "ShopItem": "actors.records",
-    "TimerRecord": "actors.timers",
+    "TimerRecord": "actors.timer_records",
     "TimerService": "actors.timers",
     "check_store": "actors.integrity",
     "list_parked": "actors.parked",

@@ -28,7 +28,7 @@ from actors.parked import check_parked, parked_db, parked_key
 from actors.records import APPLIED_BOUNCED, HISTORY, OUTBOX, SHOP_ITEM, WALLET
 from actors.scheduler import TIMER_KINDS as SCHEDULER_TIMER_KINDS
 from actors.scheduler.owners import timer_owner_problem
-from actors.timers import TIMER
+from actors.timer_records import TIMER
 from limits import integrity_scan_records_per_cancel_check, integrity_violations_kept_max
 from storage import RecordDecodeError, Store, unpackb
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import heapq
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -43,63 +43,21 @@ from typing import Any
 import trio
 
 from actors import keys
-from actors.discord_port import DiscordResult, Done, Forbidden, Gone, Retry
 from actors.failures import ActorCrashed, RuntimeFailure
 from actors.parked import PARKED, ParkedRecord, error_text, parked_key
+from actors.timer_records import (
+    TIMER,
+    GuildForbidden,
+    TimerHandler,
+    TimerRecord,
+    TimerRetry,
+    backoff_seconds,
+    kind_of,
+)
 from metrics import log_event
 from storage import RecordDecodeError, Store
-from storage.codec import RecordCodec, unpackb
 
 log = logging.getLogger("croupier.timers")
-
-
-@dataclass
-class TimerRecord:
-    """One pending timer: its ``kind`` names the handler, ``target`` what it acts on (a
-    game id, for a game's deadline), ``due`` the wall-clock second it falls due, and
-    ``guild_id`` the guild whose permissions it needs (0 for timers that call no
-    Discord guild action)."""
-
-    kind: str
-    target: str
-    due: float
-    extra: dict[str, Any] = field(default_factory=dict)
-    guild_id: int = 0
-
-
-# Adding ``guild_id`` with a default kept version 1: older records read as guild 0, and an
-# older Croupier keeps the field in ``extra``.
-TIMER = RecordCodec(TimerRecord, kind="timer", version=1)
-
-TimerHandler = Callable[[TimerRecord], Awaitable[None]]
-
-
-class TimerRetry(Exception):
-    """A handler's answer: fire this timer again later (see the module's docstring)."""
-
-    def __init__(self, reason: str, *, after_seconds: float | None = None) -> None:
-        super().__init__(reason)
-        assert after_seconds is None or after_seconds >= 0, after_seconds
-        self.reason = reason
-        self.after_seconds = after_seconds
-
-
-class GuildForbidden(Exception):
-    """A handler's answer: the bot lacks a permission in the timer's guild."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def settled(result: DiscordResult) -> Done | Gone:
-    """The Discord answers a handler settles itself (done, or gone for good); a retry or
-    a missing permission is raised for the timer service to handle."""
-    if isinstance(result, Retry):
-        raise TimerRetry(result.reason, after_seconds=result.retry_after_seconds)
-    if isinstance(result, Forbidden):
-        raise GuildForbidden(f"Discord code {result.code}: {result.message}")
-    return result
 
 
 @dataclass
@@ -111,17 +69,6 @@ class _GuildBackoff:
     until: float
     waiting: set[bytes] = field(default_factory=set)
     probing: bytes | None = None
-
-
-def backoff_seconds(
-    failures: int, low: float, high: float, rng: random.Random | None = None
-) -> float:
-    """The wait before attempt ``failures + 1``: doubling from ``low`` to ``high``, with
-    "equal jitter" (between half and all of it) so that failures do not retry in step."""
-    assert failures >= 1 and 0 < low <= high, (failures, low, high)
-    base = min(high, low * 2.0 ** min(failures - 1, 62))
-    jitter: float = (rng or random).uniform(0, base / 2)
-    return base / 2 + jitter
 
 
 class TimerService:
@@ -208,7 +155,7 @@ class TimerService:
         counts: dict[str, int] = {}
         with self.store.read() as txn:
             for value in txn.cursor(db=self.store.db("timers")).iternext(keys=False):
-                kind = _kind_of(value)
+                kind = kind_of(value)
                 label = kind if kind in self._handlers else "unknown"
                 counts[label] = counts.get(label, 0) + 1
         return counts
@@ -537,33 +484,3 @@ class TimerService:
                 target=record.target if record is not None else "",
                 error=error,
             )
-
-
-# A timer record without unknown fields is a msgpack map whose first key is "kind" and its
-# value a short string: reading those bytes alone is a third of the cost of decoding the
-# record, which matters to a gauge that reads a million of them.
-_KIND_KEY = b"\xa4kind"
-_FIXSTR, _FIXSTR_LENGTH = 0xA0, 0x1F
-
-
-def _kind_of(value: bytes) -> str | None:
-    """The ``kind`` of an encoded timer record (None if it cannot be read)."""
-    if value[1:6] == _KIND_KEY and len(value) > 6 and value[6] & 0xE0 == _FIXSTR:
-        length = value[6] & _FIXSTR_LENGTH
-        return bytes(value[7 : 7 + length]).decode("utf-8", "replace")
-    try:
-        fields = unpackb(value)
-    except RecordDecodeError:
-        return None
-    kind = fields.get("kind") if isinstance(fields, dict) else None
-    return kind if isinstance(kind, str) else None
-
-
-def put_timer(txn: Any, store: Store, timer_id: str, record: TimerRecord) -> bytes:
-    key = keys.timer_key(record.due, timer_id)
-    txn.put(key, TIMER.encode(record), db=store.db("timers"))
-    return key
-
-
-def delete_timer(txn: Any, store: Store, timer_id: str, due: float) -> None:
-    txn.delete(keys.timer_key(due, timer_id), db=store.db("timers"))

@@ -33,7 +33,7 @@ from typing import Any
 import trio
 
 from actors import TimerRecord, TimerService
-from actors.timers import TIMER, delete_timer, put_timer
+from actors.timer_records import TIMER, delete_timer, put_timer
 from bench.load import LOAD_BATCH_ROWS
 from bench.measure import progress
 from metrics import new_metrics

@@ -24,7 +24,7 @@ from actors.discord_port import (
     Gone,
     Retry,
 )
-from actors.timers import delete_timer, put_timer, settled
+from actors.timer_records import delete_timer, put_timer, settled
 from bot.discord_actions import DiscordActions
 from limits import Limits
 from storage import Store

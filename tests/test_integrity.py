@@ -19,7 +19,7 @@ import trio.testing
 from actors import ShopItem, TimerRecord, check_store, keys
 from actors.games import GAME, GAME_TIMER_KIND, LIVE
 from actors.records import OUTBOX, SHOP_ITEM, WALLET, OutboxRecord
-from actors.timers import TIMER
+from actors.timer_records import TIMER
 from bench.load import load_wallets
 from bot.cli import main
 from storage import open_store, packb

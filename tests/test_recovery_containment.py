@@ -14,7 +14,7 @@ import trio.testing
 from actors import AskTimeout, ParkedRecord, TimerRecord, keys, list_parked
 from actors.errors import AlreadyRefunded
 from actors.games import GAME, LIVE
-from actors.timers import TIMER, put_timer
+from actors.timer_records import TIMER, put_timer
 from storage import Store, open_store, packb, unpackb
 from tests.conftest import sample
 from tests.economy_fixtures import T0, WallClock, running_games

@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 
 from actors import TimerRecord, TimerService, check_store, list_parked
 from actors.discord_port import MISSING_PERMISSIONS, Done, Forbidden, Retry
-from actors.timers import (
+from actors.timer_records import (
     TIMER,
     TimerRetry,
-    _kind_of,
     backoff_seconds,
     delete_timer,
+    kind_of,
     put_timer,
     settled,
 )
@@ -434,8 +434,8 @@ def test_the_kind_is_read_from_any_record(kind: str, extra: dict[str, int]) -> N
     and long kinds included."""
     extra = {k: v for k, v in extra.items() if k not in {"kind", "target", "due", "guild_id", "v"}}
     encoded = TIMER.encode(TimerRecord(kind, "t", T0, extra=extra, guild_id=G1))
-    assert _kind_of(encoded) == TIMER.decode(encoded).kind == kind
-    assert _kind_of(b"\x93\x01\x02\x03") is None and _kind_of(b"\xc1") is None
+    assert kind_of(encoded) == TIMER.decode(encoded).kind == kind
+    assert kind_of(b"\x93\x01\x02\x03") is None and kind_of(b"\xc1") is None
 
 
 async def test_a_backed_off_guild_whose_timers_all_went_is_forgotten(

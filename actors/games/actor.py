@@ -29,7 +29,7 @@ from actors.games.rules import blackjack as bj
 from actors.games.views import GameView, view_of
 from actors.records import OUTBOX
 from actors.runtime import Actor
-from actors.timers import TimerRecord, delete_timer, put_timer
+from actors.timer_records import TimerRecord, delete_timer, put_timer
 
 if TYPE_CHECKING:
     from actors.games.service import Games

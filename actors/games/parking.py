@@ -15,7 +15,7 @@ from actors import keys
 from actors.accounts import game_account, user_account
 from actors.games.records import GAME, GAME_TIMER_KIND, LIVE, GameRecord
 from actors.parked import PARKED, ParkedRecord, parked_key
-from actors.timers import TIMER, delete_timer
+from actors.timer_records import TIMER, delete_timer
 from storage import RecordDecodeError, Store, unpackb
 
 

@@ -65,7 +65,8 @@ from actors.games.views import GameView, InstantResult, VerifyReport, verify_rep
 from actors.parked import error_text
 from actors.records import OUTBOX
 from actors.runtime import ActorKind, ActorSystem
-from actors.timers import TimerRecord, TimerService, delete_timer, put_timer
+from actors.timer_records import TimerRecord, delete_timer, put_timer
+from actors.timers import TimerService
 from actors.wallet import Wager, WagerResult
 from limits import seed_pair_attempts_max
 from metrics import Metrics, log_event

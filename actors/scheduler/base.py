@@ -18,7 +18,8 @@ from actors import keys
 from actors.discord_port import DiscordPort, DiscordResult, Forbidden, Gone, Retry
 from actors.errors import Busy
 from actors.scheduler.records import SCHEDULER_CONFIG, SchedulerConfig
-from actors.timers import TimerRecord, TimerService, delete_timer, put_timer, settled
+from actors.timer_records import TimerRecord, delete_timer, put_timer, settled
+from actors.timers import TimerService
 from storage import Store
 
 log = logging.getLogger("croupier.scheduler")

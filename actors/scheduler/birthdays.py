@@ -29,7 +29,7 @@ from actors.scheduler.base import (
 )
 from actors.scheduler.calendar import Birthday, Occurrence, upcoming, zone
 from actors.scheduler.records import BIRTHDAY, BirthdayRecord, SchedulerConfig
-from actors.timers import TimerRecord, delete_timer, put_timer, settled
+from actors.timer_records import TimerRecord, delete_timer, put_timer, settled
 from metrics import log_event
 
 

@@ -16,7 +16,7 @@ from actors.scheduler.base import (
     UNBAN,
 )
 from actors.scheduler.records import BIRTHDAY, REMINDER, TEMPBAN
-from actors.timers import TimerRecord
+from actors.timer_records import TimerRecord
 from storage import RecordDecodeError, Store
 
 

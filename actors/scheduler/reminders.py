@@ -14,7 +14,7 @@ from actors.errors import NotFound, TooManyReminders
 from actors.scheduler.base import REMINDER_KIND, SchedulerBase, log, message_nonce, timer_id
 from actors.scheduler.policy import Lateness, late_note, lateness, next_due
 from actors.scheduler.records import REMINDER, WHERE_DM, ReminderRecord
-from actors.timers import TimerRecord, delete_timer, put_timer, settled
+from actors.timer_records import TimerRecord, delete_timer, put_timer, settled
 from metrics import log_event
 from storage.codec import packb, unpackb
 

@@ -11,7 +11,7 @@ from actors.discord_port import Done, Gone
 from actors.errors import BanRefused, NotBanned, UnbanRefused, format_span
 from actors.scheduler.base import UNBAN, SchedulerBase, member_target, refusal_text, timer_id
 from actors.scheduler.records import TEMPBAN, TempbanRecord
-from actors.timers import TimerRecord, delete_timer, put_timer, settled
+from actors.timer_records import TimerRecord, delete_timer, put_timer, settled
 
 
 class TempbanMixin(SchedulerBase):
