@@ -18,6 +18,7 @@ How the parts fit:
 
 from actors.games import rules
 from actors.games.actor import GAME_ACTOR
+from actors.games.counts import INSTANT_KINDS
 from actors.games.records import (
     GAME,
     GAME_TIMER_KIND,
@@ -28,7 +29,7 @@ from actors.games.records import (
     settled_instant,
 )
 from actors.games.recovery import RecoveryReport
-from actors.games.service import INSTANT_KINDS, Games
+from actors.games.service import Games
 from actors.games.views import GameView, InstantResult, VerifyReport, view_of
 
 __all__ = [

@@ -46,8 +46,9 @@ from actors.context import EconomyContext
 from actors.economy import Economy, check_user_id
 from actors.errors import GameInProgress, InvalidInput, NotFound
 from actors.failures import RuntimeFailure
-from actors.games import fairness, rules
+from actors.games import counts, fairness, rules
 from actors.games.actor import GAME_ACTOR, BlackjackGame, Expire, Move, Show
+from actors.games.counts import INSTANT_KINDS
 from actors.games.fairness import SeedNotRevealed, SeedPair, SeedPairChanged
 from actors.games.records import (
     GAME,
@@ -69,12 +70,10 @@ from actors.timer_records import TimerRecord, delete_timer, put_timer
 from actors.timers import TimerService
 from actors.wallet import Wager, WagerResult
 from limits import seed_pair_attempts_max
-from metrics import Metrics, log_event
+from metrics import Metrics
 from storage import RecordDecodeError, Store, packb, unpackb
 
 log = logging.getLogger("croupier.games")
-
-INSTANT_KINDS = ("coinflip", "dice", "slots", "roulette")
 
 
 @dataclass
@@ -149,15 +148,13 @@ class Games:
         prefix = keys.u64(self.economy.scope(guild_id))
         found: list[GameRecord] = []
         with self.store.read() as txn:
-            cursor = txn.cursor(db=self.store.db("live_games"))
-            if cursor.set_range(prefix):
-                for key, value in cursor:
-                    if not bytes(key).startswith(prefix) or len(found) == games_max:
-                        break
-                    game_id, _ = unpackb(value)
-                    raw = txn.get(keys.game_key(str(game_id)), db=self.store.db("games"))
-                    assert raw is not None, ("live game without its record", game_id)
-                    found.append(GAME.decode(raw))
+            for _, value in keys.prefixed(txn, self.store.db("live_games"), prefix):
+                if len(found) == games_max:
+                    break
+                game_id, _ = unpackb(value)
+                raw = txn.get(keys.game_key(str(game_id)), db=self.store.db("games"))
+                assert raw is not None, ("live game without its record", game_id)
+                found.append(GAME.decode(raw))
         return found
 
     async def show(self, game_id: str, user: int | None = None) -> GameView:
@@ -216,10 +213,9 @@ class Games:
     # --- starting games: seeds, then the stake commit ----------------------------------
 
     def _check_stake(self, scope: int, stake: object) -> int:
-        """The domain's one check of a stake: the scope's bet limits, which only the domain
-        knows. The boundary has parsed it as a whole number already; the rules check their
-        own bound (``limits.stake_coins_max``) where they resolve the game, before any
-        money moves."""
+        """The domain's one check of a stake: the scope's bet limits, which only it knows.
+        The boundary parsed a whole number; the rules check ``limits.stake_coins_max``
+        where they resolve the game, before any money moves."""
         assert isinstance(stake, int) and not isinstance(stake, bool), stake
         settings = self.context.settings(scope)
         if not settings.bet_min <= stake <= settings.bet_max:
@@ -459,7 +455,7 @@ class Games:
         """Refund a live game's whole escrow to its player; returns the refunded record.
         Only the game's actor calls this (and the escalation, once that actor stopped)."""
         refunded = await self._write_refund(record, reason)
-        self._count_refund(record, reason)
+        counts.refunded(self.metrics, record, reason)
         await self.deliver(str(TransferId.game_refund(record.game_id)))
         return refunded
 
@@ -472,25 +468,7 @@ class Games:
             log.warning("delivery of %s deferred: wallet busy", transfer_id)
 
     def count_settled(self, record: GameRecord, result: str, payout: int) -> None:
-        m = self.metrics
-        if record.kind in INSTANT_KINDS:
-            m.games_started.labels(record.kind).inc()
-        m.games_settled.labels(record.kind, result).inc()
-        bet = rules.bet_kind(record.kind, record.state)
-        m.games_wagered.labels(record.kind, bet).inc(record.staked)
-        m.games_paid_out.labels(record.kind, bet).inc(payout)
-
-    def _count_refund(self, record: GameRecord, reason: str) -> None:
-        self.metrics.games_refunded.labels(record.kind, reason).inc()
-        log_event(
-            log,
-            "game_refunded",
-            level=logging.WARNING,
-            game=record.game_id,
-            kind=record.kind,
-            reason=reason,
-            coins=record.escrow,
-        )
+        counts.settled(self.metrics, record, result, payout)
 
     # --- recovery, timers, escalation --------------------------------------------------
 
@@ -518,5 +496,5 @@ class Games:
         except Exception as exc:
             await self.recovery.unrecoverable(game_id, None, error_text(exc))
             return
-        self._count_refund(record, "escalated")
+        counts.refunded(self.metrics, record, "escalated")
         await self.deliver(str(TransferId.game_refund(game_id)))
