@@ -1,22 +1,17 @@
 """The scheduler's commands: tempbans, the modlog, birthdays and reminders.
 
-Discord subcommands do not exist in the command model, so ``/birthday set`` is
-``/birthday-set`` and so on. Moderation commands need Ban Members, configuration
-commands Manage Server. A command that acts in Discord (a ban, a role, a message) answers
-``discord_required`` on a transport without Discord (the console): pretending there
-would keep records of bans and roles that never happened. Listings, configuration and
-cancelling a reminder only touch the store, so they work everywhere.
+The command model has no subcommands: ``/birthday set`` is ``/birthday-set``. Moderation
+needs Ban Members, configuration Manage Server. A command that acts in Discord (a ban, a
+role, a message) answers ``discord_required`` on a transport without Discord (the
+console): pretending there would keep records of bans and roles that never happened.
+Listings, configuration and cancelling a reminder only touch the store: they work anywhere.
 """
 
 from __future__ import annotations
 
 from actors import AuditLog
 from actors.errors import DiscordRequired, GuildOnly, InvalidInput, NotFound, format_span
-from actors.scheduler import (
-    Scheduler,
-    parse_birthday,
-    parse_duration,
-)
+from actors.scheduler import Scheduler, parse_birthday, parse_duration
 from actors.scheduler.records import WHERE_DM, WHERE_HERE, ReminderRecord, SchedulerConfig
 from bot.commands.common import NotYourButton, audit_command
 from bot.commands.render import clip, mention, role_mention, timestamp
