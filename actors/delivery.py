@@ -24,7 +24,7 @@ from actors.accounts import TransferId, member_of
 from actors.context import EconomyContext
 from actors.errors import AlreadyRefunded, InvalidInput, NotFound, NotRefundable, Undeliverable
 from actors.failures import ActorCrashed, RuntimeFailure
-from actors.parked import PARKED, ParkedRecord, error_text, list_parked, parked_key
+from actors.parked import PARKED, ParkedRecord, error_text, list_parked, park_record, parked_key
 from actors.records import OUTBOX
 from actors.runtime import ActorRef
 from actors.wallet import Credit, CreditResult, ParkedRefundResult, RefundParked
@@ -156,28 +156,22 @@ class Deliveries:
 
     async def _park(self, transfer_id: str, failing: _Failing) -> None:
         """Move the outbox record into ``parked`` in one commit, with what it holds."""
-        key, now = transfer_id.encode(), self.context.now()
-        db_outbox, db_parked = self.store.db("outbox"), self.store.db("parked")
-        target_key = parked_key("transfer", transfer_id)
+        store, now = self.store, self.context.now()
 
         def write(txn: Any) -> bool:
-            raw = txn.get(key, db=db_outbox)
-            if raw is None:
-                return False
-            parked = ParkedRecord(
+            parked = park_record(
+                txn,
+                store,
                 kind="transfer",
                 ident=transfer_id,
                 source_db="outbox",
-                source_key=key,
-                value=bytes(raw),
+                source_key=transfer_id.encode(),
                 error=failing.error,
                 attempts=failing.attempts,
                 parked_at=now,
+                describe=_describe_transfer,
             )
-            _describe_transfer(parked, raw)
-            txn.delete(key, db=db_outbox)
-            txn.put(target_key, PARKED.encode(parked), db=db_parked)
-            return True
+            return parked is not None
 
         if await self.store.write(write):
             self.store.metrics.parked.labels("transfer").inc()

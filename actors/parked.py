@@ -12,6 +12,7 @@ sender, once.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -71,6 +72,45 @@ PARKED = RecordCodec(ParkedRecord, kind="parked", version=1)
 def parked_key(kind: ParkedKind, ident: str) -> bytes:
     assert kind in PARKED_KINDS, kind
     return kind.encode() + b":" + ident.encode()
+
+
+def park_record(
+    txn: Any,
+    store: Store,
+    *,
+    kind: ParkedKind,
+    ident: str,
+    source_db: str,
+    source_key: bytes,
+    error: str,
+    attempts: int,
+    parked_at: float,
+    target: str = "",
+    describe: Callable[[ParkedRecord, bytes], None] | None = None,
+) -> ParkedRecord | None:
+    """Inside the caller's commit: move the one record at ``source_key`` of ``source_db``
+    into ``parked``, its bytes kept. ``describe`` copies what the record holds (coins,
+    accounts) into the parked record. None if the record is gone (handled meanwhile)."""
+    db_source = store.db(source_db)
+    raw = txn.get(source_key, db=db_source)
+    if raw is None:
+        return None
+    parked = ParkedRecord(
+        kind=kind,
+        ident=ident,
+        source_db=source_db,
+        source_key=source_key,
+        value=bytes(raw),
+        error=error,
+        attempts=attempts,
+        parked_at=parked_at,
+        target=target,
+    )
+    if describe is not None:
+        describe(parked, parked.value)
+    txn.delete(source_key, db=db_source)
+    txn.put(parked_key(kind, ident), PARKED.encode(parked), db=store.db("parked"))
+    return parked
 
 
 def error_text(exc: BaseException) -> str:

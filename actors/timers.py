@@ -44,7 +44,7 @@ import trio
 
 from actors import keys
 from actors.failures import ActorCrashed, RuntimeFailure
-from actors.parked import PARKED, ParkedRecord, error_text, parked_key
+from actors.parked import error_text, park_record
 from actors.timer_records import (
     TIMER,
     GuildForbidden,
@@ -438,28 +438,22 @@ class TimerService:
         self, key: bytes, record: TimerRecord | None, error: str, attempts: int = 1
     ) -> None:
         """Move the timer record into ``parked`` in one commit (if it is still there)."""
-        db_timers, db_parked = self.store.db("timers"), self.store.db("parked")
-        now = self.wall_clock()
-        target = parked_key("timer", key.hex())
+        store, now = self.store, self.wall_clock()
 
         def write(txn: Any) -> bool:
-            raw = txn.get(key, db=db_timers)
-            if raw is None:
-                return False
-            parked = ParkedRecord(
+            parked = park_record(
+                txn,
+                store,
                 kind="timer",
                 ident=key.hex(),
                 source_db="timers",
                 source_key=key,
-                value=bytes(raw),
                 error=error,
                 attempts=attempts,
                 parked_at=now,
                 target=record.target if record is not None else "",
             )
-            txn.delete(key, db=db_timers)
-            txn.put(target, PARKED.encode(parked), db=db_parked)
-            return True
+            return parked is not None
 
         self._failures.pop(key, None)
         self._deferred.pop(key, None)
